@@ -1,0 +1,80 @@
+// swift-tools-version:6.2
+// agentron: a supervisor and launcher for local LLM inference servers.
+// Layout follows ../shared/DESIGN.md §9: thin executables, logic in libraries, the CLI
+// never links daemon code. Both binaries stay off full Foundation (DESIGN §8).
+import PackageDescription
+
+let package = Package(
+    name: "agentron",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "agentron", targets: ["agentron"]),
+        .executable(name: "agentrond", targets: ["agentrond"]),
+        .executable(name: "fake-engine", targets: ["FakeEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // C libraries: module maps, and one shim for what Swift cannot import.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .target(
+            name: "CAgentronShims",
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
+
+        // Libraries.
+        .target(name: "AgentronCore", dependencies: ["CYAML"]),
+        .target(name: "AgentronHTTP", dependencies: ["CCurl", "CAgentronShims"]),
+        .target(name: "AgentronProcess", dependencies: ["CAgentronShims", "AgentronCore"]),
+        .target(
+            name: "AgentronEngines",
+            dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]
+        ),
+        .target(
+            name: "AgentronDaemon",
+            dependencies: [
+                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronHTTP"]),
+        .target(
+            name: "AgentronCLI",
+            dependencies: [
+                "AgentronCore", "AgentronClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Executables: a few lines each.
+        .executableTarget(name: "agentron", dependencies: ["AgentronCLI"]),
+        .executableTarget(name: "agentrond", dependencies: ["AgentronDaemon"]),
+
+        // Test fixture: behaves like `vllm serve` (flags, endpoints, startup), with fault knobs.
+        .executableTarget(
+            name: "FakeEngine",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+
+        .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore"]),
+        .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
+        .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP"]
+        ),
+    ]
+)

@@ -1,0 +1,301 @@
+// A profile describes one server: which engine runs which model, where, and how it is
+// supervised. Profiles are data (DESIGN §2): YAML files on disk (see Profile+YAML.swift),
+// or built by `agentron up <hf-id> --engine X` from flags and defaults. The daemon receives
+// the resolved profile as JSON over the control API.
+
+/// The engines agentron knows how to drive (DESIGN §4).
+public enum EngineKind: String, Codable, Sendable, CaseIterable {
+    case vllm
+    case ollama
+    case tgi
+    case command
+}
+
+/// A fixed TCP port, or `auto`: the daemon picks a free one before spawning.
+public enum PortSpec: Sendable, Equatable, Hashable {
+    case fixed(Int)
+    case auto
+
+    public static let validRange = 1...65535
+}
+
+extension PortSpec: Codable, CustomStringConvertible {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            self = .fixed(number)
+        } else if try container.decode(String.self) == "auto" {
+            self = .auto
+        } else {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "port must be a number or \"auto\"")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .fixed(let port): try container.encode(port)
+        case .auto: try container.encode("auto")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .fixed(let port): "\(port)"
+        case .auto: "auto"
+        }
+    }
+}
+
+/// A span of time written as `90s`, `30m`, `1h`, `500ms` in profiles and flags.
+/// On the wire it is a number of seconds.
+public struct TimeSpan: Sendable, Equatable, Hashable, Comparable, Codable, CustomStringConvertible {
+    public var seconds: Double
+
+    public init(seconds: Double) { self.seconds = seconds }
+    public static func seconds(_ s: Double) -> TimeSpan { TimeSpan(seconds: s) }
+    public static func minutes(_ m: Double) -> TimeSpan { TimeSpan(seconds: m * 60) }
+    public static func milliseconds(_ ms: Double) -> TimeSpan { TimeSpan(seconds: ms / 1000) }
+
+    public var duration: Duration { .milliseconds(Int64((seconds * 1000).rounded())) }
+
+    public init(from decoder: any Decoder) throws {
+        seconds = try decoder.singleValueContainer().decode(Double.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(seconds)
+    }
+
+    public static func < (lhs: TimeSpan, rhs: TimeSpan) -> Bool { lhs.seconds < rhs.seconds }
+
+    /// Parses `500ms`, `90s`, `30m`, `2h`, or a bare number of seconds. Nil when malformed.
+    public init?(parsing text: String) {
+        let trimmed = text.trimmingSpaces
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            // "ms" also ends with "s": only accept the unit whose prefix is a number.
+            if let value = Double(number), value >= 0, value.isFinite {
+                self.seconds = value * scale
+                return
+            }
+        }
+        if let value = Double(trimmed), value >= 0, value.isFinite {
+            self.seconds = value
+            return
+        }
+        return nil
+    }
+
+    /// The shortest faithful way to write this span back: `90s`, `30m`, `1.5s`, `250ms`.
+    public var description: String {
+        if seconds >= 3600, seconds.truncatingRemainder(dividingBy: 3600) == 0 { return "\(Int(seconds / 3600))h" }
+        if seconds >= 60, seconds.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(seconds / 60))m" }
+        if seconds.rounded() == seconds { return "\(Int(seconds))s" }
+        if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
+        return "\(seconds)s"
+    }
+}
+
+/// Liveness probing once a server is ready, like a Kubernetes liveness probe.
+public struct ProbeSettings: Codable, Sendable, Equatable, Hashable {
+    /// Time between two liveness probes.
+    public var interval: TimeSpan
+    /// How long one probe may take before it counts as failed.
+    public var timeout: TimeSpan
+    /// Consecutive failed probes after which the engine is restarted.
+    public var failureThreshold: Int
+
+    public init(interval: TimeSpan = .seconds(10), timeout: TimeSpan = .seconds(5), failureThreshold: Int = 3) {
+        self.interval = interval
+        self.timeout = timeout
+        self.failureThreshold = failureThreshold
+    }
+}
+
+public enum RestartMode: String, Codable, Sendable, CaseIterable {
+    case always
+    case onFailure = "on-failure"
+    case never
+}
+
+/// When and how fast a server that died is started again (DESIGN §3).
+public struct RestartPolicy: Codable, Sendable, Equatable, Hashable {
+    public var mode: RestartMode
+    /// Delay before the first restart; each further one is `factor` times longer, up to `maxDelay`.
+    public var initialDelay: TimeSpan
+    public var factor: Double
+    public var maxDelay: TimeSpan
+    /// More than `maxRestarts` restarts within `window` and the server is `failed`.
+    public var maxRestarts: Int
+    public var window: TimeSpan
+    /// A server ready this long has its backoff and restart counter reset.
+    public var resetAfter: TimeSpan
+
+    public init(
+        mode: RestartMode = .onFailure,
+        initialDelay: TimeSpan = .seconds(1),
+        factor: Double = 2,
+        maxDelay: TimeSpan = .seconds(60),
+        maxRestarts: Int = 5,
+        window: TimeSpan = .minutes(10),
+        resetAfter: TimeSpan = .minutes(5)
+    ) {
+        self.mode = mode
+        self.initialDelay = initialDelay
+        self.factor = factor
+        self.maxDelay = maxDelay
+        self.maxRestarts = maxRestarts
+        self.window = window
+        self.resetAfter = resetAfter
+    }
+}
+
+/// One server's full description. Every field has a default except `name`, `engine`, `model`.
+public struct Profile: Codable, Sendable, Equatable, Hashable {
+    public var name: String
+    public var engine: EngineKind
+    /// Hugging Face id (vllm, tgi), Ollama model name (ollama), or the name to register (command).
+    public var model: String
+    public var host: String
+    public var port: PortSpec
+    /// GPU indices the engine may use (CUDA_VISIBLE_DEVICES); empty means the engine's default.
+    public var gpus: [Int]
+    /// Extra engine arguments, appended after the ones agentron builds.
+    public var args: [String]
+    public var env: [String: String]
+    /// How long the engine may take from spawn to ready (weights download and load).
+    public var startupTimeout: TimeSpan
+    public var probe: ProbeSettings
+    public var restart: RestartPolicy
+    /// Grace between SIGTERM and SIGKILL on stop. vLLM and TGI need up to 90 s.
+    public var stopTimeout: TimeSpan
+    public var autostart: Bool
+    /// Whether the ready server is written into the shared provider config (DESIGN §5).
+    public var register: Bool
+    /// `command` engine only: argv with `{host}`, `{port}`, `{model}`, `{name}` placeholders.
+    public var command: [String]?
+    /// `command` engine only: the health path and the status that means healthy.
+    public var healthPath: String?
+    public var healthStatus: Int?
+    /// `tgi` engine only: the container image.
+    public var image: String?
+    /// Where this profile came from (a file path, or "flags"); informational.
+    public var source: String?
+
+    public init(
+        name: String,
+        engine: EngineKind,
+        model: String,
+        host: String = Profile.defaultHost,
+        port: PortSpec = .auto,
+        gpus: [Int] = [],
+        args: [String] = [],
+        env: [String: String] = [:],
+        startupTimeout: TimeSpan = Profile.defaultStartupTimeout,
+        probe: ProbeSettings = ProbeSettings(),
+        restart: RestartPolicy = RestartPolicy(),
+        stopTimeout: TimeSpan = Profile.defaultStopTimeout,
+        autostart: Bool = false,
+        register: Bool = true,
+        command: [String]? = nil,
+        healthPath: String? = nil,
+        healthStatus: Int? = nil,
+        image: String? = nil,
+        source: String? = nil
+    ) {
+        self.name = name
+        self.engine = engine
+        self.model = model
+        self.host = host
+        self.port = port
+        self.gpus = gpus
+        self.args = args
+        self.env = env
+        self.startupTimeout = startupTimeout
+        self.probe = probe
+        self.restart = restart
+        self.stopTimeout = stopTimeout
+        self.autostart = autostart
+        self.register = register
+        self.command = command
+        self.healthPath = healthPath
+        self.healthStatus = healthStatus
+        self.image = image
+        self.source = source
+    }
+
+    /// Engines bind to loopback unless a profile says otherwise (vLLM's own default is all interfaces).
+    public static let defaultHost = "127.0.0.1"
+    /// Long by default: a first start downloads weights, which takes many minutes.
+    public static let defaultStartupTimeout = TimeSpan.minutes(30)
+    /// vLLM and TGI need up to 90 s to shut down cleanly.
+    public static let defaultStopTimeout = TimeSpan.seconds(90)
+
+    /// The server name derived from a model id: `meta-llama/Llama-3.2-1B-Instruct` →
+    /// `llama-3.2-1b-instruct`, `llama3.2:1b` → `llama3.2-1b`.
+    public static func derivedName(fromModel model: String) -> String {
+        var base = model
+        if let slash = base.lastIndex(of: "/") { base = String(base[base.index(after: slash)...]) }
+        var out = ""
+        for ch in base.lowercased() {
+            if ch.isLetter || ch.isNumber || ch == "." || ch == "-" || ch == "_" {
+                out.append(ch)
+            } else if out.last != "-" {
+                out.append("-")
+            }
+        }
+        while out.hasPrefix("-") || out.hasPrefix(".") { out.removeFirst() }
+        while out.hasSuffix("-") || out.hasSuffix(".") { out.removeLast() }
+        return out.isEmpty ? "server" : out
+    }
+
+    /// Server names become file names, log names and provider ids: keep them plain.
+    public static func isValidName(_ name: String) -> Bool {
+        guard let first = name.first, first.isLetter || first.isNumber, name.count <= 64 else { return false }
+        return name.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") && $0.isASCII }
+    }
+
+    /// The model name clients send in requests (vLLM answers 404 to any other).
+    public var servedModelName: String {
+        switch engine {
+        case .vllm: name
+        case .ollama: model
+        case .tgi: "tgi"
+        case .command: model
+        }
+    }
+
+    /// The same profile with secrets replaced, for `inspect`, logs and error messages.
+    public var redacted: Profile {
+        var copy = self
+        for key in copy.env.keys where Profile.isSecretKey(key) { copy.env[key] = "<redacted>" }
+        var redactNext = false
+        copy.args = copy.args.map { arg in
+            defer { redactNext = arg == "--api-key" || arg == "--hf-token" }
+            if redactNext { return "<redacted>" }
+            if arg.hasPrefix("--api-key=") { return "--api-key=<redacted>" }
+            return arg
+        }
+        return copy
+    }
+
+    public static func isSecretKey(_ key: String) -> Bool {
+        let upper = key.uppercased()
+        return ["TOKEN", "KEY", "SECRET", "PASSWORD"].contains { upper.contains($0) }
+    }
+}
+
+extension String {
+    /// Leading and trailing spaces, tabs and newlines removed (no Foundation needed).
+    public var trimmingSpaces: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        return String(self[start...end])
+    }
+}

@@ -1,0 +1,3 @@
+#ifndef AGENTRON_CURL_H
+#define AGENTRON_CURL_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef AGENTRON_PROCESS_H
+#define AGENTRON_PROCESS_H
+#endif
