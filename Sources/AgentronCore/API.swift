@@ -1,0 +1,188 @@
+// Types of the control API (DESIGN §7): HTTP/1.1 + JSON on a Unix socket, versioned paths.
+// Both the daemon and the CLI link AgentronCore, so the wire shape lives in one place.
+
+/// The API version prefix of every path.
+public let apiVersionPrefix = "/v1"
+
+/// `POST /v1/servers`: start (or confirm) a server.
+public struct StartRequest: Codable, Sendable {
+    public var profile: Profile
+    public init(profile: Profile) { self.profile = profile }
+}
+
+/// One probe's outcome, kept for `inspect`.
+public struct ProbeResult: Codable, Sendable, Equatable {
+    public var at: Double  // Unix time
+    public var passed: Bool
+    public var detail: String
+    public init(at: Double, passed: Bool, detail: String) {
+        self.at = at
+        self.passed = passed
+        self.detail = detail
+    }
+}
+
+/// One state change, kept for `inspect`.
+public struct StateChange: Codable, Sendable, Equatable {
+    public var at: Double  // Unix time
+    public var state: ServerState
+    public var reason: String?
+    public init(at: Double, state: ServerState, reason: String?) {
+        self.at = at
+        self.state = state
+        self.reason = reason
+    }
+}
+
+/// What `ps` and `inspect` show of one server.
+public struct ServerInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var engine: EngineKind
+    public var model: String
+    /// The name clients put in requests.
+    public var servedModel: String
+    /// Base URL of the OpenAI-compatible API, e.g. `http://127.0.0.1:8001`.
+    public var endpoint: String?
+    public var port: Int?
+    public var state: ServerState
+    public var reason: String?
+    public var pid: Int32?
+    /// Unix time the current engine process started (nil when none runs).
+    public var startedAt: Double?
+    /// Unix time of the last state change.
+    public var since: Double
+    public var restarts: Int
+    public var lastExit: ExitStatus?
+    /// The engine's most recent log line (progress display while starting).
+    public var lastLogLine: String?
+    /// The resolved profile, secrets redacted. Only filled by `inspect`.
+    public var profile: Profile?
+    public var history: [StateChange]?
+    public var probes: [ProbeResult]?
+    /// The engine's last log lines, filled when it failed.
+    public var logTail: [String]?
+
+    public init(
+        name: String, engine: EngineKind, model: String, servedModel: String, endpoint: String?, port: Int?,
+        state: ServerState, reason: String?, pid: Int32?, startedAt: Double?, since: Double, restarts: Int,
+        lastExit: ExitStatus?, lastLogLine: String?, profile: Profile? = nil, history: [StateChange]? = nil,
+        probes: [ProbeResult]? = nil, logTail: [String]? = nil
+    ) {
+        self.name = name
+        self.engine = engine
+        self.model = model
+        self.servedModel = servedModel
+        self.endpoint = endpoint
+        self.port = port
+        self.state = state
+        self.reason = reason
+        self.pid = pid
+        self.startedAt = startedAt
+        self.since = since
+        self.restarts = restarts
+        self.lastExit = lastExit
+        self.lastLogLine = lastLogLine
+        self.profile = profile
+        self.history = history
+        self.probes = probes
+        self.logTail = logTail
+    }
+}
+
+public struct ServerList: Codable, Sendable {
+    public var servers: [ServerInfo]
+    public init(servers: [ServerInfo]) { self.servers = servers }
+}
+
+/// `GET /v1/daemon`: who answers on the socket.
+public struct DaemonInfo: Codable, Sendable {
+    public var version: String
+    public var pid: Int32
+    public var socket: String
+    public var stateDirectory: String
+    public var startedAt: Double
+    public init(version: String, pid: Int32, socket: String, stateDirectory: String, startedAt: Double) {
+        self.version = version
+        self.pid = pid
+        self.socket = socket
+        self.stateDirectory = stateDirectory
+        self.startedAt = startedAt
+    }
+}
+
+/// Errors across the wire: `{"error":{"code","message"}}`. Unknown codes decode to
+/// `.unknown` instead of failing, so an older CLI understands a newer daemon.
+public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable, Hashable, Codable, RawRepresentable {
+        case notFound
+        case conflict
+        case invalidRequest
+        case startFailed
+        case portInUse
+        case engineNotFound
+        case internalError
+        case unknown(String)
+
+        public init(rawValue: String) {
+            switch rawValue {
+            case "not_found": self = .notFound
+            case "conflict": self = .conflict
+            case "invalid_request": self = .invalidRequest
+            case "start_failed": self = .startFailed
+            case "port_in_use": self = .portInUse
+            case "engine_not_found": self = .engineNotFound
+            case "internal_error": self = .internalError
+            default: self = .unknown(rawValue)
+            }
+        }
+
+        public var rawValue: String {
+            switch self {
+            case .notFound: "not_found"
+            case .conflict: "conflict"
+            case .invalidRequest: "invalid_request"
+            case .startFailed: "start_failed"
+            case .portInUse: "port_in_use"
+            case .engineNotFound: "engine_not_found"
+            case .internalError: "internal_error"
+            case .unknown(let raw): raw
+            }
+        }
+
+        public init(from decoder: any Decoder) throws {
+            self.init(rawValue: try decoder.singleValueContainer().decode(String.self))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
+        }
+
+        /// The HTTP status this code is sent with.
+        public var httpStatus: Int {
+            switch self {
+            case .notFound: 404
+            case .conflict, .portInUse: 409
+            case .invalidRequest, .engineNotFound: 400
+            case .startFailed: 422
+            case .internalError, .unknown: 500
+            }
+        }
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// The envelope an error travels in.
+public struct APIErrorEnvelope: Codable, Sendable {
+    public var error: APIError
+    public init(error: APIError) { self.error = error }
+}
