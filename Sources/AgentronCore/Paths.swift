@@ -20,7 +20,8 @@ public struct AgentronPaths: Sendable, Equatable {
     public var profileDirectories: [String]
 
     public var socketPath: String { runtimeDirectory + "/agentron.sock" }
-    public var lockPath: String { runtimeDirectory + "/agentrond.lock" }
+    /// One daemon per state directory: the second one is refused, nothing is corrupted.
+    public var lockPath: String { stateDirectory + "/agentrond.lock" }
     public var logDirectory: String { stateDirectory + "/logs" }
     public var stateFile: String { stateDirectory + "/servers.json" }
     public var daemonLogPath: String { stateDirectory + "/agentrond.log" }

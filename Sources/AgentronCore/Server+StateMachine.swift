@@ -45,7 +45,7 @@ public struct ServerStateMachine: Sendable, Equatable {
 
     private let restart: RestartPolicy
     private let probe: ProbeSettings
-    private let stopGrace: TimeSpan
+    private var stopGrace: TimeSpan
     private let startupTimeout: TimeSpan
     /// When each recent restart happened, to detect a crash loop within `restart.window`.
     private var restartTimes: [Double] = []
@@ -71,6 +71,11 @@ public struct ServerStateMachine: Sendable, Equatable {
         machine.restartCount = restartCount
         machine.totalRestarts = totalRestarts
         return machine
+    }
+
+    /// `down --timeout D` replaces the profile's grace for the stop it starts.
+    public mutating func overrideStopGrace(_ grace: TimeSpan) {
+        stopGrace = grace
     }
 
     // MARK: Events

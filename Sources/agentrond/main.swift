@@ -1,1 +1,4 @@
-print("agentrond")
+import AgentronDaemon
+import Glibc
+
+exit(await Daemon.main(arguments: Array(CommandLine.arguments.dropFirst())))

@@ -1,0 +1,145 @@
+import AgentronCore
+import AgentronProcess
+import FoundationEssentials
+import Glibc
+
+/// The wire adapter of the control API (DESIGN §7): decode a request, call the registry,
+/// encode the reply. It holds no state of its own; the transport is ControlServer.
+struct ControlAPI: Sendable {
+    let registry: ServerRegistry
+    let daemonInfo: DaemonInfo
+
+    struct Request: Sendable {
+        var method: String
+        var path: String
+        var query: [String: String]
+        var body: [UInt8]
+    }
+
+    enum Reply: Sendable {
+        case json(status: Int, body: [UInt8])
+        case text(status: Int, body: [UInt8])
+        /// A body written as it is produced (`logs --follow`).
+        case stream(contentType: String, body: AsyncStream<[UInt8]>)
+    }
+
+    /// The longest a single `wait` call holds the connection; the CLI calls again to keep
+    /// waiting, rendering progress in between.
+    static let maxWait: Duration = .seconds(30)
+    /// How often `logs --follow` looks for new output.
+    static let followInterval: Duration = .milliseconds(200)
+
+    func handle(_ request: Request) async -> Reply {
+        do {
+            return try await route(request)
+        } catch {
+            return Self.error(error)
+        }
+    }
+
+    private func route(_ request: Request) async throws(APIError) -> Reply {
+        let parts = request.path.split(separator: "/").map(String.init)
+        guard parts.first == "v1" else {
+            throw APIError(.notFound, "unknown API path \(request.path); this daemon serves \(apiVersionPrefix)/...")
+        }
+        let route = Array(parts.dropFirst())
+        // /v1/servers/{name}[/action]
+        let name = route.count >= 2 && route[0] == "servers" ? route[1] : nil
+        let action = route.count == 3 ? route[2] : nil
+        switch (request.method, route.count) {
+        case ("GET", 1) where route[0] == "daemon":
+            return Self.json(daemonInfo)
+        case ("GET", 1) where route[0] == "servers":
+            let all = request.query["all"] == "true" || request.query["all"] == "1"
+            return Self.json(ServerList(servers: await registry.list(includeStopped: all)))
+        case ("POST", 1) where route[0] == "servers":
+            let start = try decode(StartRequest.self, from: request.body)
+            return Self.json(try await registry.start(start.profile), status: 201)
+        case ("GET", 2):
+            guard let name else { break }
+            if let wait = request.query["wait"] {
+                let seconds = Double(wait) ?? 0
+                let timeout = min(Duration.milliseconds(Int64(max(0, seconds) * 1000)), Self.maxWait)
+                return Self.json(try await registry.wait(name, timeout: timeout))
+            }
+            return Self.json(try await registry.info(name, detailed: true))
+        case ("POST", 3) where action == "stop":
+            guard let name else { break }
+            var timeout: TimeSpan?
+            if let text = request.query["timeout"] {
+                guard let span = TimeSpan(parsing: text) else {
+                    throw APIError(.invalidRequest, "invalid timeout \"\(text)\"; write it like 30s or 2m")
+                }
+                timeout = span
+            }
+            return Self.json(try await registry.stop(name, timeout: timeout))
+        case ("GET", 3) where action == "logs":
+            guard let name else { break }
+            let files = try await registry.logFiles(name)
+            let tail = request.query["tail"].flatMap { Int($0) } ?? 100
+            let lines = files.tail(lines: tail)
+            let text = Array(lines.map { $0 + "\n" }.joined().utf8)
+            guard request.query["follow"] == "true" || request.query["follow"] == "1" else {
+                return .text(status: 200, body: text)
+            }
+            return .stream(contentType: "text/plain; charset=utf-8", body: follow(files, first: text))
+        default:
+            break
+        }
+        throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path)")
+    }
+
+    /// The already-read tail, then whatever the engine writes next, until the client goes.
+    private func follow(_ files: LogFiles, first: [UInt8]) -> AsyncStream<[UInt8]> {
+        AsyncStream { continuation in
+            let task = Task {
+                continuation.yield(first)
+                var offset = files.currentSize
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.followInterval)
+                    let size = files.currentSize
+                    if size < offset { offset = 0 }  // rotated (copy-truncate)
+                    guard size > offset else { continue }
+                    let chunk = readRange(files.path, from: offset, count: size - offset)
+                    offset += chunk.count
+                    if !chunk.isEmpty { continuation.yield(chunk) }
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func readRange(_ path: String, from offset: Int, count: Int) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: min(count, 1 << 20))
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        return n > 0 ? Array(bytes[0..<n]) : []
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws(APIError) -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body))
+        } catch {
+            throw APIError(.invalidRequest, "malformed request body: \(error)")
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T, status: Int = 200) -> Reply {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            return .json(status: status, body: Array(try encoder.encode(value)))
+        } catch {
+            return Self.error(APIError(.internalError, "cannot encode reply: \(error)"))
+        }
+    }
+
+    static func error(_ error: any Error) -> Reply {
+        let apiError = error as? APIError ?? APIError(.internalError, "\(error)")
+        let body = (try? JSONEncoder().encode(APIErrorEnvelope(error: apiError))).map(Array.init) ?? Array("{}".utf8)
+        return .json(status: apiError.code.httpStatus, body: body)
+    }
+}

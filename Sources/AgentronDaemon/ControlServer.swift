@@ -1,0 +1,134 @@
+import AgentronCore
+import Glibc
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// Serves the control API over HTTP/1.1 on a Unix socket with SwiftNIO's HTTP/1 pipeline
+/// (NIOHTTP1 does the protocol; ControlAPI is the small router). Mode 0600: only the
+/// owner may drive the daemon, and the kernel checks that for us on connect.
+struct ControlServer: Service {
+    let socketPath: String
+    let api: ControlAPI
+    let logger: Logger
+    /// Resumed once the socket accepts connections (systemd READY=1 will hang off this).
+    let onListening: @Sendable () -> Void
+
+    /// Largest request body accepted: a profile is a few KiB.
+    static let maxBodyBytes = 1 << 20
+
+    func run() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                        wrappingChannelSynchronously: channel)
+                }
+            }
+        chmod(socketPath, 0o600)
+        logger.info("control API listening", metadata: ["socket": "\(socketPath)"])
+        onListening()
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await handle(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+        unlink(socketPath)
+    }
+
+    private func handle(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var head: HTTPRequestHead?
+                var body: [UInt8] = []
+                for try await part in inbound {
+                    switch part {
+                    case .head(let requestHead):
+                        head = requestHead
+                        body = []
+                    case .body(var buffer):
+                        guard body.count + buffer.readableBytes <= Self.maxBodyBytes else {
+                            try await write(.json(status: 413, body: Array(#"{"error":{"code":"invalid_request","message":"request body too large"}}"#.utf8)), to: outbound, keepAlive: false)
+                            return
+                        }
+                        body += buffer.readBytes(length: buffer.readableBytes) ?? []
+                    case .end:
+                        guard let requestHead = head else { continue }
+                        let request = Self.request(from: requestHead, body: body)
+                        let reply = await api.handle(request)
+                        try await write(reply, to: outbound, keepAlive: requestHead.isKeepAlive)
+                        if !requestHead.isKeepAlive { return }
+                        head = nil
+                    }
+                }
+            }
+        } catch {
+            logger.debug("control connection ended: \(error)")
+        }
+    }
+
+    private static func request(from head: HTTPRequestHead, body: [UInt8]) -> ControlAPI.Request {
+        let (path, queryText) = head.uri.split(separator: "?", maxSplits: 1).reduce(into: ("", "")) { result, part in
+            if result.0.isEmpty { result.0 = String(part) } else { result.1 = String(part) }
+        }
+        var query: [String: String] = [:]
+        for pair in queryText.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            let key = String(kv[0]).removingPercentEncoding
+            query[key] = kv.count > 1 ? String(kv[1]).removingPercentEncoding : "true"
+        }
+        return ControlAPI.Request(method: head.method.rawValue, path: path, query: query, body: body)
+    }
+
+    private func write(
+        _ reply: ControlAPI.Reply, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, keepAlive: Bool
+    ) async throws {
+        var headers = HTTPHeaders()
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        switch reply {
+        case .json(let status, let body), .text(let status, let body):
+            let isJSON = if case .json = reply { true } else { false }
+            headers.add(name: "Content-Type", value: isJSON ? "application/json" : "text/plain; charset=utf-8")
+            headers.add(name: "Content-Length", value: String(body.count))
+            try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers)))
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+            try await outbound.write(.end(nil))
+        case .stream(let contentType, let stream):
+            headers.add(name: "Content-Type", value: contentType)
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+            try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
+            for await chunk in stream {
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk))))
+            }
+            try await outbound.write(.end(nil))
+        }
+    }
+}
+
+extension String {
+    /// `%2F` → `/`, `+` stays: enough for the names and numbers in our query strings.
+    fileprivate var removingPercentEncoding: String {
+        var bytes: [UInt8] = []
+        var iterator = utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

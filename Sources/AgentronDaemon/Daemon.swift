@@ -1,0 +1,117 @@
+import AgentronCore
+import AgentronProcess
+import Glibc
+import Logging
+import ServiceLifecycle
+
+/// agentrond: runs in the foreground (systemd runs it so; the CLI starts it in the
+/// background when no daemon answers), owns every server, serves the control API.
+public enum Daemon {
+    public static func main(arguments: [String]) async -> Int32 {
+        if arguments.contains("--version") {
+            print("agentrond \(agentronVersion)")
+            return 0
+        }
+        if arguments.contains("--help") || arguments.contains("-h") {
+            print(usage)
+            return 0
+        }
+        if let unknown = arguments.first(where: { $0.hasPrefix("-") }) {
+            printError("agentrond: unknown option \(unknown); see agentrond --help")
+            return 2
+        }
+
+        let environment = ProcessEnvironment.current
+        let paths = AgentronPaths.current(environment: environment)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: environment["AGENTRON_LOG_LEVEL"] ?? "") ?? .info
+            return handler
+        }
+        let logger = Logger(label: "agentrond")
+
+        for (directory, mode) in [(paths.runtimeDirectory, 0o700), (paths.stateDirectory, 0o700), (paths.logDirectory, 0o700)] {
+            guard makeDirectories(directory, mode: mode_t(mode)) else {
+                printError("agentrond: cannot create \(directory): \(String(cString: strerror(errno)))")
+                return 1
+            }
+        }
+        let lock: DaemonLock
+        switch DaemonLock.acquire(path: paths.lockPath) {
+        case .success(let acquired): lock = acquired
+        case .failure(let error):
+            printError("agentrond: \(error)")
+            return 1
+        }
+        defer { lock.release() }
+
+        // Writes to a client that went away must fail with EPIPE, not kill the daemon.
+        signal(SIGPIPE, SIG_IGN)
+        if !Spawner.becomeSubreaper() {
+            logger.warning("cannot become a child subreaper; processes that leave an engine's session may be missed")
+        }
+
+        let registry = ServerRegistry(paths: paths, daemonEnvironment: environment, logger: logger)
+        let info = DaemonInfo(
+            version: agentronVersion, pid: getpid(), socket: paths.socketPath, stateDirectory: paths.stateDirectory,
+            startedAt: Double(time(nil)))
+        let server = ControlServer(
+            socketPath: paths.socketPath, api: ControlAPI(registry: registry, daemonInfo: info), logger: logger,
+            onListening: {})
+        let engines = EngineService(registry: registry, logger: logger)
+        // Services shut down in reverse order: engines stop first while the API still answers.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [server, engines], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.info("agentrond \(agentronVersion) starting", metadata: ["pid": "\(getpid())", "state": "\(paths.stateDirectory)"])
+        do {
+            try await group.run()
+        } catch {
+            logger.error("agentrond stopped: \(error)")
+            return 1
+        }
+        logger.info("agentrond stopped")
+        return 0
+    }
+
+    static let usage = """
+        USAGE: agentrond [--version] [--help]
+
+        The agentron supervisor daemon. It owns every server started with `agentron up`,
+        serves the control API on a Unix socket, and stops every engine it runs on SIGTERM.
+
+        Paths: AGENTRON_HOME=<dir> puts the socket, state and configuration under <dir>;
+        root uses /run/agentron, /var/lib/agentron, /etc/agentron; a user the XDG directories.
+        AGENTRON_LOG_LEVEL=debug|info|warning|error sets the log level (default info).
+        """
+
+    static func printError(_ message: String) {
+        let bytes = Array((message + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+
+    /// mkdir -p with `mode` for the directories it creates.
+    static func makeDirectories(_ path: String, mode: mode_t) -> Bool {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode) != 0 && errno != EEXIST { return false }
+        }
+        return true
+    }
+}
+
+/// Keeps the engines: on graceful shutdown it stops every one of them and waits until they
+/// are gone (DESIGN §3: nothing outlives the daemon's stop unless live restore is asked for).
+struct EngineService: Service {
+    let registry: ServerRegistry
+    let logger: Logger
+
+    func run() async throws {
+        // Cancellation (a second signal) skips straight to the stop below.
+        try? await gracefulShutdown()
+        logger.info("stopping every engine before exit")
+        // Unstructured, so a cancelled group does not cut the engines' grace periods short.
+        await Task { await registry.shutdownAll() }.value
+    }
+}

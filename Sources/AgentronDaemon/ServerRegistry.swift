@@ -1,0 +1,182 @@
+import AgentronCore
+import AgentronEngines
+import AgentronProcess
+import Logging
+
+/// All servers this daemon knows, by name. The control API calls it; it knows nothing
+/// about HTTP (STYLE: apple/container's split of wire adapter and state-owning actor).
+actor ServerRegistry {
+    private var supervisors: [String: Supervisor] = [:]
+    private let paths: AgentronPaths
+    private let daemonEnvironment: [String: String]
+    private let logger: Logger
+    private let store: StateStore
+
+    init(paths: AgentronPaths, daemonEnvironment: [String: String], logger: Logger) {
+        self.paths = paths
+        self.daemonEnvironment = daemonEnvironment
+        self.logger = logger
+        self.store = StateStore(path: paths.stateFile)
+    }
+
+    /// Starts `profile`, or confirms it is already up with the same spec.
+    func start(_ profile: Profile) async throws(APIError) -> ServerInfo {
+        try validate(profile)
+        let driver: any EngineDriver
+        do { driver = try Engines.driver(for: profile.engine) } catch {
+            throw APIError(.invalidRequest, "server \"\(profile.name)\": \(error)")
+        }
+        if let existing = supervisors[profile.name] {
+            let running = await existing.state
+            let current = await existing.profile
+            if running != .stopped && running != .failed {
+                guard sameSpec(current, profile) else {
+                    throw APIError(
+                        .conflict,
+                        "server \"\(profile.name)\" is already \(running.rawValue) with a different spec (\(describeDifference(current, profile))); stop it first with `agentron down \(profile.name)`, or choose another --name")
+                }
+                // Same spec: `up` is idempotent.
+                await existing.start(profile: profile)
+                return await existing.info(detailed: false)
+            }
+            await existing.start(profile: profile)
+            return await existing.info(detailed: false)
+        }
+        if case .fixed(let port) = profile.port, let user = await portUser(port, except: profile.name) {
+            throw APIError(.portInUse, "server \"\(profile.name)\": port \(port) is already used by server \"\(user)\"; choose another with --port, or use --port auto")
+        }
+        let supervisor = Supervisor(
+            profile: profile, driver: driver, logDirectory: paths.logDirectory, daemonEnvironment: daemonEnvironment,
+            logger: logger, onChange: { [weak self] in await self?.persist() })
+        supervisors[profile.name] = supervisor
+        await supervisor.start(profile: profile)
+        return await supervisor.info(detailed: false)
+    }
+
+    func list(includeStopped: Bool) async -> [ServerInfo] {
+        var result: [ServerInfo] = []
+        for name in supervisors.keys.sorted() {
+            guard let supervisor = supervisors[name] else { continue }
+            let info = await supervisor.info(detailed: false)
+            if includeStopped || info.state != .stopped { result.append(info) }
+        }
+        return result
+    }
+
+    func info(_ name: String, detailed: Bool) async throws(APIError) -> ServerInfo {
+        try await supervisor(name).info(detailed: detailed)
+    }
+
+    /// Waits up to `timeout` for the server to settle (ready, stopped or failed).
+    func wait(_ name: String, timeout: Duration) async throws(APIError) -> ServerInfo {
+        let supervisor = try supervisor(name)
+        await supervisor.waitUntilSettled(timeout: timeout)
+        return await supervisor.info(detailed: false)
+    }
+
+    /// Stops a server and waits until nothing of its engine is left.
+    func stop(_ name: String, timeout: TimeSpan?) async throws(APIError) -> ServerInfo {
+        let supervisor = try supervisor(name)
+        if let timeout { await supervisor.overrideStopTimeout(timeout) }
+        await supervisor.stop()
+        await supervisor.waitUntilDown()
+        return await supervisor.info(detailed: false)
+    }
+
+    func logFiles(_ name: String) throws(APIError) -> LogFiles {
+        guard supervisors[name] != nil else { throw notFound(name) }
+        return LogFiles(directory: paths.logDirectory, name: name)
+    }
+
+    /// Daemon shutdown: stop every engine (in parallel) and wait until they are gone.
+    func shutdownAll() async {
+        await withTaskGroup(of: Void.self) { group in
+            for supervisor in supervisors.values {
+                group.addTask {
+                    await supervisor.shutdown()
+                    await supervisor.waitUntilDown()
+                }
+            }
+        }
+        await persist()
+    }
+
+    func summary() async -> (total: Int, ready: Int) {
+        var ready = 0
+        var total = 0
+        for supervisor in supervisors.values {
+            let state = await supervisor.state
+            if state != .stopped { total += 1 }
+            if state == .ready { ready += 1 }
+        }
+        return (total, ready)
+    }
+
+    // MARK: Helpers
+
+    private func supervisor(_ name: String) throws(APIError) -> Supervisor {
+        guard let supervisor = supervisors[name] else { throw notFound(name) }
+        return supervisor
+    }
+
+    private func notFound(_ name: String) -> APIError {
+        let known = supervisors.keys.sorted()
+        let hint = known.isEmpty ? "no servers are known; start one with `agentron up`" : "known: \(known.joined(separator: ", "))"
+        return APIError(.notFound, "no server named \"\(name)\" (\(hint))")
+    }
+
+    private func validate(_ profile: Profile) throws(APIError) {
+        guard Profile.isValidName(profile.name) else {
+            throw APIError(.invalidRequest, "invalid server name \"\(profile.name)\": use letters, digits, '-', '_' or '.', at most 64 characters")
+        }
+        if case .fixed(let port) = profile.port, !PortSpec.validRange.contains(port) {
+            throw APIError(.invalidRequest, "server \"\(profile.name)\": port \(port) is out of range 1-65535")
+        }
+        guard !profile.model.isEmpty else {
+            throw APIError(.invalidRequest, "server \"\(profile.name)\": no model given")
+        }
+    }
+
+    private func portUser(_ port: Int, except name: String) async -> String? {
+        for (other, supervisor) in supervisors where other != name {
+            let state = await supervisor.state
+            guard state != .stopped, state != .failed else { continue }
+            let info = await supervisor.info(detailed: false)
+            if info.port == port { return other }
+            if case .fixed(port) = await supervisor.profile.port { return other }
+        }
+        return nil
+    }
+
+    /// Equal apart from where the profile came from.
+    private func sameSpec(_ a: Profile, _ b: Profile) -> Bool {
+        var a = a
+        var b = b
+        a.source = nil
+        b.source = nil
+        return a == b
+    }
+
+    private func describeDifference(_ current: Profile, _ wanted: Profile) -> String {
+        var fields: [String] = []
+        if current.engine != wanted.engine { fields.append("engine \(current.engine.rawValue) → \(wanted.engine.rawValue)") }
+        if current.model != wanted.model { fields.append("model \(current.model) → \(wanted.model)") }
+        if current.port != wanted.port { fields.append("port \(current.port) → \(wanted.port)") }
+        if current.host != wanted.host { fields.append("host \(current.host) → \(wanted.host)") }
+        if current.args != wanted.args { fields.append("args differ") }
+        if current.env != wanted.env { fields.append("env differs") }
+        if current.gpus != wanted.gpus { fields.append("gpus differ") }
+        return fields.isEmpty ? "settings differ" : fields.joined(separator: ", ")
+    }
+
+    private func persist() async {
+        var records: [StateStore.Record] = []
+        for name in supervisors.keys.sorted() {
+            guard let supervisor = supervisors[name] else { continue }
+            records.append(await supervisor.record)
+        }
+        do { try store.save(records) } catch {
+            logger.error("cannot save state: \(error)")
+        }
+    }
+}

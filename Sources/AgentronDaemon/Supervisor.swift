@@ -1,0 +1,433 @@
+import AgentronCore
+import AgentronEngines
+import AgentronProcess
+import Glibc
+import Logging
+
+/// Owns one server: its state machine, its engine process and the tasks that probe and
+/// watch it. Every event is handled synchronously on the actor (feed the machine, perform
+/// the actions it returns), so no state is checked across an `await` (STYLE rule 4).
+/// Async work (probes, exit watching, termination, backoff timers) runs in tasks that
+/// report back as events tagged with the run they belong to; stale reports are dropped.
+actor Supervisor {
+    let name: String
+    private(set) var profile: Profile
+    private var machine: ServerStateMachine
+    private let driver: any EngineDriver
+    private let logFiles: LogFiles
+    private let daemonEnvironment: [String: String]
+    private let logger: Logger
+    /// Called after every state change (the registry persists state).
+    private let onChange: @Sendable () async -> Void
+
+    /// Incremented on every spawn; a task's report for another run is stale.
+    private var run = 0
+    private var process: EngineProcess?
+    private var tree: ProcessTree?
+    private var port: Int?
+    private var exitTask: Task<ExitStatus, Never>?
+    private var terminating = false
+    private var probeTask: Task<Void, Never>?
+    private var restartTask: Task<Void, Never>?
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var since = UnixTime.now
+    private var history: [StateChange] = []
+    private var probes: [ProbeResult] = []
+    private var lastFailedStartTail: [String]?
+
+    /// How much `inspect` keeps.
+    static let historyLimit = 50
+    static let probeHistoryLimit = 20
+    /// Startup probes start fast (an engine can be ready in tens of milliseconds) and ease
+    /// to about a second for engines that load for minutes (DESIGN §3, issue #3).
+    static let startupProbeFirstInterval: Duration = .milliseconds(25)
+    static let startupProbeMaxInterval: Duration = .seconds(1)
+    static let startupProbeGrowth = 1.25
+    /// Per-attempt bound of a startup probe: a loading engine that accepted the connection
+    /// but answers slowly must not stall the probe loop for the whole startup timeout.
+    static let startupProbeTimeout: Duration = .seconds(5)
+    /// After an engine's main process dies by itself, what is left of its tree (vLLM's
+    /// EngineCore holding the GPU) gets this long after SIGTERM before SIGKILL.
+    static let orphanGrace: Duration = .seconds(5)
+    /// How many log lines a failed start reports.
+    static let failureTailLines = 20
+
+    init(profile: Profile, driver: any EngineDriver, logDirectory: String, daemonEnvironment: [String: String],
+         logger: Logger, onChange: @escaping @Sendable () async -> Void) {
+        self.name = profile.name
+        self.profile = profile
+        self.machine = ServerStateMachine(profile: profile)
+        self.driver = driver
+        self.logFiles = LogFiles(directory: logDirectory, name: profile.name)
+        self.daemonEnvironment = daemonEnvironment
+        var logger = logger
+        logger[metadataKey: "server"] = "\(profile.name)"
+        self.logger = logger
+        self.onChange = onChange
+    }
+
+    var state: ServerState { machine.state }
+
+    // MARK: Requests
+
+    /// Starts the server with `newProfile` (the registry has checked it may).
+    func start(profile newProfile: Profile) {
+        if !machine.state.hasProcess && machine.state != .backoff {
+            // A new `up` of a stopped or failed server may carry a new spec.
+            profile = newProfile
+            machine = ServerStateMachine(profile: newProfile)
+        }
+        lastFailedStartTail = nil
+        handle { $0.startRequested(now: Monotonic.now) }
+    }
+
+    func stop() {
+        handle { $0.stopRequested() }
+    }
+
+    func shutdown() {
+        handle { $0.shutdownRequested() }
+    }
+
+    /// Returns once the server is in a settled state (ready, stopped, failed) or `timeout`
+    /// passed, whichever is first.
+    func waitUntilSettled(timeout: Duration) async {
+        guard !machine.state.isSettled else { return }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            self.releaseWaiters()
+        }
+        await withCheckedContinuation { waiters.append($0) }
+        timer.cancel()
+    }
+
+    /// Returns once no engine runs (stopped or failed); used after `stop` and `shutdown`.
+    /// Also returns if a concurrent `up` brought the server back to ready meanwhile.
+    func waitUntilDown() async {
+        while machine.state != .stopped && machine.state != .failed && machine.state != .ready {
+            await waitUntilSettled(timeout: .seconds(3600))
+        }
+    }
+
+    func info(detailed: Bool) -> ServerInfo {
+        let endpoint = port.map { EngineContext(profile: profile, port: $0, daemonEnvironment: [:]).baseURL }
+        var info = ServerInfo(
+            name: name, engine: profile.engine, model: profile.model, servedModel: profile.servedModelName,
+            endpoint: endpoint, port: port, state: machine.state, reason: machine.reason,
+            pid: machine.state.hasProcess ? process?.pid : nil,
+            startedAt: machine.state.hasProcess ? processStartedAt : nil,
+            since: since, restarts: machine.totalRestarts, lastExit: machine.lastExit,
+            lastLogLine: machine.state == .starting ? logFiles.lastLine() : nil
+        )
+        if machine.state == .failed { info.logTail = lastFailedStartTail ?? logFiles.tail(lines: Self.failureTailLines) }
+        if detailed {
+            info.profile = profile.redacted
+            info.history = history
+            info.probes = probes
+        }
+        return info
+    }
+
+    var logs: LogFiles { logFiles }
+
+    /// `down --timeout` overrides the profile's grace for this stop.
+    func overrideStopTimeout(_ timeout: TimeSpan) {
+        profile.stopTimeout = timeout
+        machine.overrideStopGrace(timeout)
+    }
+
+    var record: StateStore.Record {
+        StateStore.Record(
+            profile: profile, state: machine.state, pid: process?.pid, processStartTime: process?.startTime,
+            port: port, restarts: machine.totalRestarts)
+    }
+
+    private var processStartedAt: Double?
+
+    // MARK: The event loop
+
+    private func handle(_ event: (inout ServerStateMachine) -> [ServerStateMachine.Action]) {
+        let before = machine.state
+        let beforeReason = machine.reason
+        let actions = event(&machine)
+        if machine.state != before || machine.reason != beforeReason {
+            recordChange(from: before)
+        }
+        for action in actions { perform(action) }
+    }
+
+    private func recordChange(from before: ServerState) {
+        since = UnixTime.now
+        history.append(StateChange(at: since, state: machine.state, reason: machine.reason))
+        if history.count > Self.historyLimit { history.removeFirst(history.count - Self.historyLimit) }
+        if machine.state != before {
+            var line = "state \(before.rawValue) → \(machine.state.rawValue)"
+            if let reason = machine.reason { line += ": \(reason)" }
+            machine.state == .failed ? logger.error("\(line)") : logger.info("\(line)")
+        }
+        if machine.state == .failed { lastFailedStartTail = logFiles.tail(lines: Self.failureTailLines) }
+        let onChange = self.onChange
+        Task { await onChange() }
+    }
+
+    private func perform(_ action: ServerStateMachine.Action) {
+        switch action {
+        case .spawn: spawn()
+        case .startStartupProbes: startStartupProbes()
+        case .startLivenessProbes: startLivenessProbes()
+        case .terminate(let grace): terminate(grace: grace.duration)
+        case .scheduleRestart(let delay): scheduleRestart(after: delay.duration)
+        case .cancelRestart:
+            restartTask?.cancel()
+            restartTask = nil
+        case .resolveWaiters: releaseWaiters()
+        }
+    }
+
+    private func releaseWaiters() {
+        let waiting = waiters
+        waiters = []
+        for waiter in waiting { waiter.resume() }
+    }
+
+    // MARK: Spawning
+
+    private func spawn() {
+        run += 1
+        let run = self.run
+        probeTask?.cancel()
+        terminating = false
+        let port: Int
+        switch profile.port {
+        case .fixed(let fixed):
+            guard Ports.isFree(host: profile.host, port: fixed) else {
+                let holder = Ports.holder(ofPort: fixed).map { " by \($0)" } ?? ""
+                handle { $0.spawnFailed(reason: "port \(fixed) on \(profile.host) is already in use\(holder); choose another with --port or `port:` in the profile, or use port: auto", now: Monotonic.now) }
+                return
+            }
+            port = fixed
+        case .auto:
+            guard let picked = self.port.flatMap({ Ports.isFree(host: profile.host, port: $0) ? $0 : nil })
+                ?? Ports.pickFree(host: profile.host)
+            else {
+                handle { $0.spawnFailed(reason: "no free port on \(profile.host)", now: Monotonic.now) }
+                return
+            }
+            port = picked
+        }
+        self.port = port
+        let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
+        let spawned: EngineProcess
+        do {
+            let launch = try driver.launch(context)
+            logFiles.rotateIfNeeded()
+            appendLogMarker("agentron: starting \(launch.arguments.joined(separator: " "))")
+            spawned = try Spawner.spawn(arguments: launch.arguments, environment: launch.environment, logPath: logFiles.path)
+        } catch let error as EngineError {
+            handle { $0.spawnFailed(reason: "\(error)", now: Monotonic.now) }
+            return
+        } catch let error as SpawnError {
+            let reason: String
+            if case .executableNotFound = error {
+                reason = "\(error); \(driver.installHint)"
+            } else {
+                reason = "\(error)"
+            }
+            handle { $0.spawnFailed(reason: reason, now: Monotonic.now) }
+            return
+        } catch {
+            handle { $0.spawnFailed(reason: "\(error)", now: Monotonic.now) }
+            return
+        }
+        logger.info("spawned engine", metadata: ["pid": "\(spawned.pid)", "port": "\(port)"])
+        process = spawned
+        processStartedAt = UnixTime.now
+        tree = ProcessTree(leader: spawned.pid)
+        let exitTask = Task { await ExitWatcher.shared.waitForExit(pid: spawned.pid, pidfd: spawned.pidfd) }
+        self.exitTask = exitTask
+        Task { [weak self] in
+            let status = await exitTask.value
+            await self?.engineExited(status, run: run)
+        }
+        handle { $0.spawned(now: Monotonic.now) }
+    }
+
+    private func engineExited(_ status: ExitStatus, run: Int) async {
+        guard run == self.run, !terminating else { return }
+        logger.warning("engine exited by itself", metadata: ["status": "\(status)"])
+        // Whatever the engine left behind (vLLM's EngineCore holding the GPU) goes before
+        // anything else happens: a restart would otherwise find the GPU or port taken.
+        terminating = true
+        if var tree {
+            _ = await tree.terminate(grace: Self.orphanGrace, pidfd: nil)
+            self.tree = tree
+        }
+        closeProcess()
+        guard run == self.run else { return }
+        terminating = false
+        let detail = lastLogDetail()
+        handle { $0.exited(status, detail: detail, now: Monotonic.now) }
+    }
+
+    private func terminate(grace: Duration) {
+        probeTask?.cancel()
+        guard process != nil, var tree, let exitTask, !terminating else { return }
+        terminating = true
+        let run = self.run
+        let pidfd = process?.pidfd
+        logger.info("stopping engine", metadata: ["grace": "\(TimeSpan(seconds: grace.seconds))"])
+        Task { [weak self] in
+            let report = await tree.terminate(grace: grace, pidfd: pidfd)
+            let status = await exitTask.value
+            await self?.terminated(status, report: report, run: run)
+        }
+    }
+
+    private func terminated(_ status: ExitStatus, report: ProcessTree.TerminationReport, run: Int) {
+        guard run == self.run else { return }
+        if !report.killed.isEmpty {
+            logger.warning("killed what was left after the grace period", metadata: ["pids": "\(report.killed)"])
+        }
+        if !report.leftovers.isEmpty {
+            logger.error("processes survived SIGKILL", metadata: ["pids": "\(report.leftovers)"])
+        }
+        closeProcess()
+        terminating = false
+        handle { $0.exited(status, now: Monotonic.now) }
+    }
+
+    private func closeProcess() {
+        if let process, process.pidfd >= 0 { close(process.pidfd) }
+        process = nil
+        tree = nil
+        exitTask = nil
+        processStartedAt = nil
+    }
+
+    private func scheduleRestart(after delay: Duration) {
+        restartTask?.cancel()
+        logger.info("restarting after backoff", metadata: ["delay": "\(TimeSpan(seconds: delay.seconds))"])
+        restartTask = Task { [weak self] in
+            if delay > .zero {
+                do { try await Task.sleep(for: delay) } catch { return }
+            }
+            await self?.backoffElapsed()
+        }
+    }
+
+    private func backoffElapsed() {
+        restartTask = nil
+        handle { $0.backoffElapsed(now: Monotonic.now) }
+    }
+
+    // MARK: Probes
+
+    private func startStartupProbes() {
+        guard let port else { return }
+        let run = self.run
+        let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
+        let driver = self.driver
+        let deadline = ContinuousClock.now.advanced(by: profile.startupTimeout.duration)
+        probeTask?.cancel()
+        probeTask = Task { [weak self] in
+            var interval = Self.startupProbeFirstInterval
+            var last = ProbeOutcome.failed("not probed yet")
+            while !Task.isCancelled {
+                let remaining = ContinuousClock.now.duration(to: deadline)
+                if remaining <= .zero {
+                    await self?.startupTimedOut(detail: "last probe: \(last.detail)", run: run)
+                    return
+                }
+                last = await driver.probeReadiness(context, timeout: min(Self.startupProbeTimeout, remaining))
+                guard let self, !Task.isCancelled else { return }
+                await self.record(last)
+                if last.passed {
+                    await self.startupPassed(run: run)
+                    return
+                }
+                do { try await Task.sleep(for: min(interval, max(remaining, .milliseconds(1)))) } catch { return }
+                interval = min(interval * Self.startupProbeGrowth, Self.startupProbeMaxInterval)
+            }
+        }
+    }
+
+    private func startupPassed(run: Int) {
+        guard run == self.run else { return }
+        handle { $0.startupProbePassed(now: Monotonic.now) }
+    }
+
+    private func startupTimedOut(detail: String, run: Int) {
+        guard run == self.run else { return }
+        handle { $0.startupTimedOut(detail: detail, now: Monotonic.now) }
+    }
+
+    private func startLivenessProbes() {
+        guard let port else { return }
+        let run = self.run
+        let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
+        let driver = self.driver
+        let settings = profile.probe
+        probeTask?.cancel()
+        probeTask = Task { [weak self] in
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: settings.interval.duration) } catch { return }
+                let outcome = await driver.probeLiveness(context, timeout: settings.timeout.duration)
+                guard let self, !Task.isCancelled else { return }
+                await self.livenessResult(outcome, run: run)
+            }
+        }
+    }
+
+    private func livenessResult(_ outcome: ProbeOutcome, run: Int) {
+        guard run == self.run else { return }
+        record(outcome)
+        // Housekeeping rides on the probe tick: remember the tree (a helper that leaves the
+        // session is still found at stop) and keep the log under its cap.
+        tree?.refresh()
+        logFiles.rotateIfNeeded()
+        handle { $0.livenessProbe(passed: outcome.passed, detail: outcome.detail, now: Monotonic.now) }
+    }
+
+    private func record(_ outcome: ProbeOutcome) {
+        // Keep every liveness result but only changes during startup, so a long load does
+        // not push everything else out.
+        if machine.state == .starting, let last = probes.last, last.passed == outcome.passed, last.detail == outcome.detail {
+            probes[probes.count - 1].at = UnixTime.now
+            return
+        }
+        probes.append(ProbeResult(at: UnixTime.now, passed: outcome.passed, detail: outcome.detail))
+        if probes.count > Self.probeHistoryLimit { probes.removeFirst(probes.count - Self.probeHistoryLimit) }
+    }
+
+    // MARK: Logs
+
+    private func appendLogMarker(_ line: String) {
+        let fd = open(logFiles.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array("\(line)\n".utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    private func lastLogDetail() -> String? {
+        logFiles.lastLine().map { $0.count > 300 ? String($0.prefix(300)) + "…" : $0 }
+    }
+}
+
+/// Seconds on a monotonic clock, for the state machine's windows and timers.
+enum Monotonic {
+    static var now: Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+}
+
+/// Wall-clock seconds since the epoch, for what users read (`since`, history).
+enum UnixTime {
+    static var now: Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+}

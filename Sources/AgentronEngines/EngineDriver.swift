@@ -1,0 +1,120 @@
+import AgentronCore
+import AgentronHTTP
+
+/// What a driver needs to know to launch and probe one server.
+public struct EngineContext: Sendable {
+    public var profile: Profile
+    /// The resolved port (never `auto` here).
+    public var port: Int
+    /// The daemon's own environment, from which the child's allow-list is taken.
+    public var daemonEnvironment: [String: String]
+
+    public init(profile: Profile, port: Int, daemonEnvironment: [String: String]) {
+        self.profile = profile
+        self.port = port
+        self.daemonEnvironment = daemonEnvironment
+    }
+
+    /// Base URL of the engine's HTTP API: `http://127.0.0.1:8001`. A server bound to all
+    /// interfaces is still reached over loopback.
+    public var baseURL: String {
+        let host = profile.host == "0.0.0.0" || profile.host == "::" ? "127.0.0.1" : profile.host
+        return "http://\(host):\(port)"
+    }
+}
+
+/// How to start an engine process.
+public struct LaunchSpec: Sendable, Equatable {
+    public var arguments: [String]
+    public var environment: [String: String]
+}
+
+/// One probe's verdict.
+public enum ProbeOutcome: Sendable, Equatable {
+    case passed(String)
+    /// Not (yet) healthy; the detail says why ("connection refused", "status 503").
+    case failed(String)
+
+    public var passed: Bool {
+        if case .passed = self { return true }
+        return false
+    }
+
+    public var detail: String {
+        switch self {
+        case .passed(let detail), .failed(let detail): detail
+        }
+    }
+}
+
+public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The engine's program is not installed; `hint` says how to install it.
+    case notInstalled(engine: EngineKind, program: String, hint: String)
+    case unsupported(engine: EngineKind, what: String)
+    case invalidProfile(String)
+
+    public var description: String {
+        switch self {
+        case .notInstalled(let engine, let program, let hint):
+            "engine \(engine.rawValue): `\(program)` is not on PATH; \(hint)"
+        case .unsupported(let engine, let what):
+            "engine \(engine.rawValue): \(what) is not supported yet"
+        case .invalidProfile(let message):
+            message
+        }
+    }
+}
+
+/// An engine driver: how to build the launch, how to probe readiness and liveness
+/// (DESIGN §2 "Engines are drivers behind one protocol").
+public protocol EngineDriver: Sendable {
+    var kind: EngineKind { get }
+    /// The program that must be on PATH, and how to get it when it is not.
+    var program: String { get }
+    var installHint: String { get }
+    func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec
+    /// Ready means the engine's own health endpoint passed AND the served model is listed.
+    func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
+    func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
+}
+
+public enum Engines {
+    public static func driver(for kind: EngineKind) throws(EngineError) -> any EngineDriver {
+        switch kind {
+        case .vllm: VLLMEngine()
+        case .ollama, .tgi, .command: throw .unsupported(engine: kind, what: "this engine")
+        }
+    }
+}
+
+extension EngineDriver {
+    /// A GET that turns transport errors into a failed probe with a short reason.
+    func get(_ url: String, timeout: Duration, headers: [(name: String, value: String)] = []) async -> Result<HTTPResponse, ProbeFailure> {
+        do {
+            let response = try await HTTPClient.shared.execute(
+                HTTPRequest(url: url, headers: headers, timeout: timeout, connectTimeout: timeout))
+            return .success(response)
+        } catch let error as HTTPClientError {
+            switch error {
+            case .connectionRefused: return .failure(ProbeFailure("connection refused"))
+            case .timedOut: return .failure(ProbeFailure("no answer within \(TimeSpan(seconds: timeout.seconds))"))
+            case .emptyReply: return .failure(ProbeFailure("connection closed without a reply"))
+            case .transport(_, _, let message): return .failure(ProbeFailure(message))
+            }
+        } catch {
+            return .failure(ProbeFailure("\(error)"))
+        }
+    }
+}
+
+struct ProbeFailure: Error {
+    var reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+extension Duration {
+    public var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
