@@ -46,7 +46,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronHTTP"]),
+        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]),
         .target(
             name: "AgentronCLI",
             dependencies: [

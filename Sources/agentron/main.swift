@@ -1,1 +1,3 @@
-print("agentron")
+import AgentronCLI
+
+await AgentronCommand.runAsync()

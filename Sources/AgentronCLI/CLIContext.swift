@@ -1,0 +1,103 @@
+import AgentronClient
+import AgentronCore
+import ArgumentParser
+import FoundationEssentials
+import Glibc
+
+/// What every command needs: where the daemon is, and how to print.
+struct CLIContext {
+    let paths: AgentronPaths
+    var client: ControlClient { ControlClient(socketPath: paths.socketPath) }
+
+    init() {
+        paths = AgentronPaths.current()
+    }
+
+    var catalog: ProfileCatalog { ProfileCatalog(paths: paths) }
+}
+
+/// Diagnostics go to stderr, results to stdout (STYLE rule 5).
+enum Output {
+    static func error(_ message: String) {
+        writeStderr("error: \(message)\n")
+    }
+
+    static func note(_ message: String) {
+        writeStderr("\(message)\n")
+    }
+
+    static func writeStderr(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+
+    static func writeStdout(_ bytes: [UInt8]) {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress.map { $0 + written }, bytes.count - written) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return }
+            written += n
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? encoder.encode(value) else { return }
+        writeStdout(Array(data) + [UInt8(ascii: "\n")])
+    }
+
+    static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
+    static var stdoutIsTTY: Bool { isatty(STDOUT_FILENO) == 1 }
+    /// Colour only on a TTY and never with NO_COLOR set (https://no-color.org).
+    static var useColor: Bool { stdoutIsTTY && ProcessEnvironment.current["NO_COLOR"].map(\.isEmpty) ?? true }
+}
+
+/// Ends a command with one clear line on stderr and a non-zero exit.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    Output.error(message)
+    return ExitCode(code)
+}
+
+/// Argument transforms for the Core value types.
+enum Parse {
+    static func timeSpan(_ text: String) throws -> TimeSpan {
+        guard let span = TimeSpan(parsing: text) else {
+            throw ValidationError("invalid duration \"\(text)\"; write it like 90s, 30m, 2h or 500ms")
+        }
+        return span
+    }
+
+    static func port(_ text: String) throws -> PortSpec {
+        if text == "auto" { return .auto }
+        guard let port = Int(text), PortSpec.validRange.contains(port) else {
+            throw ValidationError("invalid port \"\(text)\"; give a number from 1 to 65535, or auto")
+        }
+        return .fixed(port)
+    }
+
+    static func gpus(_ text: String) throws -> [Int] {
+        var result: [Int] = []
+        for part in text.split(separator: ",") {
+            guard let index = Int(part.trimmingCharacters(in: " ")), index >= 0 else {
+                throw ValidationError("invalid --gpus \"\(text)\"; give GPU indices like 0 or 0,1")
+            }
+            result.append(index)
+        }
+        return result
+    }
+
+    static func envPair(_ text: String) throws -> (String, String) {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+            throw ValidationError("invalid --env \"\(text)\"; write it as KEY=VALUE")
+        }
+        return (String(text[..<eq]), String(text[text.index(after: eq)...]))
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+    }
+}

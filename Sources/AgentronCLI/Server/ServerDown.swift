@@ -1,0 +1,78 @@
+import AgentronClient
+import AgentronCore
+import ArgumentParser
+
+struct ServerDown: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Stop servers and wait until nothing of their engines is left.",
+        discussion: """
+            SIGTERM goes to the engine's whole process group; after the grace period
+            (the profile's stop_timeout, or --timeout) everything left of its process tree
+            gets SIGKILL, including processes that left the group. `down` returns when no
+            process of the engine remains.
+            """
+    )
+
+    @Argument(help: "Names of the servers to stop.")
+    var names: [String] = []
+
+    @Flag(help: "Stop every server.")
+    var all = false
+
+    @Option(help: "Grace between SIGTERM and SIGKILL (e.g. 30s), instead of the profile's.", transform: Parse.timeSpan)
+    var timeout: TimeSpan?
+
+    @Flag(help: "Print the stopped servers as JSON.")
+    var json = false
+
+    func validate() throws {
+        if all && !names.isEmpty { throw ValidationError("give server names or --all, not both") }
+        if !all && names.isEmpty { throw ValidationError("name the servers to stop, or give --all") }
+    }
+
+    func run() async throws {
+        let client = CLIContext().client
+        var targets = names
+        if all {
+            do {
+                targets = try await client.list(all: false).map(\.name)
+            } catch .daemonNotRunning {
+                if !json { Output.note("agentrond is not running: nothing to stop") } else { Output.json(ServerList(servers: [])) }
+                return
+            } catch {
+                throw fail("\(error)")
+            }
+        }
+        let timeout = self.timeout
+        // Stop in parallel: each waits out its own grace period.
+        let results = await withTaskGroup(of: (String, Result<ServerInfo, ClientError>).self) { group in
+            for name in targets {
+                group.addTask {
+                    do throws(ClientError) {
+                        return (name, .success(try await client.stop(name, timeout: timeout)))
+                    } catch {
+                        return (name, .failure(error))
+                    }
+                }
+            }
+            var collected: [(String, Result<ServerInfo, ClientError>)] = []
+            for await result in group { collected.append(result) }
+            return collected.sorted { $0.0 < $1.0 }
+        }
+        var failed = false
+        var stopped: [ServerInfo] = []
+        for (name, result) in results {
+            switch result {
+            case .success(let info):
+                stopped.append(info)
+                if !json { print("\(name): \(info.state.rawValue)") }
+            case .failure(let error):
+                failed = true
+                Output.error("\(error)")
+            }
+        }
+        if json { Output.json(ServerList(servers: stopped)) }
+        if failed { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,47 @@
+import AgentronClient
+import AgentronCore
+import ArgumentParser
+
+struct ServerPs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ps",
+        abstract: "List servers: name, engine, model, endpoint, state, age, restarts, pid.",
+        discussion: "Stopped servers are hidden unless --all is given; failed ones stay listed with their reason until `down` or a new `up`."
+    )
+
+    @Flag(name: .shortAndLong, help: "Include stopped servers.")
+    var all = false
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() async throws {
+        let context = CLIContext()
+        let servers: [ServerInfo]
+        do {
+            servers = try await context.client.list(all: all)
+        } catch .daemonNotRunning {
+            // Nothing runs without the daemon: an empty list is the true answer.
+            servers = []
+        } catch {
+            throw fail("\(error)")
+        }
+        if json {
+            Output.json(ServerList(servers: servers))
+            return
+        }
+        var table = Table(header: ["NAME", "ENGINE", "MODEL", "ENDPOINT", "STATE", "AGE", "RESTARTS", "PID"])
+        for server in servers {
+            var state = server.state.rawValue
+            if server.state == .failed || server.state == .unhealthy || server.state == .backoff, let reason = server.reason {
+                state += " (\(reason.count > 60 ? String(reason.prefix(59)) + "…" : reason))"
+            }
+            table.rows.append([
+                server.name, server.engine.rawValue, server.model, server.endpoint ?? "-", state,
+                Format.age(since: server.startedAt ?? server.since), String(server.restarts),
+                server.pid.map(String.init) ?? "-",
+            ])
+        }
+        Output.writeStdout(Array(table.render().utf8))
+    }
+}

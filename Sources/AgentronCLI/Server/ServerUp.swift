@@ -1,0 +1,225 @@
+import AgentronClient
+import AgentronCore
+import ArgumentParser
+import Glibc
+
+struct ServerUp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start a server from a Hugging Face model id or a profile, and wait until it answers.",
+        discussion: """
+            TARGET is a profile name (see `agentron profiles list`), a profile file path, or a
+            model id with --engine:
+
+              agentron up meta-llama/Llama-3.2-1B-Instruct --engine vllm
+              agentron up qwen2.5-1.5b-instruct --port 8001
+              agentron up ./my-server.yaml
+
+            Flags override the profile's fields. `up` waits until the engine's health check
+            passes and the model is listed, then prints the endpoint and the model name to
+            use. `up` of a server already up with the same settings returns at once.
+            """
+    )
+
+    @Argument(help: "A profile name, a profile file, or a model id (with --engine).")
+    var target: String
+
+    @Option(help: "Engine: vllm, ollama, tgi or command. Required for a model id.")
+    var engine: String?
+
+    @Option(help: "Server name (default: derived from the model id, e.g. llama-3.2-1b-instruct).")
+    var name: String?
+
+    @Option(help: "TCP port, or auto to pick a free one.", transform: Parse.port)
+    var port: PortSpec?
+
+    @Option(help: "Address the engine binds (default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "GPU indices the engine may use, e.g. 0,1.", transform: Parse.gpus)
+    var gpus: [Int]?
+
+    @Option(name: .customLong("arg"), parsing: .unconditionalSingleValue, help: "An extra engine argument; repeat for several (--arg=--max-model-len --arg=4096).")
+    var args: [String] = []
+
+    @Option(name: .customLong("env"), help: "KEY=VALUE for the engine's environment; repeat for several.")
+    var envPairs: [String] = []
+
+    @Option(help: "How long the engine may take to become ready (e.g. 30m).", transform: Parse.timeSpan)
+    var startupTimeout: TimeSpan?
+
+    @Option(help: "Grace between SIGTERM and SIGKILL on stop (e.g. 90s).", transform: Parse.timeSpan)
+    var stopTimeout: TimeSpan?
+
+    @Flag(help: "Do not write this server into the shared provider config.")
+    var noRegister = false
+
+    @Flag(help: "Return once the daemon has accepted the server; do not wait for ready.")
+    var detach = false
+
+    @Flag(help: "Print the resulting server as JSON.")
+    var json = false
+
+    func validate() throws {
+        if let engine, EngineKind(rawValue: engine) == nil {
+            throw ValidationError("unknown engine \"\(engine)\"; choose one of: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let name, !Profile.isValidName(name) {
+            throw ValidationError("invalid --name \"\(name)\"; use letters, digits, '-', '_' or '.', at most 64 characters")
+        }
+        for pair in envPairs { _ = try Parse.envPair(pair) }
+    }
+
+    func run() async throws {
+        let context = CLIContext()
+        let profile: Profile
+        do {
+            profile = try resolveProfile(context)
+        } catch let error as ProfileError {
+            throw fail("\(error)")
+        }
+
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            _ = try await DaemonLauncher(paths: context.paths).ensureRunning { Output.note($0) }
+        } catch {
+            throw fail("\(error)")
+        }
+        let client = context.client
+        var info: ServerInfo
+        do {
+            info = try await client.start(profile)
+        } catch {
+            throw fail("\(error)")
+        }
+        if detach {
+            if json { Output.json(info) } else { print("\(info.name): \(info.state.rawValue) (accepted; follow it with `agentron ps` or `agentron logs \(info.name) -f`)") }
+            return
+        }
+
+        var progress = UpProgress(name: profile.name, interactive: Output.stderrIsTTY && !json)
+        while !info.state.isSettled {
+            progress.update(info, elapsed: started.duration(to: clock.now))
+            do {
+                info = try await client.wait(profile.name, seconds: progress.pollSeconds)
+            } catch {
+                progress.finish()
+                throw fail("\(error)")
+            }
+        }
+        progress.finish()
+        let elapsed = started.duration(to: clock.now)
+
+        switch info.state {
+        case .ready:
+            if json {
+                Output.json(info)
+            } else {
+                let endpoint = info.endpoint ?? "?"
+                print("\(info.name) is ready (\(info.engine.rawValue), \(Format.elapsed(elapsed)))")
+                print("  endpoint  \(endpoint)")
+                print("  openai    \(endpoint)/v1")
+                print("  model     \(info.servedModel)")
+            }
+        case .failed, .stopped:
+            if json { Output.json(info) }
+            var message = "server \"\(info.name)\" \(info.state == .failed ? "failed to start" : "stopped before it was ready")"
+            if let reason = info.reason { message += ": \(reason)" }
+            Output.error(message)
+            if let tail = info.logTail, !tail.isEmpty {
+                Output.note("last log lines (agentron logs \(info.name)):")
+                for line in tail { Output.note("  \(line)") }
+            }
+            throw ExitCode(1)
+        default:
+            throw fail("server \"\(info.name)\" is \(info.state.rawValue)")
+        }
+    }
+
+    /// A profile (by name or file) with flags on top, or a profile built from a model id.
+    private func resolveProfile(_ context: CLIContext) throws -> Profile {
+        let catalog = context.catalog
+        var profile: Profile
+        let looksLikePath = target.hasSuffix(".yaml") || target.hasSuffix(".yml") || target.hasPrefix("./") || target.hasPrefix("/")
+        let known = catalog.entries().first { $0.name == target }
+        if looksLikePath || known != nil {
+            profile = try catalog.resolve(target)
+        } else if let engineName = engine, let kind = EngineKind(rawValue: engineName) {
+            profile = Profile(name: Profile.derivedName(fromModel: target), engine: kind, model: target, source: "flags")
+        } else {
+            // Neither a profile nor an engine: say both ways out.
+            var message = "no profile named \"\(target)\""
+            let close = catalog.entries().map(\.name).filter { $0.contains(target.lowercased()) || target.lowercased().contains($0) }
+            if !close.isEmpty { message += " (close: \(close.joined(separator: ", ")))" }
+            message += "; to run a model id, add --engine, e.g. `agentron up \(target) --engine vllm`; to see profiles, `agentron profiles list`"
+            throw ProfileError(file: "", message: message)
+        }
+        if let engine, let kind = EngineKind(rawValue: engine) { profile.engine = kind }
+        if let name { profile.name = name }
+        if let port { profile.port = port }
+        if let host { profile.host = host }
+        if let gpus { profile.gpus = gpus }
+        if !args.isEmpty { profile.args += args }
+        for pair in envPairs {
+            let (key, value) = try Parse.envPair(pair)
+            profile.env[key] = value
+        }
+        if let startupTimeout { profile.startupTimeout = startupTimeout }
+        if let stopTimeout { profile.stopTimeout = stopTimeout }
+        if noRegister { profile.register = false }
+        return profile
+    }
+}
+
+/// What `up` shows while it waits: on a TTY one line redrawn in place (state, elapsed time,
+/// the engine's latest log line); otherwise a plain line per state change and a reminder
+/// every half minute, so logs of scripted runs stay readable.
+struct UpProgress {
+    let name: String
+    let interactive: Bool
+    private var lastState: ServerState?
+    private var lastPlainNote: Duration = .zero
+    private var frame = 0
+    private var drewLine = false
+
+    /// How often the screen is refreshed: the wait returns early when the state settles,
+    /// so this only bounds how stale the elapsed time and log line can be.
+    var pollSeconds: Double { interactive ? 0.25 : 5 }
+    static let plainReminder: Duration = .seconds(30)
+    static let spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
+
+    init(name: String, interactive: Bool) {
+        self.name = name
+        self.interactive = interactive
+    }
+
+    mutating func update(_ info: ServerInfo, elapsed: Duration) {
+        if interactive {
+            frame += 1
+            var line = "\(Self.spinner[frame % Self.spinner.count]) \(name): \(info.state.rawValue) \(Format.elapsed(elapsed))"
+            if let log = info.lastLogLine ?? info.reason { line += "  \(log)" }
+            let width = terminalWidth()
+            if line.count > width - 1 { line = String(line.prefix(width - 2)) + "…" }
+            Output.writeStderr("\r\u{1B}[2K" + line)
+            drewLine = true
+        } else if info.state != lastState || elapsed - lastPlainNote >= Self.plainReminder {
+            var line = "\(name): \(info.state.rawValue) (\(Format.elapsed(elapsed)))"
+            if let reason = info.reason { line += ": \(reason)" } else if let log = info.lastLogLine { line += ": \(log)" }
+            Output.note(line)
+            lastPlainNote = elapsed
+        }
+        lastState = info.state
+    }
+
+    mutating func finish() {
+        if drewLine { Output.writeStderr("\r\u{1B}[2K") }
+        drewLine = false
+    }
+
+    private func terminalWidth() -> Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 10 { return Int(size.ws_col) }
+        return 80
+    }
+}
