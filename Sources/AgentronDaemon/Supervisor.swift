@@ -253,7 +253,7 @@ actor Supervisor {
     }
 
     private func engineExited(_ status: ExitStatus, run: Int) async {
-        guard run == self.run, !terminating else { return }
+        guard run == self.run, !terminating, process != nil else { return }
         logger.warning("engine exited by itself", metadata: ["status": "\(status)"])
         // Whatever the engine left behind (vLLM's EngineCore holding the GPU) goes before
         // anything else happens: a restart would otherwise find the GPU or port taken.
@@ -292,7 +292,8 @@ actor Supervisor {
             logger.error("processes survived SIGKILL", metadata: ["pids": "\(report.leftovers)"])
         }
         closeProcess()
-        terminating = false
+        // `terminating` stays set until the next spawn: the exit watcher's own report of
+        // this exit must not be taken for a crash.
         handle { $0.exited(status, now: Monotonic.now) }
     }
 
