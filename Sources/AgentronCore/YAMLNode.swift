@@ -276,6 +276,7 @@ private final class EventReader {
         case YAML_DOCUMENT_START_EVENT: event.kind = .documentStart
         case YAML_DOCUMENT_END_EVENT: event.kind = .documentEnd
         case YAML_ALIAS_EVENT:
+            // For an alias, `anchor` is the name it refers to.
             event.kind = .alias
             event.anchor = Self.string(raw.data.alias.anchor)
         case YAML_SCALAR_EVENT:
@@ -315,6 +316,12 @@ private final class EventReader {
                 reason: .tooDeep, message: "nesting deeper than \(YAMLNode.maxDepth) levels; flatten the document",
                 line: first.line, column: first.column)
         }
+        if first.kind == .alias {
+            throw YAMLError(
+                reason: .alias,
+                message: "aliases (*\(first.anchor ?? "")) are not supported; write the value out in full",
+                line: first.line, column: first.column)
+        }
         if let anchor = first.anchor {
             throw YAMLError(
                 reason: .anchor,
@@ -345,11 +352,6 @@ private final class EventReader {
                 pairs.append(YAMLNode.Pair(key: key, value: value))
             }
             return YAMLNode(content: .mapping(pairs), line: first.line, column: first.column)
-        case .alias:
-            throw YAMLError(
-                reason: .alias,
-                message: "aliases (*\(first.anchor ?? "")) are not supported; write the value out in full",
-                line: first.line, column: first.column)
         default:
             throw unexpected(first)
         }
@@ -382,7 +384,9 @@ private final class EventReader {
         let state = parser.pointee
         var message = state.problem.map { String(cString: $0) } ?? "invalid YAML"
         if let context = state.context {
-            message += " (\(String(cString: context)))"
+            // e.g. "while scanning a quoted scalar": where the unclosed thing began.
+            let start = state.context_mark
+            message += " (\(String(cString: context)) at line \(start.line + 1), column \(start.column + 1))"
         }
         // Reader errors (bad encoding, control characters) carry no mark: use where it stopped.
         let mark = state.error == YAML_READER_ERROR ? state.mark : state.problem_mark

@@ -1,0 +1,613 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Profiles as YAML files (DESIGN §2). The reader is strict: unknown keys, duplicate keys
+// and wrong types are errors that point at the line, because a typo in a profile otherwise
+// shows up minutes later as an engine that will not start.
+//
+// Typing rules, so the same text always means the same thing:
+// - Numbers (port, health_status, failure_threshold, max_restarts, GPU indices) must be
+//   plain YAML numbers. A quoted "8080" is refused with a hint to drop the quotes: a quoted
+//   value is a string in YAML, and accepting it here but not elsewhere would be a trap.
+// - Booleans must be plain: true/false, yes/no, on/off (any of their usual cases).
+// - Text fields (name, model, host, image, health_path, args, env values, command) take
+//   any non-null scalar verbatim, so `args: [--max-model-len, 8192]` gives "8192".
+// - Durations take a bare number of seconds or a string like 90s, 30m, 2h, 500ms.
+// - A key with no value (`port:`) is an error, not "use the default": remove the key instead.
+
+/// A profile that could not be read, with where and why, rendered as one line:
+/// `path/to/x.yaml:12:3: probe.interval: invalid duration "5x"; write it like 90s, 30m or 500ms`.
+public struct ProfileError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The profile file; empty when there is none (a name that matched nothing).
+    public var file: String
+    /// 1-based position; 0 when the error is about the whole file (unreadable) or no file.
+    public var line: Int
+    public var column: Int
+    /// Dotted key path such as `probe.interval` or `args[2]`; empty when not about one key.
+    public var field: String
+    /// What is wrong and what to do about it.
+    public var message: String
+
+    public init(file: String, line: Int = 0, column: Int = 0, field: String = "", message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String {
+        var out = file
+        if line > 0 { out += (out.isEmpty ? "" : ":") + "\(line):\(column)" }
+        if !out.isEmpty { out += ": " }
+        if !field.isEmpty { out += field + ": " }
+        return out + message
+    }
+}
+
+extension Profile {
+    /// The keys a profile file may contain, in the order `yamlText` writes them.
+    public static let yamlKeys = [
+        "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
+        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image",
+    ]
+    public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]
+    public static let yamlRestartKeys = [
+        "policy", "initial_delay", "factor", "max_delay", "max_restarts", "window", "reset_after",
+    ]
+
+    /// Durations longer than this are refused: no timeout in a profile means a year, and
+    /// capping keeps every later conversion (to `Duration`, to integers) in range.
+    public static let maxYAMLDuration = TimeSpan(seconds: 365 * 24 * 3600)
+
+    /// Parses one profile. `file` is used for error positions and, when the YAML has no
+    /// `name:`, for the name (its base name without `.yaml`/`.yml`).
+    public static func parse(yaml: String, file: String) throws(ProfileError) -> Profile {
+        let root: YAMLNode
+        do throws(YAMLError) {
+            root = try YAMLNode.load(yaml)
+        } catch {
+            throw ProfileReader(file: file).yamlError(error)
+        }
+        var profile = try ProfileReader(file: file).profile(from: root)
+        profile.source = file
+        return profile
+    }
+
+    /// Reads and parses a profile file. An unreadable file is a `ProfileError` too.
+    public static func load(path: String) throws(ProfileError) -> Profile {
+        try parse(yaml: try readProfileText(path: path), file: path)
+    }
+
+    /// Profile files are small; a bigger one is a mistake (a model file named .yaml?).
+    static let maxProfileFileBytes = 1 << 20
+
+    static func readProfileText(path: String) throws(ProfileError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ProfileError(file: path, message: "cannot read the profile: \(errnoText()); check the path and its permissions")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ProfileError(file: path, message: "cannot read the profile: \(errnoText()); check the path and its permissions")
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+            guard bytes.count <= maxProfileFileBytes else {
+                throw ProfileError(
+                    file: path, message: "the file is larger than \(maxProfileFileBytes / 1024) KiB; is it really a profile?")
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ProfileError(file: path, message: "the file is not valid UTF-8; save it as UTF-8 text")
+        }
+        return text
+    }
+
+    /// The file's base name without `.yaml`/`.yml`: `/etc/x/llama.yaml` → `llama`.
+    static func baseName(ofProfileFile file: String) -> String {
+        var base = Substring(file)
+        if let slash = base.lastIndex(of: "/") { base = base[base.index(after: slash)...] }
+        for suffix in [".yaml", ".yml"] where base.hasSuffix(suffix) {
+            return String(base.dropLast(suffix.count))
+        }
+        return String(base)
+    }
+}
+
+private func errnoText() -> String {
+    String(cString: strerror(errno))
+}
+
+/// Walks a loaded YAML tree into a `Profile`, producing errors with positions.
+private struct ProfileReader {
+    let file: String
+
+    func fail(_ node: YAMLNode, _ field: String, _ message: String) -> ProfileError {
+        ProfileError(file: file, line: node.line, column: node.column, field: field, message: message)
+    }
+
+    func yamlError(_ error: YAMLError) -> ProfileError {
+        let message: String
+        switch error.reason {
+        case .empty:
+            message = "the file is empty; a profile needs at least engine: and model: (e.g. engine: vllm, model: Qwen/Qwen2.5-1.5B-Instruct)"
+        case .syntax:
+            message = "invalid YAML: \(error.message); check the indentation and quote values that contain \": \" or \" #\""
+        default:
+            message = error.message
+        }
+        return ProfileError(file: file, line: error.line, column: error.column, message: message)
+    }
+
+    // MARK: The profile
+
+    func profile(from root: YAMLNode) throws(ProfileError) -> Profile {
+        guard case .mapping = root.content else {
+            throw fail(root, "", "expected a mapping of profile keys, found \(root.kindDescription); start with lines like engine: vllm and model: <model id>")
+        }
+        let top = try mapping(root, path: "", allowed: Profile.yamlKeys)
+
+        guard let engineNode = top["engine"] else {
+            throw fail(root, "engine", "required key is missing; add engine: followed by one of \(Self.list(EngineKind.allCases.map(\.rawValue)))")
+        }
+        let engine = try choice(engineNode, "engine", EngineKind.self, what: "engine")
+        guard let modelNode = top["model"] else {
+            throw fail(root, "model", "required key is missing; add model: with \(Self.modelHint(engine))")
+        }
+        let model = try text(modelNode, "model", hint: "write it like model: \(Self.modelExample(engine))")
+
+        let name: String
+        if let node = top["name"] {
+            name = try text(node, "name", hint: "write it like name: my-server")
+            guard Profile.isValidName(name) else {
+                throw fail(node, "name", "invalid server name \(YAMLNode.quoteForMessage(name)); \(Self.nameRule)")
+            }
+        } else {
+            name = Profile.baseName(ofProfileFile: file)
+            guard Profile.isValidName(name) else {
+                let why = name.isEmpty ? "there is no file name to take it from" : "the file name \(YAMLNode.quoteForMessage(name)) is not a valid server name"
+                throw fail(root, "name", "no name: key and \(why); add name: my-server (\(Self.nameRule))")
+            }
+        }
+
+        var profile = Profile(name: name, engine: engine, model: model)
+        if let node = top["host"] {
+            profile.host = try text(node, "host", hint: "write it like host: 127.0.0.1")
+            guard !profile.host.isEmpty, !profile.host.contains(where: { $0 == " " || $0 == "/" }) else {
+                throw fail(node, "host", "invalid host \(YAMLNode.quoteForMessage(profile.host)); write an address like 127.0.0.1 or 0.0.0.0")
+            }
+        }
+        if let node = top["port"] { profile.port = try port(node) }
+        if let node = top["gpus"] { profile.gpus = try gpus(node) }
+        if let node = top["args"] { profile.args = try textList(node, "args", hint: "write it as a list: args: [--max-model-len, 8192]") }
+        if let node = top["env"] { profile.env = try environment(node) }
+        if let node = top["startup_timeout"] { profile.startupTimeout = try duration(node, "startup_timeout") }
+        if let node = top["stop_timeout"] { profile.stopTimeout = try duration(node, "stop_timeout", allowZero: true) }
+        if let node = top["probe"] { profile.probe = try probe(node) }
+        if let node = top["restart"] { profile.restart = try restart(node) }
+        if let node = top["autostart"] { profile.autostart = try boolean(node, "autostart") }
+        if let node = top["register"] { profile.register = try boolean(node, "register") }
+        if let node = top["command"] {
+            guard engine == .command else { throw onlyFor(.command, top.keyNode("command") ?? node, "command") }
+            profile.command = try textList(node, "command", hint: "write it as a list: command: [llama-server, --port, \"{port}\"]")
+        }
+        if let node = top["health_path"] {
+            guard engine == .command else { throw onlyFor(.command, top.keyNode("health_path") ?? node, "health_path") }
+            let path = try text(node, "health_path", hint: "write it like health_path: /health")
+            guard path.hasPrefix("/"), !path.contains(" ") else {
+                throw fail(node, "health_path", "invalid path \(YAMLNode.quoteForMessage(path)); write an HTTP path starting with /, like /health")
+            }
+            profile.healthPath = path
+        }
+        if let node = top["health_status"] {
+            guard engine == .command else { throw onlyFor(.command, top.keyNode("health_status") ?? node, "health_status") }
+            let status = try integer(node, "health_status")
+            guard (100...599).contains(status) else {
+                throw fail(node, "health_status", "\(status) is not an HTTP status; use a number from 100 to 599, usually 200")
+            }
+            profile.healthStatus = status
+        }
+        if let node = top["image"] {
+            guard engine == .tgi else { throw onlyFor(.tgi, top.keyNode("image") ?? node, "image") }
+            profile.image = try text(node, "image", hint: "write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
+            guard profile.image?.isEmpty == false else {
+                throw fail(node, "image", "the image name is empty; write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
+            }
+        }
+
+        if engine == .command {
+            guard let command = profile.command, let commandNode = top["command"], !command.isEmpty else {
+                let node = top["command"] ?? engineNode
+                throw fail(node, "command", "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]")
+            }
+            if case .auto = profile.port, !command.contains(where: { $0.contains("{port}") }) {
+                throw fail(commandNode, "command", "port is auto but the command has no {port} placeholder; pass \"{port}\" to the server's port flag, or set a fixed port:")
+            }
+        }
+        if model.isEmpty {
+            throw fail(modelNode, "model", "the model is empty; write it like model: \(Self.modelExample(engine))")
+        }
+        return profile
+    }
+
+    func probe(_ node: YAMLNode) throws(ProfileError) -> ProbeSettings {
+        let fields = try mapping(node, path: "probe", allowed: Profile.yamlProbeKeys)
+        var probe = ProbeSettings()
+        if let value = fields["interval"] { probe.interval = try duration(value, "probe.interval") }
+        if let value = fields["timeout"] { probe.timeout = try duration(value, "probe.timeout") }
+        if let value = fields["failure_threshold"] {
+            probe.failureThreshold = try integer(value, "probe.failure_threshold")
+            guard probe.failureThreshold >= 1 else {
+                throw fail(value, "probe.failure_threshold", "must be at least 1; write it like failure_threshold: 3")
+            }
+        }
+        return probe
+    }
+
+    func restart(_ node: YAMLNode) throws(ProfileError) -> RestartPolicy {
+        let fields = try mapping(node, path: "restart", allowed: Profile.yamlRestartKeys)
+        var policy = RestartPolicy()
+        if let value = fields["policy"] { policy.mode = try choice(value, "restart.policy", RestartMode.self, what: "restart policy") }
+        if let value = fields["initial_delay"] { policy.initialDelay = try duration(value, "restart.initial_delay", allowZero: true) }
+        if let value = fields["factor"] {
+            policy.factor = try number(value, "restart.factor")
+            guard (1...100).contains(policy.factor) else {
+                throw fail(value, "restart.factor", "must be from 1 to 100 (each delay is the previous one times factor); write it like factor: 2")
+            }
+        }
+        if let value = fields["max_delay"] { policy.maxDelay = try duration(value, "restart.max_delay", allowZero: true) }
+        if let value = fields["max_restarts"] {
+            policy.maxRestarts = try integer(value, "restart.max_restarts")
+            guard policy.maxRestarts >= 0 else {
+                throw fail(value, "restart.max_restarts", "must be 0 or more; write it like max_restarts: 5")
+            }
+        }
+        if let value = fields["window"] { policy.window = try duration(value, "restart.window") }
+        if let value = fields["reset_after"] { policy.resetAfter = try duration(value, "restart.reset_after") }
+        if policy.maxDelay < policy.initialDelay, let value = fields["max_delay"] ?? fields["initial_delay"] {
+            let field = fields["max_delay"] == nil ? "restart.initial_delay" : "restart.max_delay"
+            throw fail(value, field, "max_delay (\(policy.maxDelay)) is shorter than initial_delay (\(policy.initialDelay)); make max_delay at least initial_delay")
+        }
+        return policy
+    }
+
+    // MARK: Mappings and keys
+
+    /// A mapping's entries by key, after refusing unknown and duplicate keys.
+    struct Fields {
+        var byKey: [String: YAMLNode.Pair] = [:]
+        /// The value under `key`.
+        subscript(key: String) -> YAMLNode? { byKey[key]?.value }
+        /// The key node itself, for errors about the key rather than its value.
+        func keyNode(_ key: String) -> YAMLNode? { byKey[key]?.key }
+    }
+
+    func mapping(_ node: YAMLNode, path: String, allowed: [String]) throws(ProfileError) -> Fields {
+        guard case .mapping(let pairs) = node.content else {
+            throw fail(node, path, "expected a mapping of keys (\(allowed.joined(separator: ", "))), found \(node.kindDescription); write each key on its own indented line under \(path):")
+        }
+        var fields = Fields()
+        var firstLine: [String: Int] = [:]
+        for pair in pairs {
+            let key = try keyText(pair.key, path: path)
+            let field = Self.join(path, key)
+            guard allowed.contains(key) else {
+                throw fail(pair.key, field, unknownKeyMessage(key, path: path, allowed: allowed))
+            }
+            if let line = firstLine[key] {
+                throw fail(pair.key, field, "duplicate key (first set on line \(line)); keep only one of them")
+            }
+            firstLine[key] = pair.key.line
+            fields.byKey[key] = pair
+        }
+        return fields
+    }
+
+    func keyText(_ key: YAMLNode, path: String) throws(ProfileError) -> String {
+        guard case .scalar(let text, _) = key.content, key.scalarValue != .null else {
+            throw fail(key, path, "expected a key name, found \(key.kindDescription); write keys as plain words like port:")
+        }
+        return text
+    }
+
+    func unknownKeyMessage(_ key: String, path: String, allowed: [String]) -> String {
+        if let best = Spelling.closest(to: key, in: allowed).first {
+            return "unknown key; did you mean \(YAMLNode.quoteForMessage(best))?"
+        }
+        // A nested key written at the top level: say where it belongs.
+        if path.isEmpty {
+            for (section, keys) in [("probe", Profile.yamlProbeKeys), ("restart", Profile.yamlRestartKeys)] {
+                if let best = keys.contains(key) ? key : Spelling.closest(to: key, in: keys).first {
+                    return "unknown key; did you mean \(YAMLNode.quoteForMessage(section + "." + best))? Write it indented under \(section):"
+                }
+            }
+        }
+        return "unknown key; valid keys\(path.isEmpty ? "" : " under \(path):") are \(allowed.joined(separator: ", "))"
+    }
+
+    // MARK: Values
+
+    func text(_ node: YAMLNode, _ field: String, hint: String) throws(ProfileError) -> String {
+        guard case .scalar(let text, _) = node.content, node.scalarValue != .null else {
+            throw fail(node, field, "expected text, found \(node.kindDescription); \(hint)")
+        }
+        return text
+    }
+
+    func textList(_ node: YAMLNode, _ field: String, hint: String) throws(ProfileError) -> [String] {
+        guard case .sequence(let items) = node.content else {
+            throw fail(node, field, "expected a list, found \(node.kindDescription); \(hint)")
+        }
+        var out: [String] = []
+        for (index, item) in items.enumerated() {
+            guard case .scalar(let text, _) = item.content, item.scalarValue != .null else {
+                throw fail(item, "\(field)[\(index)]", "expected text, found \(item.kindDescription); quote the item, e.g. \"--flag=value\"")
+            }
+            out.append(text)
+        }
+        return out
+    }
+
+    func integer(_ node: YAMLNode, _ field: String) throws(ProfileError) -> Int {
+        let key = Self.leaf(field)
+        switch node.scalarValue {
+        case .int(let value):
+            return value
+        case .string(let string) where node.isQuoted && YAMLNode.isDecimalInteger(string.trimmingSpaces):
+            throw fail(node, field, "expected a number, found the string \(YAMLNode.quoteForMessage(string)); write it without quotes: \(key): \(string.trimmingSpaces)")
+        default:
+            throw fail(node, field, "expected a whole number, found \(node.kindDescription); write it like \(key): \(Self.integerExample(key))")
+        }
+    }
+
+    func number(_ node: YAMLNode, _ field: String) throws(ProfileError) -> Double {
+        let key = Self.leaf(field)
+        switch node.scalarValue {
+        case .int(let value): return Double(value)
+        case .float(let value) where value.isFinite: return value
+        default:
+            throw fail(node, field, "expected a number, found \(node.kindDescription); write it like \(key): 2")
+        }
+    }
+
+    func boolean(_ node: YAMLNode, _ field: String) throws(ProfileError) -> Bool {
+        guard case .bool(let value) = node.scalarValue else {
+            let key = Self.leaf(field)
+            let quoted = node.isQuoted ? " (without quotes)" : ""
+            throw fail(node, field, "expected true or false, found \(node.kindDescription); write \(key): true or \(key): false\(quoted)")
+        }
+        return value
+    }
+
+    func duration(_ node: YAMLNode, _ field: String, allowZero: Bool = false) throws(ProfileError) -> TimeSpan {
+        let key = Self.leaf(field)
+        let hint = "write it like 90s, 30m or 500ms"
+        guard case .scalar(let text, _) = node.content else {
+            throw fail(node, field, "expected a duration, found \(node.kindDescription); \(hint)")
+        }
+        switch node.scalarValue {
+        case .null, .bool, .none:
+            throw fail(node, field, "expected a duration, found \(node.kindDescription); \(hint)")
+        default:
+            break
+        }
+        guard let span = TimeSpan(parsing: text), span.seconds.isFinite else {
+            throw fail(node, field, "invalid duration \(YAMLNode.quoteForMessage(text)); \(hint)")
+        }
+        guard span <= Profile.maxYAMLDuration else {
+            throw fail(node, field, "duration \(YAMLNode.quoteForMessage(text)) is longer than a year; \(hint)")
+        }
+        guard allowZero || span.seconds > 0 else {
+            throw fail(node, field, "must be longer than 0; write it like \(key): 10s")
+        }
+        return span
+    }
+
+    /// A word from a fixed set (engine, restart policy), with a suggestion when close.
+    func choice<T: RawRepresentable & CaseIterable>(
+        _ node: YAMLNode, _ field: String, _ type: T.Type, what: String
+    ) throws(ProfileError) -> T where T.RawValue == String {
+        let valid = T.allCases.map(\.rawValue)
+        guard case .scalar(let text, _) = node.content, case .string = node.scalarValue else {
+            throw fail(node, field, "expected one of \(Self.list(valid)), found \(node.kindDescription); write it like \(Self.leaf(field)): \(valid[0])")
+        }
+        if let value = T(rawValue: text) { return value }
+        var message = "unknown \(what) \(YAMLNode.quoteForMessage(text)); "
+        if let best = Spelling.closest(to: text, in: valid).first {
+            message += "did you mean \(YAMLNode.quoteForMessage(best))? "
+        }
+        message += "Use one of \(Self.list(valid))"
+        throw fail(node, field, message)
+    }
+
+    func port(_ node: YAMLNode) throws(ProfileError) -> PortSpec {
+        let range = PortSpec.validRange
+        let rangeText = "use a number from \(range.lowerBound) to \(range.upperBound), or auto"
+        switch node.scalarValue {
+        case .int(let value):
+            guard range.contains(value) else {
+                throw fail(node, "port", "port \(value) is out of range; \(rangeText)")
+            }
+            return .fixed(value)
+        case .string("auto"):
+            return .auto
+        case .string(let string) where node.isQuoted && YAMLNode.isDecimalInteger(string.trimmingSpaces):
+            // Ports are numbers: see the typing rules at the top of this file.
+            throw fail(node, "port", "expected a number or auto, found the string \(YAMLNode.quoteForMessage(string)); write it without quotes: port: \(string.trimmingSpaces)")
+        case .string(let string):
+            throw fail(node, "port", "invalid port \(YAMLNode.quoteForMessage(string)); \(rangeText)")
+        default:
+            throw fail(node, "port", "expected a number or auto, found \(node.kindDescription); \(rangeText)")
+        }
+    }
+
+    /// A list of GPU indices, a comma-separated string "0,1" (as in CUDA_VISIBLE_DEVICES),
+    /// or a single index.
+    func gpus(_ node: YAMLNode) throws(ProfileError) -> [Int] {
+        let hint = "write it like gpus: [0, 1] or gpus: \"0,1\""
+        var indices: [(Int, YAMLNode, String)] = []
+        switch node.content {
+        case .sequence(let items):
+            for (index, item) in items.enumerated() {
+                indices.append((try integer(item, "gpus[\(index)]"), item, "gpus[\(index)]"))
+            }
+        case .scalar(let text, _):
+            switch node.scalarValue {
+            case .int(let value):
+                indices.append((value, node, "gpus"))
+            case .string:
+                for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+                    let trimmed = String(part).trimmingSpaces
+                    guard YAMLNode.isDecimalInteger(trimmed), let value = Int(trimmed) else {
+                        if text.trimmingSpaces.isEmpty { return [] }
+                        throw fail(node, "gpus", "invalid GPU list \(YAMLNode.quoteForMessage(text)); \(hint)")
+                    }
+                    indices.append((value, node, "gpus"))
+                }
+            default:
+                throw fail(node, "gpus", "expected a list of GPU indices, found \(node.kindDescription); \(hint)")
+            }
+        case .mapping:
+            throw fail(node, "gpus", "expected a list of GPU indices, found \(node.kindDescription); \(hint)")
+        }
+        var seen: Set<Int> = []
+        for (value, item, field) in indices {
+            guard value >= 0 else {
+                throw fail(item, field, "GPU index \(value) is negative; use the indices nvidia-smi shows (0, 1, ...)")
+            }
+            guard seen.insert(value).inserted else {
+                throw fail(item, field, "GPU \(value) is listed twice; list each GPU once")
+            }
+        }
+        return indices.map(\.0)
+    }
+
+    func environment(_ node: YAMLNode) throws(ProfileError) -> [String: String] {
+        guard case .mapping(let pairs) = node.content else {
+            throw fail(node, "env", "expected a mapping of variables, found \(node.kindDescription); write each on its own line under env:, like   HF_HOME: /data/hf")
+        }
+        var env: [String: String] = [:]
+        var firstLine: [String: Int] = [:]
+        for pair in pairs {
+            let key = try keyText(pair.key, path: "env")
+            let field = "env." + key
+            guard Self.isEnvironmentName(key) else {
+                throw fail(pair.key, field, "invalid variable name; use letters, digits and _, not starting with a digit")
+            }
+            if let line = firstLine[key] {
+                throw fail(pair.key, field, "duplicate key (first set on line \(line)); keep only one of them")
+            }
+            firstLine[key] = pair.key.line
+            env[key] = try text(pair.value, field, hint: "write \(key): \"\" for an empty value, or quote the value")
+        }
+        return env
+    }
+
+    func onlyFor(_ engine: EngineKind, _ node: YAMLNode, _ field: String) -> ProfileError {
+        fail(node, field, "only used with engine: \(engine.rawValue); remove it, or set engine: \(engine.rawValue)")
+    }
+
+    // MARK: Helpers
+
+    static let nameRule = "use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters"
+
+    static func join(_ path: String, _ key: String) -> String {
+        path.isEmpty ? key : path + "." + key
+    }
+
+    static func leaf(_ field: String) -> String {
+        var key = Substring(field)
+        if let dot = key.lastIndex(of: ".") { key = key[key.index(after: dot)...] }
+        if let bracket = key.firstIndex(of: "[") { key = key[..<bracket] }
+        return String(key)
+    }
+
+    static func list(_ words: [String]) -> String {
+        words.joined(separator: ", ")
+    }
+
+    static func integerExample(_ key: String) -> String {
+        switch key {
+        case "port": "8080"
+        case "health_status": "200"
+        case "failure_threshold": "3"
+        case "max_restarts": "5"
+        default: "0"
+        }
+    }
+
+    static func modelExample(_ engine: EngineKind) -> String {
+        switch engine {
+        case .vllm, .tgi: "Qwen/Qwen2.5-1.5B-Instruct"
+        case .ollama: "qwen2.5:1.5b"
+        case .command: "/models/model.gguf"
+        }
+    }
+
+    static func modelHint(_ engine: EngineKind) -> String {
+        switch engine {
+        case .vllm, .tgi: "a Hugging Face model id, e.g. model: \(modelExample(engine))"
+        case .ollama: "an Ollama model name, e.g. model: \(modelExample(engine))"
+        case .command: "the model the server loads and lists, e.g. model: \(modelExample(engine))"
+        }
+    }
+
+    static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.first, first == "_" || (first.isASCII && first.isLetter) else { return false }
+        return name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
+    }
+}
+
+/// "Did you mean" suggestions, by edit distance over lower-cased names with `-` read as `_`
+/// (so `startup-timeout` and `startupTimeout` both find `startup_timeout`).
+enum Spelling {
+    /// Candidates close to `word`, closest first.
+    static func closest(to word: String, in candidates: [String], limit: Int = 3) -> [String] {
+        let target = normalized(word)
+        let threshold = max(1, min(3, target.count / 3))
+        let scored = candidates.compactMap { candidate -> (String, Int)? in
+            let other = normalized(candidate)
+            let distance = other.filter { $0 != "_" } == target.filter { $0 != "_" } ? 0 : distanceBetween(target, other)
+            return distance <= threshold ? (candidate, distance) : nil
+        }
+        return scored.sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }.prefix(limit).map(\.0)
+    }
+
+    static func normalized(_ word: String) -> [Character] {
+        word.lowercased().map { $0 == "-" ? "_" : $0 }
+    }
+
+    /// Optimal string alignment distance: insertions, deletions, substitutions and
+    /// transpositions of neighbours (`prot` → `port` is one edit).
+    static func distanceBetween(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous2 = [Int](repeating: 0, count: b.count + 1)
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                var best = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    best = min(best, previous2[j - 2] + 1)
+                }
+                current[j] = best
+            }
+            (previous2, previous, current) = (previous, current, previous2)
+        }
+        return previous[b.count]
+    }
+}
