@@ -22,6 +22,7 @@ let package = Package(
         // C libraries: module maps, and one shim for what Swift cannot import.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "CAgentronShims",
             linkerSettings: [.linkedLibrary("curl")]
@@ -32,13 +33,17 @@ let package = Package(
         .target(name: "AgentronHTTP", dependencies: ["CCurl", "CAgentronShims"]),
         .target(name: "AgentronProcess", dependencies: ["CAgentronShims", "AgentronCore"]),
         .target(
+            name: "AgentronSystemd",
+            dependencies: ["CSystemd", "AgentronCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "AgentronEngines",
             dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]
         ),
         .target(
             name: "AgentronDaemon",
             dependencies: [
-                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP",
+                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -72,6 +77,8 @@ let package = Package(
         .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
+        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
+        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP"]
