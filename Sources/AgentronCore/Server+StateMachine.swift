@@ -45,7 +45,9 @@ public struct ServerStateMachine: Sendable, Equatable {
 
     private let restart: RestartPolicy
     private let probe: ProbeSettings
-    private var stopGrace: TimeSpan
+    private let stopGrace: TimeSpan
+    /// A one-off grace from `down --timeout`, used by the next terminate.
+    private var nextStopGrace: TimeSpan?
     private let startupTimeout: TimeSpan
     /// When each recent restart happened, to detect a crash loop within `restart.window`.
     private var restartTimes: [Double] = []
@@ -64,18 +66,44 @@ public struct ServerStateMachine: Sendable, Equatable {
     }
 
     /// Restores a machine for an engine re-adopted after a daemon restart.
-    public static func adopted(profile: Profile, state: ServerState, restartCount: Int, totalRestarts: Int) -> ServerStateMachine {
+    /// The engine is alive: it continues as ready (liveness probes decide from here) or
+    /// starting (startup probes resume).
+    public static func adopted(profile: Profile, state: ServerState, restartCount: Int, totalRestarts: Int, now: Double) -> ServerStateMachine {
         var machine = ServerStateMachine(profile: profile)
-        machine.state = state == .ready || state == .unhealthy ? .ready : .starting
-        machine.hasBeenReady = state == .ready || state == .unhealthy
+        let wasReady = state == .ready || state == .unhealthy
+        machine.state = wasReady ? .ready : .starting
+        machine.hasBeenReady = wasReady
+        machine.readySince = wasReady ? now : nil
         machine.restartCount = restartCount
         machine.totalRestarts = totalRestarts
         return machine
     }
 
-    /// `down --timeout D` replaces the profile's grace for the stop it starts.
+    /// Restores a machine for a server that has no live engine after a daemon restart: a
+    /// stopped or failed one keeps its state and reason; one that should be running is
+    /// treated as having crashed while the daemon was away (the caller feeds `exited`).
+    public static func restored(profile: Profile, state: ServerState, reason: String?, restartCount: Int, totalRestarts: Int, now: Double) -> ServerStateMachine {
+        var machine = ServerStateMachine(profile: profile)
+        machine.restartCount = restartCount
+        machine.totalRestarts = totalRestarts
+        switch state {
+        case .stopped, .failed:
+            machine.state = state
+            machine.reason = reason
+        case .stopping:
+            // It was being stopped and is gone: that stop is done.
+            machine.state = .stopped
+        case .starting, .ready, .unhealthy, .backoff:
+            // Running when the daemon went away: an exit now is a crash, handled by policy.
+            machine.state = .ready
+            machine.hasBeenReady = true
+        }
+        return machine
+    }
+
+    /// `down --timeout D` replaces the profile's grace for the next stop only.
     public mutating func overrideStopGrace(_ grace: TimeSpan) {
-        stopGrace = grace
+        nextStopGrace = grace
     }
 
     // MARK: Events
@@ -131,17 +159,20 @@ public struct ServerStateMachine: Sendable, Equatable {
         guard state == .ready || state == .unhealthy else { return [] }
         if passed {
             consecutiveProbeFailures = 0
+            var actions: [Action] = []
             if state == .unhealthy {
                 state = .ready
                 reason = nil
                 readySince = now
+                // Ready is settled: an `up` that found the server unhealthy is waiting.
+                actions.append(.resolveWaiters(.ready))
             }
             // A sustained healthy run forgives earlier crashes.
             if let since = readySince, now - since >= restart.resetAfter.seconds, restartCount > 0 {
                 restartCount = 0
                 restartTimes = []
             }
-            return []
+            return actions
         }
         consecutiveProbeFailures += 1
         readySince = nil
@@ -219,6 +250,7 @@ public struct ServerStateMachine: Sendable, Equatable {
             return []
         case .backoff:
             state = .stopped
+            reason = nil
             return [.cancelRestart, .resolveWaiters(.stopped)]
         case .stopped, .failed:
             return []
@@ -247,7 +279,9 @@ public struct ServerStateMachine: Sendable, Equatable {
         state = .stopping
         stopPurpose = purpose
         if let reason { self.reason = reason }
-        return [.terminate(grace: stopGrace)]
+        let grace = nextStopGrace ?? stopGrace
+        nextStopGrace = nil
+        return [.terminate(grace: grace)]
     }
 
     private mutating func fail(_ reason: String) -> [Action] {
