@@ -42,6 +42,11 @@ public struct ControlClient: Sendable {
         return try await call("POST", "/servers/\(escape(name))/stop\(query)", timeout: Self.stopTimeout)
     }
 
+    /// Stops (if running) and starts the server again; clears a failed state.
+    public func restart(_ name: String) async throws(ClientError) -> ServerInfo {
+        try await call("POST", "/servers/\(escape(name))/restart", timeout: Self.stopTimeout)
+    }
+
     public func logs(_ name: String, tail: Int) async throws(ClientError) -> [UInt8] {
         let response = try await send("GET", "/servers/\(escape(name))/logs?tail=\(tail)", body: nil, timeout: Self.requestTimeout)
         return response.body

@@ -73,6 +73,9 @@ struct ControlAPI: Sendable {
                 timeout = span
             }
             return Self.json(try await registry.stop(name, timeout: timeout))
+        case ("POST", 3) where action == "restart":
+            guard let name else { break }
+            return Self.json(try await registry.restart(name))
         case ("GET", 3) where action == "logs":
             guard let name else { break }
             let files = try await registry.logFiles(name)

@@ -16,12 +16,15 @@ public enum Daemon {
             print(usage)
             return 0
         }
-        if let unknown = arguments.first(where: { $0.hasPrefix("-") }) {
+        let environment = ProcessEnvironment.current
+        // Live restore: on SIGTERM leave the engines running for the next daemon to re-adopt
+        // (an upgrade, a restart by systemd); without it SIGTERM stops every engine.
+        let liveRestore = arguments.contains("--live-restore") || environment["AGENTRON_LIVE_RESTORE"] == "1"
+        if let unknown = arguments.first(where: { $0.hasPrefix("-") && $0 != "--live-restore" }) {
             printError("agentrond: unknown option \(unknown); see agentrond --help")
             return 2
         }
 
-        let environment = ProcessEnvironment.current
         let paths = AgentronPaths.current(environment: environment)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -51,14 +54,19 @@ public enum Daemon {
             logger.warning("cannot become a child subreaper; processes that leave an engine's session may be missed")
         }
 
-        let registry = ServerRegistry(paths: paths, daemonEnvironment: environment, logger: logger)
+        let cgroups = Cgroups.detect(environment: environment)
+        logger.info(
+            cgroups.map { "engines get their own cgroup under \($0.base)" }
+                ?? "no writable cgroup v2 subtree: engines are tracked by session and as subreaper")
+        let registry = ServerRegistry(paths: paths, daemonEnvironment: environment, cgroups: cgroups, logger: logger)
+        await registry.restoreFromDisk()
         let info = DaemonInfo(
             version: agentronVersion, pid: getpid(), socket: paths.socketPath, stateDirectory: paths.stateDirectory,
             startedAt: Double(time(nil)))
         let server = ControlServer(
             socketPath: paths.socketPath, api: ControlAPI(registry: registry, daemonInfo: info), logger: logger,
             onListening: {})
-        let engines = EngineService(registry: registry, logger: logger)
+        let engines = EngineService(registry: registry, liveRestore: liveRestore, logger: logger)
         // Services shut down in reverse order: engines stop first while the API still answers.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -75,10 +83,12 @@ public enum Daemon {
     }
 
     static let usage = """
-        USAGE: agentrond [--version] [--help]
+        USAGE: agentrond [--live-restore] [--version] [--help]
 
         The agentron supervisor daemon. It owns every server started with `agentron up`,
         serves the control API on a Unix socket, and stops every engine it runs on SIGTERM.
+        With --live-restore (or AGENTRON_LIVE_RESTORE=1) it leaves them running instead, and
+        the next agentrond re-adopts them; after a crash (kill -9) it always does.
 
         Paths: AGENTRON_HOME=<dir> puts the socket, state and configuration under <dir>;
         root uses /run/agentron, /var/lib/agentron, /etc/agentron; a user the XDG directories.
@@ -105,11 +115,17 @@ public enum Daemon {
 /// are gone (DESIGN §3: nothing outlives the daemon's stop unless live restore is asked for).
 struct EngineService: Service {
     let registry: ServerRegistry
+    let liveRestore: Bool
     let logger: Logger
 
     func run() async throws {
         // Cancellation (a second signal) skips straight to the stop below.
         try? await gracefulShutdown()
+        if liveRestore {
+            logger.info("live restore: leaving engines running for the next daemon")
+            await registry.leaveRunning()
+            return
+        }
         logger.info("stopping every engine before exit")
         // Unstructured, so a cancelled group does not cut the engines' grace periods short.
         await Task { await registry.shutdownAll() }.value

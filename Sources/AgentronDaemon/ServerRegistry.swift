@@ -11,12 +11,46 @@ actor ServerRegistry {
     private let daemonEnvironment: [String: String]
     private let logger: Logger
     private let store: StateStore
+    private let cgroups: Cgroups?
 
-    init(paths: AgentronPaths, daemonEnvironment: [String: String], logger: Logger) {
+    init(paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, logger: Logger) {
         self.paths = paths
         self.daemonEnvironment = daemonEnvironment
+        self.cgroups = cgroups
         self.logger = logger
         self.store = StateStore(path: paths.stateFile)
+    }
+
+    /// Live restore: takes up every server the state file lists (DESIGN §3). Engines still
+    /// running are re-adopted untouched; dead ones are restarted by their policy.
+    func restoreFromDisk() async {
+        let records: [StateStore.Record]
+        do {
+            records = try store.load()
+        } catch {
+            // Keep the unreadable file for a human; start empty rather than not at all.
+            logger.error("cannot read \(paths.stateFile): \(error); starting with no servers (the file is left as it is)")
+            return
+        }
+        for record in records {
+            guard supervisors[record.profile.name] == nil, let driver = try? Engines.driver(for: record.profile.engine) else {
+                logger.error("cannot restore server \"\(record.profile.name)\": engine \(record.profile.engine.rawValue) is not available")
+                continue
+            }
+            let supervisor = makeSupervisor(record.profile, driver: driver)
+            supervisors[record.profile.name] = supervisor
+            await supervisor.restore(from: record)
+        }
+        if !records.isEmpty {
+            logger.info("restored \(records.count) server(s) from \(paths.stateFile)")
+        }
+        await persist()
+    }
+
+    private func makeSupervisor(_ profile: Profile, driver: any EngineDriver) -> Supervisor {
+        Supervisor(
+            profile: profile, driver: driver, logDirectory: paths.logDirectory, daemonEnvironment: daemonEnvironment,
+            cgroups: cgroups, logger: logger, onChange: { [weak self] in await self?.persist() })
     }
 
     /// Starts `profile`, or confirms it is already up with the same spec.
@@ -45,9 +79,7 @@ actor ServerRegistry {
         if case .fixed(let port) = profile.port, let user = await portUser(port, except: profile.name) {
             throw APIError(.portInUse, "server \"\(profile.name)\": port \(port) is already used by server \"\(user)\"; choose another with --port, or use --port auto")
         }
-        let supervisor = Supervisor(
-            profile: profile, driver: driver, logDirectory: paths.logDirectory, daemonEnvironment: daemonEnvironment,
-            logger: logger, onChange: { [weak self] in await self?.persist() })
+        let supervisor = makeSupervisor(profile, driver: driver)
         supervisors[profile.name] = supervisor
         await supervisor.start(profile: profile)
         return await supervisor.info(detailed: false)
@@ -83,9 +115,23 @@ actor ServerRegistry {
         return await supervisor.info(detailed: false)
     }
 
+    /// `agentron restart`: stop (if running) and start again with the same spec; clears a
+    /// failed state and its counters.
+    func restart(_ name: String) async throws(APIError) -> ServerInfo {
+        let supervisor = try supervisor(name)
+        await supervisor.restart()
+        return await supervisor.info(detailed: false)
+    }
+
     func logFiles(_ name: String) throws(APIError) -> LogFiles {
         guard supervisors[name] != nil else { throw notFound(name) }
         return LogFiles(directory: paths.logDirectory, name: name)
+    }
+
+    /// Daemon shutdown with live restore: engines keep running; what they are is on disk
+    /// for the next daemon to re-adopt.
+    func leaveRunning() async {
+        await persist()
     }
 
     /// Daemon shutdown: stop every engine (in parallel) and wait until they are gone.

@@ -6,13 +6,26 @@ import Glibc
 /// a later daemon knows which servers were up, with pid + process start time so a reused
 /// pid cannot fool it (DESIGN §3, live restore).
 struct StateStore: Sendable {
+    struct Descendant: Codable, Sendable, Equatable {
+        var pid: Int32
+        var startTime: UInt64
+    }
+
     struct Record: Codable, Sendable, Equatable {
         var profile: Profile
         var state: ServerState
+        var reason: String?
         var pid: Int32?
+        /// Clock ticks after boot (/proc/<pid>/stat field 22): with the pid, the process identity.
         var processStartTime: UInt64?
+        /// Unix time the engine started, for `ps`.
+        var startedAt: Double?
         var port: Int?
+        var restartCount: Int?
         var restarts: Int
+        var cgroup: String?
+        /// Descendants seen so far, so those that left the session are found after a restart.
+        var descendants: [Descendant]?
     }
 
     struct File: Codable {

@@ -16,6 +16,8 @@ actor Supervisor {
     private let driver: any EngineDriver
     private let logFiles: LogFiles
     private let daemonEnvironment: [String: String]
+    /// Where engines get their own cgroup; nil when the daemon cannot create cgroups.
+    private let cgroups: Cgroups?
     private let logger: Logger
     /// Called after every state change (the registry persists state).
     private let onChange: @Sendable () async -> Void
@@ -53,13 +55,14 @@ actor Supervisor {
     static let failureTailLines = 20
 
     init(profile: Profile, driver: any EngineDriver, logDirectory: String, daemonEnvironment: [String: String],
-         logger: Logger, onChange: @escaping @Sendable () async -> Void) {
+         cgroups: Cgroups?, logger: Logger, onChange: @escaping @Sendable () async -> Void) {
         self.name = profile.name
         self.profile = profile
         self.machine = ServerStateMachine(profile: profile)
         self.driver = driver
         self.logFiles = LogFiles(directory: logDirectory, name: profile.name)
         self.daemonEnvironment = daemonEnvironment
+        self.cgroups = cgroups
         var logger = logger
         logger[metadataKey: "server"] = "\(profile.name)"
         self.logger = logger
@@ -83,6 +86,15 @@ actor Supervisor {
 
     func stop() {
         handle { $0.stopRequested() }
+    }
+
+    /// `agentron restart`: stop what runs (waiting until it is gone), then start again.
+    func restart() async {
+        if machine.state.hasProcess || machine.state == .backoff {
+            stop()
+            await waitUntilDown()
+        }
+        start(profile: profile)
     }
 
     func shutdown() {
@@ -138,8 +150,60 @@ actor Supervisor {
 
     var record: StateStore.Record {
         StateStore.Record(
-            profile: profile, state: machine.state, pid: process?.pid, processStartTime: process?.startTime,
-            port: port, restarts: machine.totalRestarts)
+            profile: profile, state: machine.state, reason: machine.reason, pid: process?.pid,
+            processStartTime: process?.startTime, startedAt: processStartedAt, port: port,
+            restartCount: machine.restartCount, restarts: machine.totalRestarts,
+            cgroup: tree?.cgroup?.path, descendants: tree?.known.map { StateStore.Descendant(pid: $0.key, startTime: $0.value) })
+    }
+
+    // MARK: Live restore
+
+    /// Picks a server up from the state file after a daemon restart (DESIGN §3): a live
+    /// engine is re-adopted as it is (same pid, counters kept) and watched through a pidfd;
+    /// one that died while the daemon was away is cleaned up and restarted by policy.
+    func restore(from record: StateStore.Record) async {
+        profile = record.profile
+        port = record.port
+        let now = Monotonic.now
+        let cgroup = record.cgroup.map(EngineCgroup.init(path:))
+        let known = Dictionary((record.descendants ?? []).map { ($0.pid, $0.startTime) }, uniquingKeysWith: { a, _ in a })
+        if record.state.hasProcess, let pid = record.pid, let start = record.processStartTime,
+            let adopted = EngineProcess.adopt(pid: pid, startTime: start)
+        {
+            machine = .adopted(
+                profile: profile, state: record.state, restartCount: record.restartCount ?? 0,
+                totalRestarts: record.restarts, now: now)
+            run += 1
+            let run = self.run
+            process = adopted
+            processStartedAt = record.startedAt
+            tree = ProcessTree(leader: pid, known: known, cgroup: cgroup)
+            watchExit(of: adopted, run: run)
+            recordChange(from: .stopped, note: "re-adopted engine pid \(pid) after a daemon restart")
+            logger.info("re-adopted engine", metadata: ["pid": "\(pid)", "state": "\(machine.state.rawValue)"])
+            if record.state == .stopping {
+                handle { $0.stopRequested() }
+            } else if machine.state == .ready {
+                startLivenessProbes()
+            } else {
+                startStartupProbes()
+            }
+            return
+        }
+        machine = .restored(
+            profile: profile, state: record.state, reason: record.reason, restartCount: record.restartCount ?? 0,
+            totalRestarts: record.restarts, now: now)
+        if !known.isEmpty || cgroup != nil {
+            let killed = await ProcessTree.killRemnants(known: known, cgroup: cgroup)
+            if !killed.isEmpty {
+                logger.warning("killed what was left of an engine that died while the daemon was away", metadata: ["pids": "\(killed)"])
+            }
+        }
+        if machine.state == .ready {
+            // It was running and is gone: a crash, handled by the restart policy.
+            recordChange(from: .stopped, note: "engine gone after a daemon restart")
+            handle { $0.exited(.unknown, detail: "the engine was gone when the daemon restarted", now: Monotonic.now) }
+        }
     }
 
     private var processStartedAt: Double?
@@ -156,9 +220,9 @@ actor Supervisor {
         for action in actions { perform(action) }
     }
 
-    private func recordChange(from before: ServerState) {
+    private func recordChange(from before: ServerState, note: String? = nil) {
         since = UnixTime.now
-        history.append(StateChange(at: since, state: machine.state, reason: machine.reason))
+        history.append(StateChange(at: since, state: machine.state, reason: note ?? machine.reason))
         if history.count > Self.historyLimit { history.removeFirst(history.count - Self.historyLimit) }
         if machine.state != before {
             var line = "state \(before.rawValue) → \(machine.state.rawValue)"
@@ -218,11 +282,21 @@ actor Supervisor {
         self.port = port
         let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
         let spawned: EngineProcess
+        var cgroup: EngineCgroup?
+        defer {
+            // A failed spawn leaves an empty cgroup behind: remove it.
+            if process?.pid != nil, tree?.cgroup == cgroup {} else { cgroup?.remove() }
+        }
         do {
             let launch = try driver.launch(context)
             logFiles.rotateIfNeeded()
             appendLogMarker("agentron: starting \(launch.arguments.joined(separator: " "))")
-            spawned = try Spawner.spawn(arguments: launch.arguments, environment: launch.environment, logPath: logFiles.path)
+            cgroup = cgroups?.create(name: name)
+            if cgroups != nil && cgroup == nil {
+                logger.warning("cannot create a cgroup for the engine; relying on its session alone")
+            }
+            spawned = try Spawner.spawn(
+                arguments: launch.arguments, environment: launch.environment, logPath: logFiles.path, cgroup: cgroup)
         } catch let error as EngineError {
             handle { $0.spawnFailed(reason: "\(error)", now: Monotonic.now) }
             return
@@ -242,14 +316,18 @@ actor Supervisor {
         logger.info("spawned engine", metadata: ["pid": "\(spawned.pid)", "port": "\(port)"])
         process = spawned
         processStartedAt = UnixTime.now
-        tree = ProcessTree(leader: spawned.pid)
-        let exitTask = Task { await ExitWatcher.shared.waitForExit(pid: spawned.pid, pidfd: spawned.pidfd) }
+        tree = ProcessTree(leader: spawned.pid, cgroup: cgroup)
+        watchExit(of: spawned, run: run)
+        handle { $0.spawned(now: Monotonic.now) }
+    }
+
+    private func watchExit(of engine: EngineProcess, run: Int) {
+        let exitTask = Task { await ExitWatcher.shared.waitForExit(pid: engine.pid, pidfd: engine.pidfd) }
         self.exitTask = exitTask
         Task { [weak self] in
             let status = await exitTask.value
             await self?.engineExited(status, run: run)
         }
-        handle { $0.spawned(now: Monotonic.now) }
     }
 
     private func engineExited(_ status: ExitStatus, run: Int) async {
@@ -266,6 +344,13 @@ actor Supervisor {
         guard run == self.run else { return }
         terminating = false
         let detail = lastLogDetail()
+        // An engine that could not bind its port will not do better on a retry: say so and
+        // stop (issue #3), instead of restarting it into the same wall.
+        if machine.state == .starting, let port, logFiles.tail(lines: Self.failureTailLines).contains(where: Self.isAddressInUse) {
+            let holder = Ports.holder(ofPort: port).map { " by \($0)" } ?? ""
+            handle { $0.spawnFailed(reason: "port \(port) is already in use\(holder): the engine \(status) saying so; choose another port", now: Monotonic.now) }
+            return
+        }
         handle { $0.exited(status, detail: detail, now: Monotonic.now) }
     }
 
@@ -408,6 +493,11 @@ actor Supervisor {
         defer { close(fd) }
         let bytes = Array("\(line)\n".utf8)
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// vLLM and uvicorn: "[Errno 98] Address already in use"; Go and C servers: "address already in use".
+    static func isAddressInUse(_ line: String) -> Bool {
+        line.lowercased().contains("address already in use")
     }
 
     private func lastLogDetail() -> String? {

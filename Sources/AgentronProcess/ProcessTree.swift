@@ -11,10 +11,14 @@ public struct ProcessTree: Sendable, Equatable {
     public let leader: Int32
     /// pid → start time of every descendant ever seen, so a reused pid is never killed.
     public private(set) var known: [Int32: UInt64] = [:]
+    /// The engine's cgroup, when the daemon could create one: every process in it belongs
+    /// to the engine, and `cgroup.kill` ends them all.
+    public let cgroup: EngineCgroup?
 
-    public init(leader: Int32, known: [Int32: UInt64] = [:]) {
+    public init(leader: Int32, known: [Int32: UInt64] = [:], cgroup: EngineCgroup? = nil) {
         self.leader = leader
         self.known = known
+        self.cgroup = cgroup
     }
 
     /// Records the tree's current members; call periodically (the supervisor does on each
@@ -30,10 +34,12 @@ public struct ProcessTree: Sendable, Equatable {
     public func members(in table: [ProcStat]) -> [ProcStat] {
         let me = getpid()
         let descendants = Set(ProcStat.descendants(of: leader, in: table).map(\.pid))
+        let inCgroup = Set(cgroup?.pids ?? [])
         return table.filter { process in
             guard process.pid != me, !process.isZombie else { return false }
             return process.pid == leader || process.session == leader || process.pgrp == leader
                 || descendants.contains(process.pid) || known[process.pid] == process.startTime
+                || inCgroup.contains(process.pid)
         }
     }
 
@@ -69,6 +75,10 @@ public struct ProcessTree: Sendable, Equatable {
         var killed: [Int32] = []
         let killEnd = clock.now.advanced(by: Self.killTimeout)
         var remaining = members(in: ProcStat.all())
+        if !remaining.isEmpty, let cgroup {
+            // Atomic with respect to forks: nothing in the cgroup can escape it.
+            cgroup.kill()
+        }
         while !remaining.isEmpty {
             for process in remaining where isAlive(process) {
                 if kill(process.pid, SIGKILL) == 0, !killed.contains(process.pid) { killed.append(process.pid) }
@@ -79,7 +89,34 @@ public struct ProcessTree: Sendable, Equatable {
             remaining = members(in: ProcStat.all())
         }
         known = [:]
+        if remaining.isEmpty, let cgroup {
+            // Empty now; rmdir can race the kernel's last exit bookkeeping, so retry briefly.
+            for _ in 0..<50 where !cgroup.remove() {
+                try? await Task.sleep(for: Self.pollInterval)
+            }
+        }
         return TerminationReport(killed: killed, leftovers: remaining.map(\.pid))
+    }
+
+    /// SIGKILL to what is left of an engine whose main process is already gone and was not
+    /// our child (found dead after a daemon restart): only processes we can prove were its
+    /// own, by pid + start time or by cgroup. The group is not signalled: its id may have
+    /// been reused.
+    public static func killRemnants(known: [Int32: UInt64], cgroup: EngineCgroup?) async -> [Int32] {
+        var killed: [Int32] = []
+        for (pid, start) in known {
+            if let stat = ProcStat.read(pid: pid), stat.startTime == start, !stat.isZombie, kill(pid, SIGKILL) == 0 {
+                killed.append(pid)
+            }
+        }
+        if let cgroup, cgroup.exists {
+            killed += cgroup.pids
+            cgroup.kill()
+            for _ in 0..<250 where !cgroup.remove() {
+                try? await Task.sleep(for: pollInterval)
+            }
+        }
+        return killed
     }
 
     private func isAlive(_ process: ProcStat) -> Bool {

@@ -72,8 +72,10 @@ public enum Spawner {
 
     /// Starts `arguments[0]` (resolved on the environment's PATH) in a new session with
     /// stdout and stderr appended to `logPath`, and the exact `environment` given.
+    /// With `cgroup`, the child joins it before exec, so everything it starts is in it.
     public static func spawn(
-        arguments: [String], environment: [String: String], logPath: String, workingDirectory: String? = nil
+        arguments: [String], environment: [String: String], logPath: String, cgroup: EngineCgroup? = nil,
+        workingDirectory: String? = nil
     ) throws(SpawnError) -> EngineProcess {
         guard let name = arguments.first else { throw .spawnFailed(executable: "", errno: EINVAL) }
         let searched = environment["PATH"] ?? ""
@@ -90,7 +92,9 @@ public enum Spawner {
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = envStrings.map { strdup($0) } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
-        let result = agentron_spawn(executable, argv, envp, logFD, -1, workingDirectory, &pid)
+        let procsFD = cgroup?.openProcs() ?? -1
+        defer { if procsFD >= 0 { close(procsFD) } }
+        let result = agentron_spawn(executable, argv, envp, logFD, procsFD, workingDirectory, &pid)
         guard result == 0 else { throw .spawnFailed(executable: executable, errno: result) }
         let pidfd = agentron_pidfd_open(pid)
         // The child is ours and unreaped, so its pid cannot be reused before this open.
