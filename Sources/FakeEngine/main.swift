@@ -1,1 +1,136 @@
-print("fake")
+// fake-engine: a test fixture that behaves like a model server's CLI and HTTP API, so
+// agentron's integration tests can supervise "vLLM" on a machine with no GPU.
+//
+// Mode: the basename of argv[0] (`vllm`, via a symlink named vllm on PATH), or
+// FAKE_ENGINE_MODE=vllm (which wins). Only vllm is implemented; ollama and tgi are
+// reserved names; anything else exits 2.
+//
+// vllm mode accepts what `vllm serve` does for agentron:
+//   vllm --version | -v                         prints 0.11.0, exit 0
+//   vllm serve <model> [--model M] [--host H] [--port P] [--served-model-name N [N ...]]
+//              [--api-key K [K ...]] [--max-model-len L] [any other --flag [value]]
+//   (--x=y and --x y; --x_y means --x-y; a flag followed by another flag or the end, or a
+//   known store_true flag such as --enforce-eager, takes no value.) No model → argparse
+//   usage error on stderr, exit 2. VLLM_API_KEY is the --api-key fallback.
+// It logs like vLLM 0.11 ("(APIServer pid=N) INFO MM-DD hh:mm:ss [file:line] ..."), binds its
+// port at once but listens only after loading, starts a VLLM::EngineCore child (same process
+// group, survives a SIGKILLed parent, exits on SIGTERM), serves /health, /ping, /load,
+// /version, /metrics, /v1/models, /v1/chat/completions, /v1/completions, and on
+// SIGTERM/SIGINT stops the EngineCore and exits 0.
+//
+// Fault knobs (environment):
+//   FAKE_LOAD_SECONDS=0.2         seconds from start to listening; connections are refused
+//                                 until then (the port is already bound).
+//   FAKE_EXIT_AT_START=bad-model  after ~0.1 s print vLLM's unknown-model traceback ending
+//                                 "OSError: <model> is not a local folder and is not a valid
+//                                 model identifier listed on 'https://huggingface.co/models'",
+//                                 exit 1. Any other text: print it, exit 1.
+//   FAKE_CRASH_AFTER=S            S seconds after listening: log an error and exit with
+//   FAKE_CRASH_CODE=1             this code (the EngineCore is stopped first), or with
+//   FAKE_CRASH_SIGNAL=N           signal N instead (e.g. 9: nothing is cleaned up, the
+//                                 EngineCore is orphaned).
+//   FAKE_HANG_AFTER=S             S seconds after listening: accept and read, never answer
+//                                 any request (/health included). Alive but hung.
+//   FAKE_IGNORE_SIGTERM=1         log SIGTERM/SIGINT and keep running; the EngineCore ignores
+//                                 SIGTERM too. Only SIGKILL stops them.
+//   FAKE_ESCAPE_HELPER=1          at start, spawn a helper that setsid()s into its own
+//                                 session and idles forever (comm "fake-escaped"); it
+//                                 survives the engine's death and a group kill.
+//   FAKE_NO_ENGINE_CORE=1         no EngineCore child.
+//   FAKE_ENGINECORE_HOLDS_PORT=1  the EngineCore inherits the API socket (as a forked
+//                                 EngineCore does): after a SIGKILLed API server the orphan
+//                                 keeps the port, so connections hang instead of failing.
+//   FAKE_PID_FILE=path            once children are spawned, write
+//                                 "<main pid> <enginecore pid> <helper pid>" (0 = none).
+//   An invalid number in a knob is refused: message on stderr, exit 2.
+//
+// Processes: the EngineCore and the helper are this binary re-executed from /proc/self/exe
+// with a hidden argv[1] (ChildRole) and their comm set (VLLM::EngineCor, fake-escaped).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let arguments = CommandLine.arguments
+
+if arguments.count >= 2, let role = ChildRole(rawValue: arguments[1]) {
+    role.run()
+}
+
+/// The engines the fixture can impersonate.
+enum EngineMode: String {
+    case vllm
+    case ollama
+    case tgi
+
+    /// FAKE_ENGINE_MODE, else argv[0]'s basename.
+    static func select(argv0: String, environment: (String) -> String?) -> Result<EngineMode, ModeError> {
+        let requested = environment("FAKE_ENGINE_MODE").flatMap { $0.isEmpty ? nil : $0 }
+            ?? String(argv0.split(separator: "/").last ?? "")
+        guard let mode = EngineMode(rawValue: requested) else { return .failure(.unknown(requested)) }
+        return .success(mode)
+    }
+
+    enum ModeError: Error, CustomStringConvertible {
+        case unknown(String)
+        case notImplemented(EngineMode)
+
+        var description: String {
+            switch self {
+            case .unknown(let name):
+                "fake-engine: unknown mode '\(name)'; run it through a symlink named vllm or set FAKE_ENGINE_MODE=vllm"
+            case .notImplemented(let mode):
+                "fake-engine: mode '\(mode.rawValue)' is not implemented yet (only vllm)"
+            }
+        }
+    }
+
+    func run(arguments: [String], environment: @escaping (String) -> String?) -> Never {
+        switch self {
+        case .vllm:
+            runVLLM(arguments: arguments, environment: environment)
+        case .ollama, .tgi:
+            Console.err(ModeError.notImplemented(self).description)
+            exit(2)
+        }
+    }
+}
+
+func environmentValue(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}
+
+func runVLLM(arguments: [String], environment: @escaping (String) -> String?) -> Never {
+    let command: VLLMCommand
+    do {
+        command = try VLLMArguments.parse(arguments, environment: environment)
+    } catch {
+        Console.err(error.description)
+        exit(2)
+    }
+    switch command {
+    case .version:
+        Console.out(VLLM.version)
+        exit(0)
+    case .help(let text):
+        Console.out(text)
+        exit(0)
+    case .serve(let options):
+        let knobs: FaultKnobs
+        do {
+            knobs = try FaultKnobs.fromEnvironment(environment)
+        } catch {
+            Console.err(error.description)
+            exit(2)
+        }
+        VLLMServer(options: options, knobs: knobs).run()
+    }
+}
+
+switch EngineMode.select(argv0: arguments.first ?? "", environment: environmentValue) {
+case .success(let mode):
+    mode.run(arguments: Array(arguments.dropFirst()), environment: environmentValue)
+case .failure(let error):
+    Console.err(error.description)
+    exit(2)
+}
