@@ -42,6 +42,20 @@ enum Format {
         return "\(ms / 60_000)m\((ms / 1000) % 60)s"
     }
 
+    /// `512 MB`, `1.2 GB`: decimal units, as download tools show them.
+    static func bytes(_ count: Int64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1000, unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        if unit == 0 { return "\(count) B" }
+        let tenths = Int((value * 10).rounded())
+        return value >= 100 ? "\(Int(value.rounded())) \(units[unit])" : "\(tenths / 10).\(tenths % 10) \(units[unit])"
+    }
+
     static func state(_ info: ServerInfo) -> String {
         info.state.rawValue
     }

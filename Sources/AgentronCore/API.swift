@@ -22,6 +22,20 @@ public struct ProbeResult: Codable, Sendable, Equatable {
     }
 }
 
+/// Progress of slow startup work the engine reports (an Ollama pull), shown by `up`.
+public struct EngineProgress: Codable, Sendable, Equatable {
+    /// What is happening, in the engine's words ("pulling manifest", "downloading 2bada8a7").
+    public var phase: String
+    public var completed: Int64?
+    public var total: Int64?
+
+    public init(phase: String, completed: Int64? = nil, total: Int64? = nil) {
+        self.phase = phase
+        self.completed = completed
+        self.total = total
+    }
+}
+
 /// One state change, kept for `inspect`.
 public struct StateChange: Codable, Sendable, Equatable {
     public var at: Double  // Unix time
@@ -55,6 +69,8 @@ public struct ServerInfo: Codable, Sendable, Equatable {
     public var lastExit: ExitStatus?
     /// The engine's most recent log line (progress display while starting).
     public var lastLogLine: String?
+    /// Slow startup work in progress (an Ollama pull), while starting.
+    public var progress: EngineProgress?
     /// The resolved profile, secrets redacted. Only filled by `inspect`.
     public var profile: Profile?
     public var history: [StateChange]?

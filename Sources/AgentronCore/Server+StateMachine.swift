@@ -11,8 +11,8 @@ public struct ServerStateMachine: Sendable, Equatable {
         case shutdown
         /// The liveness threshold was crossed: restart by policy.
         case restart
-        /// Not ready within the startup timeout: end in `failed`.
-        case startupTimeout
+        /// Not ready within the startup timeout, or cannot become ready: end in `failed`.
+        case startupFailed
     }
 
     public enum Action: Sendable, Equatable {
@@ -152,7 +152,14 @@ public struct ServerStateMachine: Sendable, Equatable {
 
     public mutating func startupTimedOut(detail: String, now: Double) -> [Action] {
         guard state == .starting else { return [] }
-        return beginStopping(.startupTimeout, reason: "not ready within \(startupTimeout) (\(detail))")
+        return beginStopping(.startupFailed, reason: "not ready within \(startupTimeout) (\(detail))")
+    }
+
+    /// The engine answers but cannot become ready (an Ollama pull of an unknown model):
+    /// stop it and fail with `reason`, as for a startup timeout.
+    public mutating func startupFailed(reason: String, now: Double) -> [Action] {
+        guard state == .starting else { return [] }
+        return beginStopping(.startupFailed, reason: reason)
     }
 
     public mutating func livenessProbe(passed: Bool, detail: String, now: Double) -> [Action] {
@@ -206,7 +213,7 @@ public struct ServerStateMachine: Sendable, Equatable {
                 state = .stopped
                 reason = nil
                 return [.resolveWaiters(.stopped)]
-            case .startupTimeout:
+            case .startupFailed:
                 return fail(reason ?? "not ready within \(startupTimeout)")
             case .restart:
                 return restartByPolicy(afterFailure: true, reason: reason ?? "restarted", now: now)

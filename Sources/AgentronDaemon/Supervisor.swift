@@ -36,6 +36,7 @@ actor Supervisor {
     private var history: [StateChange] = []
     private var probes: [ProbeResult] = []
     private var lastFailedStartTail: [String]?
+    private var progress: EngineProgress?
 
     /// How much `inspect` keeps.
     static let historyLimit = 50
@@ -131,6 +132,7 @@ actor Supervisor {
             since: since, restarts: machine.totalRestarts, lastExit: machine.lastExit,
             lastLogLine: machine.state == .starting ? logFiles.lastLine() : nil
         )
+        if machine.state == .starting { info.progress = progress }
         if machine.state == .failed { info.logTail = lastFailedStartTail ?? logFiles.tail(lines: Self.failureTailLines) }
         if detailed {
             info.profile = profile.redacted
@@ -414,27 +416,67 @@ actor Supervisor {
         let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
         let driver = self.driver
         let deadline = ContinuousClock.now.advanced(by: profile.startupTimeout.duration)
+        progress = nil
         probeTask?.cancel()
         probeTask = Task { [weak self] in
-            var interval = Self.startupProbeFirstInterval
-            var last = ProbeOutcome.failed("not probed yet")
-            while !Task.isCancelled {
-                let remaining = ContinuousClock.now.duration(to: deadline)
-                if remaining <= .zero {
-                    await self?.startupTimedOut(detail: "last probe: \(last.detail)", run: run)
-                    return
-                }
-                last = await driver.probeReadiness(context, timeout: min(Self.startupProbeTimeout, remaining))
+            if driver.needsPreparation {
+                // The engine must answer before its slow work (a pull) can begin.
+                let serving = await Self.probeUntilPassed(deadline: deadline) { timeout in
+                    await driver.probeServing(context, timeout: timeout)
+                } record: { await self?.record($0) }
                 guard let self, !Task.isCancelled else { return }
-                await self.record(last)
-                if last.passed {
-                    await self.startupPassed(run: run)
+                guard serving.passed else {
+                    await self.startupTimedOut(detail: "last probe: \(serving.detail)", run: run)
                     return
                 }
-                do { try await Task.sleep(for: min(interval, max(remaining, .milliseconds(1)))) } catch { return }
-                interval = min(interval * Self.startupProbeGrowth, Self.startupProbeMaxInterval)
+                do {
+                    try await driver.prepare(context) { [weak self] update in await self?.setProgress(update, run: run) }
+                } catch {
+                    await self.startupFailed(reason: "\(error)", run: run)
+                    return
+                }
+                guard !Task.isCancelled else { return }
+            }
+            let ready = await Self.probeUntilPassed(deadline: deadline) { timeout in
+                await driver.probeReadiness(context, timeout: timeout)
+            } record: { await self?.record($0) }
+            guard let self, !Task.isCancelled else { return }
+            if ready.passed {
+                await self.startupPassed(run: run)
+            } else {
+                await self.startupTimedOut(detail: "last probe: \(ready.detail)", run: run)
             }
         }
+    }
+
+    /// Probes until one passes or `deadline`: fast at first, easing to about a second.
+    /// Returns the last outcome; a failed one means the deadline passed (or cancellation).
+    private static func probeUntilPassed(
+        deadline: ContinuousClock.Instant, probe: (Duration) async -> ProbeOutcome,
+        record: (ProbeOutcome) async -> Void
+    ) async -> ProbeOutcome {
+        var interval = startupProbeFirstInterval
+        var last = ProbeOutcome.failed("not probed yet")
+        while !Task.isCancelled {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .zero { return last }
+            last = await probe(min(startupProbeTimeout, remaining))
+            await record(last)
+            if last.passed { return last }
+            do { try await Task.sleep(for: min(interval, max(remaining, .milliseconds(1)))) } catch { return last }
+            interval = min(interval * startupProbeGrowth, startupProbeMaxInterval)
+        }
+        return last
+    }
+
+    private func setProgress(_ update: EngineProgress, run: Int) {
+        guard run == self.run, machine.state == .starting else { return }
+        progress = update
+    }
+
+    private func startupFailed(reason: String, run: Int) {
+        guard run == self.run else { return }
+        handle { $0.startupFailed(reason: reason, now: Monotonic.now) }
     }
 
     private func startupPassed(run: Int) {

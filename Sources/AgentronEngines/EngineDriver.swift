@@ -52,6 +52,8 @@ public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
     case notInstalled(engine: EngineKind, program: String, hint: String)
     case unsupported(engine: EngineKind, what: String)
     case invalidProfile(String)
+    /// The engine runs but cannot become ready; the message is the engine's own where it gave one.
+    case startFailed(String)
 
     public var description: String {
         switch self {
@@ -59,7 +61,7 @@ public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
             "engine \(engine.rawValue): `\(program)` is not on PATH; \(hint)"
         case .unsupported(let engine, let what):
             "engine \(engine.rawValue): \(what) is not supported yet"
-        case .invalidProfile(let message):
+        case .invalidProfile(let message), .startFailed(let message):
             message
         }
     }
@@ -76,6 +78,26 @@ public protocol EngineDriver: Sendable {
     /// Ready means the engine's own health endpoint passed AND the served model is listed.
     func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
     func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
+
+    /// Whether there is work between "the engine answers" and "ready" (Ollama: pull and
+    /// load the model). When true, startup is: `probeServing` until it passes, then
+    /// `prepare`, then `probeReadiness` until it passes.
+    var needsPreparation: Bool { get }
+    /// The engine process answers at all (Ollama: `GET /` 200).
+    func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
+    /// The slow work before ready, reporting progress as it goes. A thrown error ends the
+    /// start with its message (e.g. Ollama's own "pull model manifest: file does not exist").
+    func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError)
+}
+
+extension EngineDriver {
+    public var needsPreparation: Bool { false }
+
+    public func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
+        await probeReadiness(context, timeout: timeout)
+    }
+
+    public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {}
 }
 
 public enum Engines {

@@ -198,18 +198,42 @@ struct UpProgress {
         if interactive {
             frame += 1
             var line = "\(Self.spinner[frame % Self.spinner.count]) \(name): \(info.state.rawValue) \(Format.elapsed(elapsed))"
-            if let log = info.lastLogLine ?? info.reason { line += "  \(log)" }
+            if let progress = info.progress {
+                line += "  " + Self.describe(progress, bar: true)
+            } else if let log = info.lastLogLine ?? info.reason {
+                line += "  \(log)"
+            }
             let width = terminalWidth()
             if line.count > width - 1 { line = String(line.prefix(width - 2)) + "…" }
             Output.writeStderr("\r\u{1B}[2K" + line)
             drewLine = true
         } else if info.state != lastState || elapsed - lastPlainNote >= Self.plainReminder {
             var line = "\(name): \(info.state.rawValue) (\(Format.elapsed(elapsed)))"
-            if let reason = info.reason { line += ": \(reason)" } else if let log = info.lastLogLine { line += ": \(log)" }
+            if let reason = info.reason {
+                line += ": \(reason)"
+            } else if let progress = info.progress {
+                line += ": " + Self.describe(progress, bar: false)
+            } else if let log = info.lastLogLine {
+                line += ": \(log)"
+            }
             Output.note(line)
             lastPlainNote = elapsed
         }
         lastState = info.state
+    }
+
+    /// `downloading 2bada8a7 [#####-----] 48% 1.2/2.5 GB`, or just the phase when sizes are unknown.
+    static func describe(_ progress: EngineProgress, bar: Bool) -> String {
+        guard let total = progress.total, total > 0, let completed = progress.completed else { return progress.phase }
+        let fraction = min(1, max(0, Double(completed) / Double(total)))
+        let percent = Int(fraction * 100)
+        var text = progress.phase
+        if bar {
+            let width = 20
+            let filled = Int(fraction * Double(width))
+            text += " [" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
+        }
+        return text + " \(percent)% \(Format.bytes(completed))/\(Format.bytes(total))"
     }
 
     mutating func finish() {
