@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "AgentronCLI",
             dependencies: [
-                "AgentronCore", "AgentronClient",
+                "AgentronCore", "AgentronClient", "AgentronHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
