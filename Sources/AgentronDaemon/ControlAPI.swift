@@ -49,6 +49,8 @@ struct ControlAPI: Sendable {
         switch (request.method, route.count) {
         case ("GET", 1) where route[0] == "daemon":
             return Self.json(daemonInfo)
+        case ("GET", 1) where route[0] == "providers":
+            return Self.json(await registry.providers())
         case ("GET", 1) where route[0] == "servers":
             let all = request.query["all"] == "true" || request.query["all"] == "1"
             return Self.json(ServerList(servers: await registry.list(includeStopped: all)))

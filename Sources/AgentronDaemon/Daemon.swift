@@ -58,7 +58,9 @@ public enum Daemon {
         logger.info(
             cgroups.map { "engines get their own cgroup under \($0.base)" }
                 ?? "no writable cgroup v2 subtree: engines are tracked by session and as subreaper")
-        let registry = ServerRegistry(paths: paths, daemonEnvironment: environment, cgroups: cgroups, logger: logger)
+        let registrar = Registrar(config: .resolve(paths: paths, environment: environment), logger: logger)
+        let registry = ServerRegistry(
+            paths: paths, daemonEnvironment: environment, cgroups: cgroups, registrar: registrar, logger: logger)
         await registry.restoreFromDisk()
         let info = DaemonInfo(
             version: agentronVersion, pid: getpid(), socket: paths.socketPath, stateDirectory: paths.stateDirectory,

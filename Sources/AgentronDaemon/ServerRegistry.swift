@@ -12,11 +12,13 @@ actor ServerRegistry {
     private let logger: Logger
     private let store: StateStore
     private let cgroups: Cgroups?
+    private let registrar: Registrar
 
-    init(paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, logger: Logger) {
+    init(paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, registrar: Registrar, logger: Logger) {
         self.paths = paths
         self.daemonEnvironment = daemonEnvironment
         self.cgroups = cgroups
+        self.registrar = registrar
         self.logger = logger
         self.store = StateStore(path: paths.stateFile)
     }
@@ -215,14 +217,71 @@ actor ServerRegistry {
         return fields.isEmpty ? "settings differ" : fields.joined(separator: ", ")
     }
 
+    /// Writes the state file and syncs the provider config after a change. Calls arrive
+    /// from many tasks at once; one pass runs at a time and a change during a pass causes
+    /// one more pass, so the last write always reflects the latest state (an older
+    /// snapshot never lands after a newer one).
     private func persist() async {
+        persistPending = true
+        if persistTask == nil {
+            persistTask = Task { await self.drainPersist() }
+        }
+        await persistTask?.value
+    }
+
+    private var persistPending = false
+    private var persistTask: Task<Void, Never>?
+    /// Servers in the provider config now: a registered server keeps its entry, marked
+    /// "restarting", while it restarts (issue #4).
+    private var registered: Set<String> = []
+
+    /// The pending check and clearing the task happen with no suspension between them, so
+    /// a request that arrives during a pass is always served by one more pass.
+    private func drainPersist() async {
+        while persistPending {
+            persistPending = false
+            await persistPass()
+        }
+        persistTask = nil
+    }
+
+    private func persistPass() async {
         var records: [StateStore.Record] = []
+        var desired: [RegisteredServer] = []
         for name in supervisors.keys.sorted() {
             guard let supervisor = supervisors[name] else { continue }
-            records.append(await supervisor.record)
+            let record = await supervisor.record
+            records.append(record)
+            let info = await supervisor.info(detailed: false)
+            guard record.profile.register, let endpoint = info.endpoint else { continue }
+            let status: String? =
+                switch info.state {
+                case .ready: "ready"
+                case .unhealthy: "unhealthy"
+                case .starting, .backoff: registered.contains(name) ? "restarting" : nil
+                case .stopped, .stopping, .failed: nil
+                }
+            guard let status else { continue }
+            desired.append(
+                RegisteredServer(
+                    name: name, engine: info.engine, endpoint: endpoint, model: info.servedModel,
+                    apiKey: Self.apiKey(of: record.profile), status: status))
         }
         do { try store.save(records) } catch {
             logger.error("cannot save state: \(error)")
         }
+        registered = Set(desired.map(\.name))
+        await registrar.sync(desired)
+    }
+
+    /// The key clients must send, when the profile sets one for the engine (vLLM reads
+    /// VLLM_API_KEY); it goes into the provider entry so apps can use the server.
+    private static func apiKey(of profile: Profile) -> String? {
+        guard profile.engine == .vllm, let key = profile.env["VLLM_API_KEY"], !key.isEmpty else { return nil }
+        return key
+    }
+
+    func providers() async -> ProvidersStatus {
+        await registrar.status()
     }
 }

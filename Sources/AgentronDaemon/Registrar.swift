@@ -1,0 +1,312 @@
+import AgentronCore
+import Glibc
+import Logging
+
+/// One server as the shared provider config should show it (issue #4).
+public struct RegisteredServer: Sendable, Equatable {
+    /// The server name: the entry's id.
+    public var name: String
+    public var engine: EngineKind
+    /// The base URL the app's OpenAI-compatible adapter appends `/v1/chat/completions` to,
+    /// e.g. `http://127.0.0.1:8001`.
+    public var endpoint: String
+    /// Exactly the name the engine serves (vLLM answers 404 to any other).
+    public var model: String
+    public var apiKey: String?
+    /// `ready`, `unhealthy` or `restarting`.
+    public var status: String
+
+    public init(name: String, engine: EngineKind, endpoint: String, model: String, apiKey: String?, status: String) {
+        self.name = name
+        self.engine = engine
+        self.endpoint = endpoint
+        self.model = model
+        self.apiKey = apiKey
+        self.status = status
+    }
+}
+
+/// Which files the registrar keeps true.
+public struct RegistrarConfig: Sendable, Equatable {
+    /// agentron's own shared provider file.
+    public var providersPath: String
+    /// OpenClaw's config; nil keeps OpenClaw off (the default).
+    public var openClawPath: String?
+
+    public init(providersPath: String, openClawPath: String? = nil) {
+        self.providersPath = providersPath
+        self.openClawPath = openClawPath
+    }
+
+    /// Overrides the provider file's location (default: `<config dir>/providers.json`, DESIGN §5).
+    public static let providersFileVariable = "AGENTRON_PROVIDERS_FILE"
+    /// Turns the OpenClaw target on, naming its config file (e.g. `~/.openclaw/openclaw.json`).
+    public static let openClawVariable = "AGENTRON_OPENCLAW_CONFIG"
+
+    /// `$XDG_CONFIG_HOME/agentron/providers.json` (root: `/etc/agentron/providers.json`;
+    /// under `AGENTRON_HOME`: `<dir>/config/providers.json`), or `AGENTRON_PROVIDERS_FILE`;
+    /// OpenClaw only when `AGENTRON_OPENCLAW_CONFIG` names a file. A leading `~/` is the
+    /// daemon's `$HOME`.
+    public static func resolve(paths: AgentronPaths, environment: [String: String]) -> RegistrarConfig {
+        func expand(_ path: String) -> String {
+            guard path.hasPrefix("~/"), let home = environment["HOME"], !home.isEmpty else { return path }
+            return home + path.dropFirst(1)
+        }
+        let providers = environment[providersFileVariable].flatMap { $0.isEmpty ? nil : expand($0) }
+        let openClaw = environment[openClawVariable].flatMap { $0.isEmpty ? nil : expand($0) }
+        return RegistrarConfig(providersPath: providers ?? paths.configDirectory + "/providers.json", openClawPath: openClaw)
+    }
+}
+
+/// Keeps the shared provider config (and, opted in, OpenClaw's) true: the servers the
+/// daemon passes to `sync` are registered, every other agentron-owned entry is removed, and
+/// nothing else in either file is touched (DESIGN §5, issue #4, docs/providers.md).
+///
+/// Every pass runs one at a time (a chain of tasks), and each takes the file's sidecar
+/// lock, reads, plans without I/O, and writes atomically, with no suspension point between
+/// reading and renaming. A file that cannot be parsed is left as it is and retried when it
+/// changes; the servers keep running either way.
+public actor Registrar {
+    /// How often the files are checked for changes by others: a corrupt file fixed by hand,
+    /// or an app that dropped agentron's entries. A stat every 2 s costs nothing.
+    public static let pollInterval: Duration = .seconds(2)
+    /// How long a pass waits for another writer's lock before giving up until the next
+    /// poll; writers hold it for milliseconds.
+    public static let lockTimeout: Duration = .seconds(10)
+    /// Mode of a provider file agentron creates: entries may carry API keys. An existing
+    /// file keeps its own mode.
+    static let newFileMode: mode_t = 0o600
+    /// Mode of a directory agentron creates for the file (a config directory, like ~/.config's).
+    static let newDirectoryMode: mode_t = 0o755
+
+    struct Target {
+        var kind: String
+        var path: String
+        var entries: [ProviderEntryView] = []
+        var error: String?
+        var snippet: String?
+        var lastWrite: Double?
+        /// The file as the last pass saw or left it; a different stamp means someone changed it.
+        var seen: FileStamp?
+        /// A pass failed for a reason a later try may not meet (a lock held, a write error).
+        var retry = false
+    }
+
+    let config: RegistrarConfig
+    let logger: Logger
+    private var desired: [RegisteredServer] = []
+    /// Set by the first `sync`: until then the daemon has not said what runs (live restore
+    /// keeps entries across a daemon restart), so nothing is written or removed.
+    private var active = false
+    private var targets: [Target]
+    private var tail: Task<Void, Never>?
+    private var watcher: Task<Void, Never>?
+
+    public init(config: RegistrarConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        var targets = [Target(kind: ProviderTarget.agentron, path: config.providersPath)]
+        if let openClaw = config.openClawPath {
+            targets.append(Target(kind: ProviderTarget.openClaw, path: openClaw))
+        }
+        self.targets = targets
+    }
+
+    deinit {
+        watcher?.cancel()
+    }
+
+    /// Makes the files say exactly `servers` (ready, unhealthy or restarting ones with
+    /// `register: true`): adds and updates these, removes every other agentron-owned entry.
+    /// Idempotent; nothing is written when nothing changed (`updatedAt` aside). Returns
+    /// when the files are written, or the reason they could not be is in `status()`.
+    public func sync(_ servers: [RegisteredServer]) async {
+        var byName: [String: RegisteredServer] = [:]
+        for server in servers where byName[server.name] == nil { byName[server.name] = server }
+        desired = byName.values.sorted { $0.name < $1.name }
+        active = true
+        startWatching()
+        await runPass()
+    }
+
+    /// Stops watching the files (after the daemon's last `sync([])` at shutdown).
+    public func stop() {
+        watcher?.cancel()
+        watcher = nil
+    }
+
+    public func status() -> ProvidersStatus {
+        var result = targets.map { target in
+            ProviderTarget(
+                kind: target.kind, path: target.path, enabled: true, entries: target.entries, error: target.error,
+                snippet: target.snippet, lastWrite: target.lastWrite)
+        }
+        if config.openClawPath == nil {
+            result.append(ProviderTarget(kind: ProviderTarget.openClaw, path: nil, enabled: false, entries: []))
+        }
+        return ProvidersStatus(targets: result)
+    }
+
+    // MARK: Passes
+
+    /// Queues a pass behind any running one and waits for it. Each pass reads `desired`
+    /// when it starts, so a burst of syncs ends with the latest set written.
+    private func runPass() async {
+        let previous = tail
+        let task = Task {
+            await previous?.value
+            await self.pass()
+        }
+        tail = task
+        await task.value
+    }
+
+    private func pass() async {
+        guard active else { return }
+        for index in targets.indices {
+            await pass(target: index)
+        }
+    }
+
+    private func pass(target index: Int) async {
+        let path = targets[index].path
+        let lockPath = path + ".lock"
+        if desired.isEmpty, FileStamp.of(path) == nil {
+            // Nothing to register and no file: nothing to create, not even a directory or a
+            // lock file. A file appearing later changes the stamp and brings a pass.
+            targets[index].entries = []
+            targets[index].error = nil
+            targets[index].snippet = nil
+            targets[index].retry = false
+            targets[index].seen = nil
+            return
+        }
+        do {
+            try ProviderFileIO.makeDirectories(ProviderFileIO.parentDirectory(of: path), mode: Self.newDirectoryMode)
+        } catch {
+            fail(index, "\(error)", retry: true)
+            return
+        }
+        let lock: ProviderFileLock
+        do {
+            lock = try await ProviderFileLock.acquire(path: lockPath, timeout: Self.lockTimeout)
+        } catch {
+            fail(index, "\(error)", retry: true)
+            return
+        }
+        // From here to the release nothing suspends: the plan is made from what was read
+        // under the lock, and the rename lands before anyone else can take it.
+        let servers = desired
+        let file = ProviderFileIO.resolve(path)
+        let contents: ProviderFileIO.Contents?
+        do {
+            contents = try ProviderFileIO.read(file)
+        } catch {
+            lock.release()
+            fail(index, "\(error)", retry: true)
+            return
+        }
+        let existing = contents.flatMap { JSONScanner.isBlank($0.bytes) ? nil : $0.bytes }
+        let plan: RegistrarPlan
+        do {
+            switch targets[index].kind {
+            case ProviderTarget.openClaw:
+                plan = try OpenClawFile.plan(existing: existing, desired: servers)
+            default:
+                plan = try ProvidersFile.plan(existing: existing, desired: servers, updatedAt: Self.timestamp())
+            }
+        } catch {
+            lock.release()
+            targets[index].seen = contents.map { FileStamp($0.info) }
+            targets[index].entries = []
+            targets[index].snippet =
+                targets[index].kind == ProviderTarget.openClaw ? OpenClawFile.snippet(servers, path: path) : nil
+            fail(index, "\(path): \(error.description)", retry: false)
+            return
+        }
+        if let bytes = plan.bytes {
+            let mode = contents.map { $0.info.st_mode & 0o7777 } ?? Self.newFileMode
+            // Root writing an app's file keeps it the app's; anyone else cannot chown anyway.
+            let owner = contents.flatMap { getuid() == 0 ? (uid: $0.info.st_uid, gid: $0.info.st_gid) : nil }
+            do {
+                try ProviderFileIO.writeAtomically(bytes, to: file, mode: mode, owner: owner)
+            } catch {
+                lock.release()
+                fail(index, "\(error)", retry: true)
+                return
+            }
+            targets[index].lastWrite = Self.now()
+            logger.info(
+                "provider config updated",
+                metadata: ["file": "\(path)", "change": "\(plan.summary ?? "rewritten")"])
+        }
+        targets[index].seen = FileStamp.of(file)
+        lock.release()
+
+        targets[index].entries = plan.entries
+        targets[index].snippet = nil
+        targets[index].retry = false
+        if let previous = targets[index].error, plan.warning == nil {
+            logger.info("provider config writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
+        }
+        if let warning = plan.warning, warning != targets[index].error {
+            logger.warning("provider config: \(warning)", metadata: ["file": "\(path)"])
+        }
+        targets[index].error = plan.warning
+    }
+
+    /// Records why a target could not be written; logs it once, not on every retry.
+    private func fail(_ index: Int, _ message: String, retry: Bool) {
+        if targets[index].error != message {
+            logger.warning(
+                "provider config not written: \(message); the servers keep running, agentron tries again when the file changes",
+                metadata: ["file": "\(targets[index].path)"])
+        }
+        targets[index].error = message
+        targets[index].retry = retry
+    }
+
+    // MARK: Watching
+
+    private func startWatching() {
+        guard watcher == nil else { return }
+        watcher = Task { [weak self] in
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: Registrar.pollInterval)
+                } catch {
+                    return
+                }
+                guard let self else { return }
+                await self.poll()
+            }
+        }
+    }
+
+    /// A pass when a file changed since the last one saw it, or a transient failure waits
+    /// for another try.
+    private func poll() async {
+        let due = targets.contains { target in
+            target.retry || FileStamp.of(ProviderFileIO.resolve(target.path)) != target.seen
+        }
+        if due { await runPass() }
+    }
+
+    // MARK: Time
+
+    static func now() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    /// `2025-01-31T12:00:00Z`: ISO 8601 in UTC, the form apps parse without a library.
+    static func timestamp(_ seconds: time_t = time(nil)) -> String {
+        var value = seconds
+        var parts = tm()
+        gmtime_r(&value, &parts)
+        func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+}
