@@ -15,22 +15,34 @@ struct ControlServer: Service {
     let logger: Logger
     /// Resumed once the socket accepts connections (systemd READY=1 will hang off this).
     let onListening: @Sendable () -> Void
+    /// A listening socket passed by systemd (socket activation, LISTEN_FDS), served instead
+    /// of binding `socketPath`. systemd owns its path and mode then: no chmod, no unlink.
+    var inheritedSocket: Int32? = nil
 
     /// Largest request body accepted: a profile is a few KiB.
     static let maxBodyBytes = 1 << 20
 
     func run() async throws {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
-            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel)
-                }
+        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                    wrappingChannelSynchronously: channel)
             }
-        chmod(socketPath, 0o600)
-        logger.info("control API listening", metadata: ["socket": "\(socketPath)"])
+        }
+        let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        if let inheritedSocket {
+            server = try await bootstrap.bind(inheritedSocket, childChannelInitializer: initializer)
+        } else {
+            server = try await bootstrap.bind(
+                unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            chmod(socketPath, 0o600)
+        }
+        logger.info(
+            "control API listening",
+            metadata: ["socket": "\(socketPath)", "activation": "\(inheritedSocket == nil ? "bound" : "systemd socket")"])
         onListening()
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -43,7 +55,8 @@ struct ControlServer: Service {
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
         }
-        unlink(socketPath)
+        // An inherited socket stays with systemd, which keeps listening while we restart.
+        if inheritedSocket == nil { unlink(socketPath) }
     }
 
     private func handle(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {

@@ -26,9 +26,13 @@ public enum Daemon {
         }
 
         let paths = AgentronPaths.current(environment: environment)
+        let logLevel = Logger.Level(rawValue: environment["AGENTRON_LOG_LEVEL"] ?? "") ?? .info
+        // Under systemd with stderr on the journal: structured entries (issue #6); plain lines otherwise.
+        let journalHandler = SystemdIntegration.logHandlerFactory(environment: environment, logLevel: logLevel)
         LoggingSystem.bootstrap { label in
+            if let journalHandler { return journalHandler(label) }
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: environment["AGENTRON_LOG_LEVEL"] ?? "") ?? .info
+            handler.logLevel = logLevel
             return handler
         }
         let logger = Logger(label: "agentrond")
@@ -61,19 +65,24 @@ public enum Daemon {
         let registrar = Registrar(config: .resolve(paths: paths, environment: environment), logger: logger)
         let registry = ServerRegistry(
             paths: paths, daemonEnvironment: environment, cgroups: cgroups, registrar: registrar, logger: logger)
+        // Re-adopting engines probes each one; tell systemd this may take a while.
+        SystemdIntegration.extendStartup(.seconds(60))
         await registry.restoreFromDisk()
         let info = DaemonInfo(
             version: agentronVersion, pid: getpid(), socket: paths.socketPath, stateDirectory: paths.stateDirectory,
             startedAt: Double(time(nil)))
         let server = ControlServer(
             socketPath: paths.socketPath, api: ControlAPI(registry: registry, daemonInfo: info), logger: logger,
-            onListening: {})
+            onListening: { SystemdIntegration.notifyReady() },
+            inheritedSocket: SystemdIntegration.takeListenSocket(environment: environment, logger: logger))
         let engines = EngineService(registry: registry, liveRestore: liveRestore, logger: logger)
-        // Services shut down in reverse order: engines stop first while the API still answers.
+        // Services shut down in reverse order: systemd hears STOPPING=1 first, then engines
+        // stop while the API still answers.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [server, engines], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.info("agentrond \(agentronVersion) starting", metadata: ["pid": "\(getpid())", "state": "\(paths.stateDirectory)"])
+                services: [server, engines, SystemdIntegration.service(registry: registry, logger: logger)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.info("agentrond \(agentronVersion) starting", metadata: ["pid": "\(getpid())", "stateDirectory": "\(paths.stateDirectory)"])
         do {
             try await group.run()
         } catch {

@@ -66,6 +66,7 @@ actor Supervisor {
         self.cgroups = cgroups
         var logger = logger
         logger[metadataKey: "server"] = "\(profile.name)"
+        logger[metadataKey: "engine"] = "\(profile.engine.rawValue)"
         self.logger = logger
         self.onChange = onChange
     }
@@ -229,7 +230,8 @@ actor Supervisor {
         if machine.state != before {
             var line = "state \(before.rawValue) → \(machine.state.rawValue)"
             if let reason = machine.reason { line += ": \(reason)" }
-            machine.state == .failed ? logger.error("\(line)") : logger.info("\(line)")
+            let metadata: Logger.Metadata = ["state": "\(machine.state.rawValue)"]
+            machine.state == .failed ? logger.error("\(line)", metadata: metadata) : logger.info("\(line)", metadata: metadata)
         }
         if machine.state == .failed { lastFailedStartTail = logFiles.tail(lines: Self.failureTailLines) }
         let onChange = self.onChange

@@ -96,8 +96,9 @@ struct SupervisionTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        // Crashes at once after listening; 300 ms, then 600 ms before the next attempts.
-        let path = try Self.profile(harness, name: "backoff", env: ["FAKE_CRASH_AFTER": "0"], initialDelay: "300ms", maxRestarts: 10)
+        // Crashes 0.3 s after listening (late enough for the first start to be seen ready:
+        // an exit during the first start fails at once); 300 ms, then 600 ms of backoff.
+        let path = try Self.profile(harness, name: "backoff", env: ["FAKE_CRASH_AFTER": "0.3"], initialDelay: "300ms", maxRestarts: 10)
         _ = try await harness.run(["up", path, "--detach"])
         _ = try await Self.waitFor(harness, "backoff", "third restart") { ($0["restarts"] as? Int ?? 0) >= 3 }
         let inspect = try harness.json(try await harness.run(["inspect", "backoff", "--json"]).stdout)
