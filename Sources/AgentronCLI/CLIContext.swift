@@ -43,7 +43,7 @@ enum Output {
 
     static func json<T: Encodable>(_ value: T) {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else { return }
         writeStdout(Array(data) + [UInt8(ascii: "\n")])
     }

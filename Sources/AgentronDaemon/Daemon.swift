@@ -68,6 +68,7 @@ public enum Daemon {
         // Re-adopting engines probes each one; tell systemd this may take a while.
         SystemdIntegration.extendStartup(.seconds(60))
         await registry.restoreFromDisk()
+        await registry.startAutostartProfiles(catalog: ProfileCatalog(paths: paths))
         let info = DaemonInfo(
             version: agentronVersion, pid: getpid(), socket: paths.socketPath, stateDirectory: paths.stateDirectory,
             startedAt: Double(time(nil)))

@@ -34,6 +34,7 @@ actor ServerRegistry {
             logger.error("cannot read \(paths.stateFile): \(error); starting with no servers (the file is left as it is)")
             return
         }
+        var bootStarts: [Profile] = []
         for record in records {
             guard supervisors[record.profile.name] == nil, let driver = try? Engines.driver(for: record.profile.engine) else {
                 logger.error("cannot restore server \"\(record.profile.name)\": engine \(record.profile.engine.rawValue) is not available")
@@ -42,11 +43,68 @@ actor ServerRegistry {
             let supervisor = makeSupervisor(record.profile, driver: driver)
             supervisors[record.profile.name] = supervisor
             await supervisor.restore(from: record)
+            // Up when the daemon last stopped (cleanly: engines were stopped with it).
+            if record.wanted == true, record.state == .stopped, await supervisor.state == .stopped {
+                bootStarts.append(record.profile)
+            }
         }
         if !records.isEmpty {
             logger.info("restored \(records.count) server(s) from \(paths.stateFile)")
         }
         await persist()
+        for profile in bootStarts { bootStart(profile) }
+    }
+
+    /// Starts `autostart: true` profiles from the search path that are not already known.
+    func startAutostartProfiles(catalog: ProfileCatalog) {
+        for entry in catalog.entries() {
+            if let error = entry.error {
+                logger.error("skipping invalid profile at boot: \(error)")
+                continue
+            }
+            guard let profile = entry.profile, profile.autostart, supervisors[profile.name] == nil else { continue }
+            logger.info("autostart", metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
+            bootStart(profile)
+        }
+    }
+
+    /// How long a GPU profile waits at boot for its device nodes: engines started before
+    /// the driver silently run on the CPU (a known Ollama failure).
+    static let gpuWaitTimeout: Duration = .seconds(120)
+    static let gpuPollInterval: Duration = .milliseconds(500)
+
+    /// A start at daemon start, in the background: GPU profiles first wait (bounded) for
+    /// their device nodes; the daemon answers meanwhile.
+    private func bootStart(_ profile: Profile) {
+        Task {
+            let devices = GPUDevices.required(by: profile)
+            if !devices.isEmpty {
+                let missing = await GPUDevices.waitFor(devices, timeout: Self.gpuWaitTimeout, poll: Self.gpuPollInterval) {
+                    self.logger.info("waiting for GPU devices", metadata: ["server": "\(profile.name)", "missing": "\($0)"])
+                }
+                if !missing.isEmpty {
+                    await self.failBootStart(profile, reason: "GPU devices \(missing.joined(separator: ", ")) did not appear within \(TimeSpan(seconds: Self.gpuWaitTimeout.seconds)); is the NVIDIA driver loaded? Start it with `agentron restart \(profile.name)` once it is")
+                    return
+                }
+            }
+            do {
+                _ = try await self.start(profile)
+            } catch {
+                self.logger.error("cannot start \(profile.name) at boot: \(error)")
+            }
+        }
+    }
+
+    private func failBootStart(_ profile: Profile, reason: String) async {
+        let supervisor: Supervisor
+        if let existing = supervisors[profile.name] {
+            supervisor = existing
+        } else {
+            guard let driver = try? Engines.driver(for: profile.engine) else { return }
+            supervisor = makeSupervisor(profile, driver: driver)
+            supervisors[profile.name] = supervisor
+        }
+        await supervisor.failStart(reason: reason)
     }
 
     private func makeSupervisor(_ profile: Profile, driver: any EngineDriver) -> Supervisor {

@@ -23,6 +23,9 @@ struct StateStore: Sendable {
         var port: Int?
         var restartCount: Int?
         var restarts: Int
+        /// The user wants it running (`up` without a later `down`); survives the daemon's
+        /// own shutdown so the server comes back when the daemon starts.
+        var wanted: Bool?
         var cgroup: String?
         /// Descendants seen so far, so those that left the session are found after a restart.
         var descendants: [Descendant]?

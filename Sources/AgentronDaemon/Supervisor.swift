@@ -76,7 +76,13 @@ actor Supervisor {
     // MARK: Requests
 
     /// Starts the server with `newProfile` (the registry has checked it may).
+    /// Whether the user wants this server running: set by `up` and `restart`, cleared by
+    /// `down`, untouched by the daemon's own shutdown. A server wanted when the daemon
+    /// stopped starts again when it starts (issue #6: boot).
+    private(set) var wanted = false
+
     func start(profile newProfile: Profile) {
+        wanted = true
         if !machine.state.hasProcess && machine.state != .backoff {
             // A new `up` of a stopped or failed server may carry a new spec.
             profile = newProfile
@@ -87,13 +93,25 @@ actor Supervisor {
     }
 
     func stop() {
+        wanted = false
         handle { $0.stopRequested() }
+    }
+
+    /// A start that cannot even be attempted (the GPU devices never appeared): shown as a
+    /// failed start with `reason`.
+    func failStart(reason: String) {
+        wanted = true
+        handle { machine in
+            var actions = machine.startRequested(now: Monotonic.now).filter { $0 != .spawn }
+            actions += machine.spawnFailed(reason: reason, now: Monotonic.now)
+            return actions
+        }
     }
 
     /// `agentron restart`: stop what runs (waiting until it is gone), then start again.
     func restart() async {
         if machine.state.hasProcess || machine.state == .backoff {
-            stop()
+            handle { $0.stopRequested() }
             await waitUntilDown()
         }
         start(profile: profile)
@@ -155,7 +173,7 @@ actor Supervisor {
         StateStore.Record(
             profile: profile, state: machine.state, reason: machine.reason, pid: process?.pid,
             processStartTime: process?.startTime, startedAt: processStartedAt, port: port,
-            restartCount: machine.restartCount, restarts: machine.totalRestarts,
+            restartCount: machine.restartCount, restarts: machine.totalRestarts, wanted: wanted,
             cgroup: tree?.cgroup?.path, descendants: tree?.known.map { StateStore.Descendant(pid: $0.key, startTime: $0.value) })
     }
 
@@ -167,6 +185,7 @@ actor Supervisor {
     func restore(from record: StateStore.Record) async {
         profile = record.profile
         port = record.port
+        wanted = record.wanted ?? record.state.hasProcess
         let now = Monotonic.now
         let cgroup = record.cgroup.map(EngineCgroup.init(path:))
         let known = Dictionary((record.descendants ?? []).map { ($0.pid, $0.startTime) }, uniquingKeysWith: { a, _ in a })
@@ -376,6 +395,9 @@ actor Supervisor {
         guard run == self.run else { return }
         if !report.killed.isEmpty {
             logger.warning("killed what was left after the grace period", metadata: ["pids": "\(report.killed)"])
+            history.append(StateChange(
+                at: UnixTime.now, state: machine.state,
+                reason: "SIGKILL to \(report.killed.count) process(es) still running after the grace period: \(report.killed)"))
         }
         if !report.leftovers.isEmpty {
             logger.error("processes survived SIGKILL", metadata: ["pids": "\(report.leftovers)"])

@@ -104,7 +104,9 @@ public enum Engines {
     public static func driver(for kind: EngineKind) throws(EngineError) -> any EngineDriver {
         switch kind {
         case .vllm: VLLMEngine()
-        case .ollama, .tgi, .command: throw .unsupported(engine: kind, what: "this engine")
+        case .ollama: OllamaEngine()
+        case .command: CommandEngine()
+        case .tgi: throw .unsupported(engine: kind, what: "this engine")
         }
     }
 }

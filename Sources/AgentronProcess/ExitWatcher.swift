@@ -104,8 +104,9 @@ public final class ExitWatcher: Sendable {
     }
 
     /// Reaps zombies that are our children but no engine's main process: grandchildren of
-    /// engines reparented to the daemon (it is a subreaper).
-    private func reapOrphans() {
+    /// engines reparented to the daemon (it is a subreaper). Runs every second on the
+    /// watcher's thread, and at the end of a stop so `down` leaves no zombie behind.
+    public func reapOrphans() {
         let me = getpid()
         let watched = state.withLock { $0.watchedPids }
         for process in ProcStat.all() where process.ppid == me && process.isZombie && !watched.contains(process.pid) {

@@ -50,7 +50,7 @@ public struct LogFiles: Sendable {
         var collected: [Substring] = []
         for file in filesOldestFirst.reversed() {
             guard let text = readTail(of: file, maxBytes: max(64 << 10, count * 512)) else { continue }
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            var lines = text.split(omittingEmptySubsequences: false, whereSeparator: Self.isNewline)
             if lines.last == "" { lines.removeLast() }
             collected = lines.suffix(count - collected.count) + collected
             if collected.count >= count { break }
@@ -61,7 +61,12 @@ public struct LogFiles: Sendable {
     /// The most recent non-empty line, for `up`'s progress display.
     public func lastLine() -> String? {
         guard let text = readTail(of: path, maxBytes: 8 << 10) else { return nil }
-        return text.split(separator: "\n").last.map { String($0).replacingCarriageReturns }
+        return text.split(whereSeparator: Self.isNewline).last.map { String($0).replacingCarriageReturns }
+    }
+
+    /// "\n", and "\r\n", which Swift reads as one Character (some vLLM lines end so).
+    static func isNewline(_ character: Character) -> Bool {
+        character == "\n" || character == "\r\n"
     }
 
     /// Removes the live and rotated files (a server that is gone for good).

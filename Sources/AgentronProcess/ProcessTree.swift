@@ -54,6 +54,11 @@ public struct ProcessTree: Sendable, Equatable {
     public static let pollInterval: Duration = .milliseconds(20)
     /// How long SIGKILL may take to clear the tree before we give up and report leftovers.
     public static let killTimeout: Duration = .seconds(5)
+    /// Once the engine's main process has exited, what is left of its group gets at most
+    /// this long before SIGKILL (like Docker, which waits for the container's init only):
+    /// Python's resource_tracker ignores SIGTERM, and a `down` must not sit out the whole
+    /// 90 s grace for it.
+    public static let graceAfterLeaderExit: Duration = .seconds(3)
 
     /// SIGTERM to the engine's group, up to `grace` for the group to exit, then SIGKILL to
     /// everything left of the tree, including processes that left the group or session.
@@ -63,13 +68,18 @@ public struct ProcessTree: Sendable, Equatable {
         kill(-leader, SIGTERM)
 
         let clock = ContinuousClock()
-        let graceEnd = clock.now.advanced(by: grace)
+        var graceEnd = clock.now.advanced(by: grace)
         // Wait for the group (and the leader) to go; escaped helpers get no say in how long
         // `down` takes: they are SIGKILLed right after.
         var waiting = members(in: ProcStat.all()).filter { $0.pgrp == leader || $0.pid == leader || $0.session == leader }
+        var leaderGone = false
         while !waiting.isEmpty, clock.now < graceEnd {
             try? await Task.sleep(for: Self.pollInterval)
             waiting = waiting.filter { isAlive($0) }
+            if !leaderGone, !waiting.contains(where: { $0.pid == leader }) {
+                leaderGone = true
+                graceEnd = min(graceEnd, clock.now.advanced(by: Self.graceAfterLeaderExit))
+            }
         }
 
         var killed: [Int32] = []
@@ -89,6 +99,9 @@ public struct ProcessTree: Sendable, Equatable {
             remaining = members(in: ProcStat.all())
         }
         known = [:]
+        // Orphans of the tree reparented to the daemon are reaped now, so `down` returns
+        // with no zombie left (engines' main processes are left to their exit watchers).
+        ExitWatcher.shared.reapOrphans()
         if remaining.isEmpty, let cgroup {
             // Empty now; rmdir can race the kernel's last exit bookkeeping, so retry briefly.
             for _ in 0..<50 where !cgroup.remove() {

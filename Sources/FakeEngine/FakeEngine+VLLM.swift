@@ -59,6 +59,8 @@ struct VLLMLog: Sendable {
 enum APISocket {
     struct Failure: Error {
         var pythonException: String
+        /// The errno behind it (0 for a name resolution failure); Ollama mode words it its own way.
+        var code: Int32 = 0
     }
 
     /// Binds like vLLM's create_server_socket: AF_INET6 for an IPv6 literal, else AF_INET;
@@ -121,7 +123,7 @@ enum APISocket {
         case EACCES, EPERM: name = "PermissionError"
         default: name = "OSError"
         }
-        return Failure(pythonException: "\(name): [Errno \(code)] \(String(cString: strerror(code)))")
+        return Failure(pythonException: "\(name): [Errno \(code)] \(String(cString: strerror(code)))", code: code)
     }
 }
 
@@ -248,7 +250,7 @@ final class VLLMServer {
     }
 
     /// The next awaited signal, or nil when `deadline` passes first (or on EINTR).
-    private static func waitForSignal(until deadline: Double?) -> Int32? {
+    static func waitForSignal(until deadline: Double?) -> Int32? {
         var set = ProcessControl.awaitedSignals
         var info = siginfo_t()
         let result: Int32

@@ -1,9 +1,9 @@
 // fake-engine: a test fixture that behaves like a model server's CLI and HTTP API, so
 // agentron's integration tests can supervise "vLLM" on a machine with no GPU.
 //
-// Mode: the basename of argv[0] (`vllm`, via a symlink named vllm on PATH), or
-// FAKE_ENGINE_MODE=vllm (which wins). Only vllm is implemented; ollama and tgi are
-// reserved names; anything else exits 2.
+// Mode: the basename of argv[0] (`vllm` or `ollama`, via a symlink of that name on PATH),
+// or FAKE_ENGINE_MODE=vllm|ollama (which wins). tgi is a reserved name; anything else
+// exits 2.
 //
 // vllm mode accepts what `vllm serve` does for agentron:
 //   vllm --version | -v                         prints 0.11.0, exit 0
@@ -44,6 +44,33 @@
 //                                 "<main pid> <enginecore pid> <helper pid>" (0 = none).
 //   An invalid number in a knob is refused: message on stderr, exit 2.
 //
+// ollama mode accepts what agentron runs, `ollama serve` (settings from the environment:
+// OLLAMA_HOST host:port, default 127.0.0.1:11434; OLLAMA_MODELS; OLLAMA_KEEP_ALIVE, default
+// 5m), plus `ollama -v` and the hidden `ollama runner ...` it starts itself. It logs like
+// Ollama 0.12 (slog `time=... level=INFO source=routes.go:N msg="..."` on stderr, gin's
+// `[GIN] ...` access lines on stdout), listens at once and serves /, /api/version,
+// /api/tags, /api/pull (NDJSON: pulling manifest, pulling <digest> with total/completed,
+// verifying sha256 digest, writing manifest, success), /api/generate and /api/chat (no
+// prompt: load, keep_alive 0: unload), /api/ps, /api/delete, /v1/models and
+// /v1/chat/completions (OpenAI shapes; a model not pulled → 404 not_found_error). A load
+// starts a runner child `ollama runner --model <blob> --port <n>` (comm "ollama"); on
+// SIGTERM/SIGINT the server stops its runners and exits 0. A port in use →
+// "Error: listen tcp H:P: bind: address already in use", exit 1.
+//   FAKE_PULL_SECONDS=0.5         how long the model layer's download takes.
+//   FAKE_PULL_UNKNOWN=a,b         names the registry lacks (also any name containing
+//                                 "does-not-exist"): 200, "pulling manifest", then
+//                                 {"error":"pull model manifest: file does not exist"}.
+//   FAKE_MODEL_BYTES=N            size of the model layer (default guessed from the name).
+//   FAKE_LOAD_SECONDS=0.2         how long a model load takes (not a listen delay here).
+//   FAKE_NO_RUNNER=1              load without a runner child.
+//   FAKE_PULL_SPLIT=1             send each pull line in two chunks cut mid-JSON, 10 ms
+//                                 apart (clients must reassemble lines across reads).
+//   FAKE_CRASH_AFTER/_CODE/_SIGNAL, FAKE_HANG_AFTER, FAKE_IGNORE_SIGTERM (runners ignore it
+//   too), FAKE_ESCAPE_HELPER, FAKE_EXIT_AT_START (prints "Error: <text>", exit 1) and
+//   FAKE_PID_FILE ("<server> <first runner> <helper>", rewritten when a runner starts) as
+//   in vllm mode. A crash leaves the runners orphaned. Pulled models persist only under an
+//   explicit OLLAMA_MODELS (manifests/<host>/<namespace>/<model>/<tag>).
+//
 // Processes: the EngineCore and the helper are this binary re-executed from /proc/self/exe
 // with a hidden argv[1] (ChildRole) and their comm set (VLLM::EngineCor, fake-escaped).
 
@@ -78,9 +105,9 @@ enum EngineMode: String {
         var description: String {
             switch self {
             case .unknown(let name):
-                "fake-engine: unknown mode '\(name)'; run it through a symlink named vllm or set FAKE_ENGINE_MODE=vllm"
+                "fake-engine: unknown mode '\(name)'; run it through a symlink named vllm or ollama, or set FAKE_ENGINE_MODE=vllm"
             case .notImplemented(let mode):
-                "fake-engine: mode '\(mode.rawValue)' is not implemented yet (only vllm)"
+                "fake-engine: mode '\(mode.rawValue)' is not implemented yet (only vllm and ollama)"
             }
         }
     }
@@ -89,7 +116,9 @@ enum EngineMode: String {
         switch self {
         case .vllm:
             runVLLM(arguments: arguments, environment: environment)
-        case .ollama, .tgi:
+        case .ollama:
+            runOllama(argv0: CommandLine.arguments.first ?? "ollama", arguments: arguments, environment: environment)
+        case .tgi:
             Console.err(ModeError.notImplemented(self).description)
             exit(2)
         }

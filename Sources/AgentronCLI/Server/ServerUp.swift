@@ -141,12 +141,15 @@ struct ServerUp: AsyncParsableCommand {
     private func resolveProfile(_ context: CLIContext) throws -> Profile {
         let catalog = context.catalog
         var profile: Profile
-        let looksLikePath = target.hasSuffix(".yaml") || target.hasSuffix(".yml") || target.hasPrefix("./") || target.hasPrefix("/")
+        let isProfileFile = target.hasSuffix(".yaml") || target.hasSuffix(".yml") || (engine == nil && Self.isRegularFile(target))
         let known = catalog.entries().first { $0.name == target }
-        if looksLikePath || known != nil {
+        if isProfileFile || (known != nil && engine == nil) {
             profile = try catalog.resolve(target)
         } else if let engineName = engine, let kind = EngineKind(rawValue: engineName) {
-            profile = Profile(name: Profile.derivedName(fromModel: target), engine: kind, model: target, source: "flags")
+            // A local model directory is passed absolute: the engine runs in the daemon's
+            // working directory, not this shell's.
+            let model = Self.isDirectory(target) ? Self.absolutePath(target) : target
+            profile = Profile(name: Profile.derivedName(fromModel: model), engine: kind, model: model, source: "flags")
         } else {
             // Neither a profile nor an engine: say both ways out.
             var message = "no profile named \"\(target)\""
@@ -169,6 +172,29 @@ struct ServerUp: AsyncParsableCommand {
         if let stopTimeout { profile.stopTimeout = stopTimeout }
         if noRegister { profile.register = false }
         return profile
+    }
+}
+
+extension ServerUp {
+    static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func absolutePath(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        var base = String(cString: cwd)
+        var rest = Substring(path)
+        while rest.hasPrefix("./") { rest = rest.dropFirst(2) }
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        if !base.hasSuffix("/") { base += "/" }
+        return rest.isEmpty || rest == "." ? String(base.dropLast()) : base + rest
     }
 }
 

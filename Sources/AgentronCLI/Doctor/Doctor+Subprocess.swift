@@ -1,0 +1,142 @@
+import Glibc
+
+/// Runs a few short commands side by side (`vllm --version`, `nvidia-smi --query-gpu=...`),
+/// each with its output captured and a deadline: `vllm --version` imports torch and can take
+/// seconds, and a wedged driver can hang nvidia-smi, but `doctor` must answer promptly.
+/// Each command runs in its own process group, killed whole when the deadline passes.
+enum BoundedCommand {
+    struct Outcome: Sendable {
+        /// Exit status; nil when it was killed at the deadline or could not start.
+        var status: Int32?
+        var output: String
+        var timedOut = false
+        /// Why it could not start (not found, not executable).
+        var spawnError: String?
+    }
+
+    /// Output beyond this is dropped: a version line or a GPU table is far smaller.
+    static let maximumOutputBytes = 64 * 1024
+
+    static func runAll(_ commands: [[String]], timeout: Duration) -> [Outcome] {
+        var outcomes = commands.map { _ in Outcome(status: nil, output: "") }
+        var running: [(index: Int, pid: pid_t, fd: Int32?, output: [UInt8], exited: Bool)] = []
+        for (index, arguments) in commands.enumerated() {
+            switch spawn(arguments) {
+            case .success(let (pid, fd)): running.append((index, pid, fd, [], false))
+            case .failure(let error): outcomes[index].spawnError = error.message
+            }
+        }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while running.contains(where: { $0.fd != nil || !$0.exited }) {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .zero { break }
+            // Short polls: a child may exit without closing its output (a daemonized helper
+            // holds it), so exits are checked between reads too.
+            var pollFDs = running.compactMap { $0.fd.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) } }
+            let waitMilliseconds = Int32(min(remaining.milliseconds, 50))
+            if pollFDs.isEmpty {
+                usleep(UInt32(waitMilliseconds) * 1000)
+            } else {
+                _ = poll(&pollFDs, nfds_t(pollFDs.count), waitMilliseconds)
+            }
+            for slot in running.indices {
+                if let fd = running[slot].fd {
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    while true {
+                        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                        if count > 0 {
+                            if running[slot].output.count < maximumOutputBytes { running[slot].output += buffer[0..<count] }
+                            continue
+                        }
+                        if count == 0 || (errno != EAGAIN && errno != EINTR) {
+                            close(fd)
+                            running[slot].fd = nil
+                        }
+                        break
+                    }
+                }
+                if !running[slot].exited {
+                    var status: Int32 = 0
+                    if waitpid(running[slot].pid, &status, WNOHANG) == running[slot].pid {
+                        running[slot].exited = true
+                        outcomes[running[slot].index].status = exitCode(status)
+                    }
+                }
+            }
+        }
+        for slot in running.indices {
+            if !running[slot].exited {
+                // Past the deadline: the whole group goes (a Python launcher's children too).
+                kill(-running[slot].pid, SIGKILL)
+                var status: Int32 = 0
+                while waitpid(running[slot].pid, &status, 0) < 0, errno == EINTR {}
+                outcomes[running[slot].index].timedOut = true
+            }
+            if let fd = running[slot].fd { close(fd) }
+            outcomes[running[slot].index].output = String(decoding: running[slot].output, as: UTF8.self)
+        }
+        return outcomes
+    }
+
+    struct SpawnFailure: Error {
+        var message: String
+    }
+
+    /// posix_spawnp with stdin from /dev/null and stdout+stderr into a non-blocking pipe.
+    private static func spawn(_ arguments: [String]) -> Result<(pid_t, Int32), SpawnFailure> {
+        guard let program = arguments.first else { return .failure(SpawnFailure(message: "no program given")) }
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0 else {
+            return .failure(SpawnFailure(message: "cannot create a pipe: \(String(cString: strerror(errno)))"))
+        }
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(pipeFDs[0], F_SETFL, fcntl(pipeFDs[0], F_GETFL) | O_NONBLOCK)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], STDOUT_FILENO)
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], STDERR_FILENO)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, program, &actions, &attributes, argv, environ)
+        close(pipeFDs[1])
+        guard spawned == 0 else {
+            close(pipeFDs[0])
+            return .failure(SpawnFailure(message: "cannot run \(program): \(String(cString: strerror(spawned)))"))
+        }
+        return .success((pid, pipeFDs[0]))
+    }
+
+    /// WIFEXITED/WEXITSTATUS are macros Swift cannot import.
+    private static func exitCode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// The first executable called `name` on `path` (a PATH value), like `command -v`.
+    static func which(_ name: String, path: String?) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    fileprivate var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

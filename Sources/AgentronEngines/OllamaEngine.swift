@@ -1,0 +1,309 @@
+import AgentronCore
+import AgentronHTTP
+import FoundationEssentials
+
+/// Ollama (DESIGN §4): `ollama serve` with `OLLAMA_HOST=<host>:<port>`, then the model is
+/// pulled (`POST /api/pull`, streamed NDJSON progress) and loaded (`POST /api/generate`
+/// with no prompt and the profile's keep-alive). Ready once `GET /api/ps` lists it.
+///
+/// Ollama listens at once, long before a model is usable, so "answers" and "ready" are
+/// separate steps here (`needsPreparation`). Model names pass through unchanged:
+/// `llama3.2:1b`, `qwen2.5:7b-instruct-q4_K_M`, `hf.co/<org>/<repo>-GGUF[:quant]`.
+public struct OllamaEngine: EngineDriver {
+    public let kind = EngineKind.ollama
+    public let program = "ollama"
+    public let installHint = "install it with `curl -fsSL https://ollama.com/install.sh | sh` or see https://ollama.com/download/linux"
+    public let needsPreparation = true
+
+    /// The keep-alive used when neither the profile nor the daemon's environment sets
+    /// OLLAMA_KEEP_ALIVE: forever. A server agentron reports as ready must answer without
+    /// a reload, and Ollama's own default unloads an idle model after 5 minutes.
+    static let defaultKeepAlive = "-1"
+    /// Connecting to an engine on loopback is instant or refused; this only bounds a
+    /// wedged accept queue.
+    static let connectTimeout: Duration = .seconds(5)
+
+    public init() {}
+
+    public func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
+        let profile = context.profile
+        var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
+        if profile.env["OLLAMA_HOST"] != nil {
+            throw .invalidProfile("env: OLLAMA_HOST is set by agentron from the profile's host and port; remove it from env")
+        }
+        // The daemon's own OLLAMA_HOST (inherited through the OLLAMA_ allow-list) would point
+        // the engine at the system Ollama's port: the profile's address always wins.
+        environment["OLLAMA_HOST"] = Self.hostValue(host: profile.host, port: context.port)
+        environment["OLLAMA_KEEP_ALIVE"] = keepAlive(environment)
+        // `ollama serve` takes its settings from the environment; args are passed through
+        // for flags a future Ollama may add.
+        return LaunchSpec(arguments: [program, "serve"] + profile.args, environment: environment)
+    }
+
+    /// `127.0.0.1:8001`, `[::1]:8001`: the form OLLAMA_HOST takes.
+    static func hostValue(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The profile's OLLAMA_KEEP_ALIVE, else the daemon's, else forever.
+    func keepAlive(_ environment: [String: String]) -> String {
+        guard let value = environment["OLLAMA_KEEP_ALIVE"]?.trimmingSpaces, !value.isEmpty else {
+            return Self.defaultKeepAlive
+        }
+        return value
+    }
+
+    // MARK: Probes
+
+    public func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
+        switch await get(context.baseURL + "/", timeout: timeout) {
+        case .failure(let failure): return .failed("/: \(failure.reason)")
+        case .success(let response) where response.status == 200: return .passed("/ 200 (\(response.bodyText.trimmingSpaces))")
+        case .success(let response): return .failed("/: status \(response.status)")
+        }
+    }
+
+    public func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
+        let model = context.profile.model
+        switch await get(context.baseURL + "/api/ps", timeout: timeout) {
+        case .failure(let failure): return .failed("/api/ps: \(failure.reason)")
+        case .success(let response) where response.status != 200:
+            return .failed("/api/ps: status \(response.status)")
+        case .success(let response):
+            guard let list = try? JSONDecoder().decode(RunningModels.self, from: Data(response.body)) else {
+                return .failed("/api/ps: not a list of running models")
+            }
+            let wanted = Self.normalizedName(model)
+            let loaded = list.models.contains { entry in
+                [entry.name, entry.model].contains { $0.map(Self.normalizedName) == wanted }
+            }
+            guard loaded else {
+                let names = list.models.compactMap { $0.name ?? $0.model }
+                return .failed("/api/ps does not list \"\(model)\" (loaded: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+            }
+            return .passed("/api/ps lists \"\(model)\"")
+        }
+    }
+
+    /// `GET /` only: with a finite keep-alive Ollama unloads an idle model and loads it again
+    /// on the next request, which is not a failure of the server.
+    public func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
+        switch await get(context.baseURL + "/", timeout: timeout) {
+        case .failure(let failure): return .failed("/: \(failure.reason)")
+        case .success(let response) where response.status == 200: return .passed("/ 200")
+        case .success(let response): return .failed("/: status \(response.status)")
+        }
+    }
+
+    /// Ollama's short name for a model, the form /api/ps reports: the default registry and
+    /// `library/` namespace dropped, `:latest` added when no tag is given, lower-cased
+    /// (Ollama compares names case-insensitively).
+    static func normalizedName(_ name: String) -> String {
+        var name = name.trimmingSpaces.lowercased()
+        for prefix in ["http://", "https://"] where name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+        for prefix in ["registry.ollama.ai/", "library/"] where name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+        let lastComponent = name.split(separator: "/").last ?? Substring(name)
+        if !lastComponent.contains(":") { name += ":latest" }
+        return name
+    }
+
+    // MARK: Preparation: pull, then load
+
+    public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {
+        try await pull(context, progress: progress)
+        await progress(EngineProgress(phase: "loading model"))
+        try await load(context)
+    }
+
+    /// `POST /api/pull` read as a stream. Ollama answers 200 and then reports errors inside
+    /// the stream (`{"error":"pull model manifest: file does not exist"}` after "pulling
+    /// manifest"), so every line is checked, and a stream that ends without "success" is a
+    /// failure too.
+    func pull(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {
+        let model = context.profile.model
+        await progress(EngineProgress(phase: "pulling \(model)"))
+        let request = jsonPost(context, path: "/api/pull", body: #"{"model":\#(Self.quote(model)),"stream":true}"#)
+        let response: HTTPStreamingResponse
+        do {
+            response = try await HTTPClient.shared.stream(request)
+        } catch {
+            throw pullFailed(model, "\(error)")
+        }
+        var lines = NDJSONLines()
+        var succeeded = false
+        var errorBody: [UInt8] = []
+        do {
+            for try await chunk in response.body {
+                guard response.status == 200 else {
+                    // An error reply before any progress: one JSON object, collected whole.
+                    errorBody += chunk
+                    continue
+                }
+                for line in lines.feed(chunk) {
+                    switch try Self.pullEvent(line) {
+                    case .progress(let update): await progress(update)
+                    case .success: succeeded = true
+                    case .failure(let message): throw pullFailed(model, message)
+                    case .ignored: break
+                    }
+                }
+            }
+        } catch let error as EngineError {
+            throw error
+        } catch is CancellationError {
+            throw pullFailed(model, "cancelled")
+        } catch {
+            throw pullFailed(model, "the pull stream broke off: \(error)")
+        }
+        if response.status != 200 {
+            throw pullFailed(model, Self.errorMessage(errorBody, status: response.status))
+        }
+        // A last line without its newline still counts.
+        if let rest = lines.finish() {
+            switch try Self.pullEvent(rest) {
+            case .success: succeeded = true
+            case .failure(let message): throw pullFailed(model, message)
+            case .progress, .ignored: break
+            }
+        }
+        guard succeeded else {
+            throw pullFailed(model, "the pull stream ended without \"success\"")
+        }
+    }
+
+    /// `POST /api/generate` with no prompt loads the model and answers once it is in memory
+    /// (`"done_reason":"load"`); keep_alive decides how long it stays.
+    func load(_ context: EngineContext) async throws(EngineError) {
+        let model = context.profile.model
+        let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: context.profile)
+        let keepAlive = Self.keepAliveJSON(keepAlive(environment))
+        let request = jsonPost(context, path: "/api/generate", body: #"{"model":\#(Self.quote(model)),"keep_alive":\#(keepAlive)}"#)
+        let response: HTTPResponse
+        do {
+            response = try await HTTPClient.shared.execute(request)
+        } catch {
+            throw .startFailed("ollama could not load \"\(model)\": \(error)")
+        }
+        guard response.status == 200 else {
+            throw .startFailed("ollama could not load \"\(model)\": \(Self.errorMessage(response.body, status: response.status))")
+        }
+    }
+
+    private func jsonPost(_ context: EngineContext, path: String, body: String) -> HTTPRequest {
+        // A pull or a load may take as long as the whole startup budget (gigabytes to fetch,
+        // then to read into memory); the supervisor cancels it sooner on `down`.
+        HTTPRequest(
+            method: "POST", url: context.baseURL + path, headers: [("Content-Type", "application/json")],
+            body: Array(body.utf8), timeout: context.profile.startupTimeout.duration, connectTimeout: Self.connectTimeout)
+    }
+
+    private func pullFailed(_ model: String, _ message: String) -> EngineError {
+        .startFailed("ollama could not pull \"\(model)\": \(message)")
+    }
+
+    // MARK: Wire shapes
+
+    enum PullEvent: Equatable {
+        case progress(EngineProgress)
+        case success
+        case failure(String)
+        case ignored
+    }
+
+    /// One NDJSON line of /api/pull: `{"status":"pulling 74701a8c35f6","digest":"sha256:…",
+    /// "total":1321082688,"completed":1048576}`, `{"status":"success"}` or `{"error":"…"}`.
+    static func pullEvent(_ line: [UInt8]) throws(EngineError) -> PullEvent {
+        guard let update = try? JSONDecoder().decode(PullLine.self, from: Data(line)) else {
+            let text = String(decoding: line, as: UTF8.self)
+            throw .startFailed("ollama sent a pull update that is not JSON: \(text.prefix(200))")
+        }
+        if let error = update.error { return .failure(error) }
+        guard let status = update.status, !status.isEmpty else { return .ignored }
+        if status == "success" { return .success }
+        var phase = status
+        // Ollama names the layer in the status ("pulling 74701a8c35f6"); add the short digest
+        // when a status does not.
+        if let digest = update.digest, !digest.isEmpty {
+            let hex = digest.hasPrefix("sha256:") ? String(digest.dropFirst(7)) : digest
+            let short = String(hex.prefix(12))
+            if !phase.contains(short) { phase += " \(short)" }
+        }
+        let total = update.total.flatMap { $0 > 0 ? $0 : nil }
+        return .progress(EngineProgress(phase: phase, completed: total == nil ? nil : update.completed ?? 0, total: total))
+    }
+
+    /// Ollama's `{"error":"…"}` body, or the raw text and status when it is something else.
+    static func errorMessage(_ body: [UInt8], status: Int) -> String {
+        if let decoded = try? JSONDecoder().decode(PullLine.self, from: Data(body)), let error = decoded.error {
+            return error
+        }
+        let text = String(decoding: body, as: UTF8.self).trimmingSpaces
+        return text.isEmpty ? "status \(status)" : "status \(status): \(text.prefix(300))"
+    }
+
+    /// keep_alive as Ollama's api.Duration reads it: a number is seconds (negative: forever);
+    /// a string goes through Go's time.ParseDuration, which rejects a bare "-1" (no unit).
+    static func keepAliveJSON(_ value: String) -> String {
+        if let seconds = Int(value) { return String(seconds) }
+        if let seconds = Double(value), seconds.isFinite { return String(seconds) }
+        return quote(value)
+    }
+
+    static func quote(_ text: String) -> String {
+        guard let data = try? JSONEncoder().encode(text) else { return "\"\"" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    struct PullLine: Decodable {
+        var status: String?
+        var digest: String?
+        var total: Int64?
+        var completed: Int64?
+        var error: String?
+    }
+
+    struct RunningModels: Decodable {
+        struct Entry: Decodable {
+            var name: String?
+            var model: String?
+        }
+        var models: [Entry]
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            // Ollama versions differ on an empty list: [] or null.
+            models = try container.decodeIfPresent([Entry].self, forKey: .models) ?? []
+        }
+
+        enum CodingKeys: String, CodingKey { case models }
+    }
+}
+
+/// Splits a byte stream into lines; a line may arrive split across chunks.
+struct NDJSONLines {
+    private var pending: [UInt8] = []
+    /// A single line longer than this is not Ollama talking; it is dropped, not buffered forever.
+    static let maximumLineBytes = 1 << 20
+
+    /// The complete, non-blank lines in `chunk` (with what was pending before it).
+    mutating func feed(_ chunk: [UInt8]) -> [[UInt8]] {
+        var lines: [[UInt8]] = []
+        for byte in chunk {
+            if byte == UInt8(ascii: "\n") {
+                if let line = take() { lines.append(line) }
+            } else if pending.count < Self.maximumLineBytes {
+                pending.append(byte)
+            }
+        }
+        return lines
+    }
+
+    /// What is left after the stream ended, when it is not blank.
+    mutating func finish() -> [UInt8]? { take() }
+
+    private mutating func take() -> [UInt8]? {
+        defer { pending.removeAll(keepingCapacity: true) }
+        let isBlank = pending.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }
+        return isBlank ? nil : pending
+    }
+}
