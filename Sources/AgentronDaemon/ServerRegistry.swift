@@ -69,21 +69,26 @@ actor ServerRegistry {
     }
 
     /// How long a GPU profile waits at boot for its device nodes: engines started before
-    /// the driver silently run on the CPU (a known Ollama failure).
-    static let gpuWaitTimeout: Duration = .seconds(120)
+    /// the driver silently run on the CPU (a known Ollama failure). AGENTRON_GPU_WAIT
+    /// overrides it (a slow driver, or tests).
+    static let defaultGPUWaitTimeout: Duration = .seconds(120)
+    private var gpuWaitTimeout: Duration {
+        daemonEnvironment["AGENTRON_GPU_WAIT"].flatMap(TimeSpan.init(parsing:))?.duration ?? Self.defaultGPUWaitTimeout
+    }
     static let gpuPollInterval: Duration = .milliseconds(500)
 
     /// A start at daemon start, in the background: GPU profiles first wait (bounded) for
     /// their device nodes; the daemon answers meanwhile.
     private func bootStart(_ profile: Profile) {
+        let timeout = gpuWaitTimeout
         Task {
             let devices = GPUDevices.required(by: profile)
             if !devices.isEmpty {
-                let missing = await GPUDevices.waitFor(devices, timeout: Self.gpuWaitTimeout, poll: Self.gpuPollInterval) {
+                let missing = await GPUDevices.waitFor(devices, timeout: timeout, poll: Self.gpuPollInterval) {
                     self.logger.info("waiting for GPU devices", metadata: ["server": "\(profile.name)", "missing": "\($0)"])
                 }
                 if !missing.isEmpty {
-                    await self.failBootStart(profile, reason: "GPU devices \(missing.joined(separator: ", ")) did not appear within \(TimeSpan(seconds: Self.gpuWaitTimeout.seconds)); is the NVIDIA driver loaded? Start it with `agentron restart \(profile.name)` once it is")
+                    await self.failBootStart(profile, reason: "GPU devices \(missing.joined(separator: ", ")) did not appear within \(TimeSpan(seconds: timeout.seconds)); is the NVIDIA driver loaded? Start it with `agentron restart \(profile.name)` once it is")
                     return
                 }
             }
