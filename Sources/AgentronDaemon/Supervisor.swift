@@ -31,7 +31,10 @@ actor Supervisor {
     private var terminating = false
     private var probeTask: Task<Void, Never>?
     private var restartTask: Task<Void, Never>?
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    /// Everyone waiting for the server to settle, by id so a waiter's timeout releases
+    /// only that waiter.
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiterID = 0
     private var since = UnixTime.now
     private var history: [StateChange] = []
     private var probes: [ProbeResult] = []
@@ -75,12 +78,12 @@ actor Supervisor {
 
     // MARK: Requests
 
-    /// Starts the server with `newProfile` (the registry has checked it may).
     /// Whether the user wants this server running: set by `up` and `restart`, cleared by
     /// `down`, untouched by the daemon's own shutdown. A server wanted when the daemon
     /// stopped starts again when it starts (issue #6: boot).
     private(set) var wanted = false
 
+    /// Starts the server with `newProfile` (the registry has checked it may).
     func start(profile newProfile: Profile) {
         wanted = true
         if !machine.state.hasProcess && machine.state != .backoff {
@@ -125,11 +128,13 @@ actor Supervisor {
     /// passed, whichever is first.
     func waitUntilSettled(timeout: Duration) async {
         guard !machine.state.isSettled else { return }
+        nextWaiterID += 1
+        let id = nextWaiterID
         let timer = Task {
             try? await Task.sleep(for: timeout)
-            self.releaseWaiters()
+            self.releaseWaiter(id)
         }
-        await withCheckedContinuation { waiters.append($0) }
+        await withCheckedContinuation { waiters[id] = $0 }
         timer.cancel()
     }
 
@@ -163,9 +168,8 @@ actor Supervisor {
 
     var logs: LogFiles { logFiles }
 
-    /// `down --timeout` overrides the profile's grace for this stop.
+    /// `down --timeout` overrides the profile's grace for this stop only.
     func overrideStopTimeout(_ timeout: TimeSpan) {
-        profile.stopTimeout = timeout
         machine.overrideStopGrace(timeout)
     }
 
@@ -273,8 +277,12 @@ actor Supervisor {
 
     private func releaseWaiters() {
         let waiting = waiters
-        waiters = []
-        for waiter in waiting { waiter.resume() }
+        waiters = [:]
+        for waiter in waiting.values { waiter.resume() }
+    }
+
+    private func releaseWaiter(_ id: Int) {
+        waiters.removeValue(forKey: id)?.resume()
     }
 
     // MARK: Spawning
@@ -306,10 +314,9 @@ actor Supervisor {
         let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
         let spawned: EngineProcess
         var cgroup: EngineCgroup?
-        defer {
-            // A failed spawn leaves an empty cgroup behind: remove it.
-            if process?.pid != nil, tree?.cgroup == cgroup {} else { cgroup?.remove() }
-        }
+        var started = false
+        // A failed spawn leaves an empty cgroup behind: remove it.
+        defer { if !started { cgroup?.remove() } }
         do {
             let launch = try driver.launch(context)
             logFiles.rotateIfNeeded()
@@ -336,6 +343,7 @@ actor Supervisor {
             handle { $0.spawnFailed(reason: "\(error)", now: Monotonic.now) }
             return
         }
+        started = true
         logger.info("spawned engine", metadata: ["pid": "\(spawned.pid)", "port": "\(port)"])
         process = spawned
         processStartedAt = UnixTime.now
