@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "agentron", targets: ["agentron"]),
         .executable(name: "agentrond", targets: ["agentrond"]),
+        .executable(name: "agentron-container-shim", targets: ["AgentronContainerShim"]),
         .executable(name: "fake-engine", targets: ["FakeEngine"]),
     ],
     dependencies: [
@@ -63,6 +64,16 @@ let package = Package(
         // Executables: a few lines each.
         .executableTarget(name: "agentron", dependencies: ["AgentronCLI"]),
         .executableTarget(name: "agentrond", dependencies: ["AgentronDaemon"]),
+        // Runs one container for the daemon, like conmon for podman: the daemon supervises
+        // it as an ordinary process (session, pidfd, SIGTERM → docker stop), and it drives
+        // the container through the Docker Engine API (issue #5, TGI).
+        .executableTarget(
+            name: "AgentronContainerShim",
+            dependencies: [
+                "AgentronCore", "AgentronHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
 
         // Test fixture: behaves like `vllm serve` (flags, endpoints, startup), with fault knobs.
         .executableTarget(

@@ -1,5 +1,6 @@
 import AgentronCore
 import AgentronEngines
+import AgentronHTTP
 import AgentronProcess
 import Logging
 
@@ -53,6 +54,24 @@ actor ServerRegistry {
         }
         await persist()
         for profile in bootStarts { bootStart(profile) }
+        Task { await self.removeLeftoverContainers() }
+    }
+
+    /// Containers this daemon started for servers that no longer run (their shim was
+    /// killed with the daemon, say) are removed; those of re-adopted servers are kept.
+    private func removeLeftoverContainers() async {
+        guard let docker = try? DockerClient.fromEnvironment(daemonEnvironment),
+            let containers = try? await docker.containers(label: "agentron.instance", value: paths.stateDirectory)
+        else { return }
+        for container in containers {
+            let server = container.Labels?["agentron.server"] ?? ""
+            if let supervisor = supervisors[server] {
+                let state = await supervisor.state
+                if state.hasProcess || state == .backoff { continue }
+            }
+            logger.info("removing leftover container", metadata: ["server": "\(server)", "container": "\(container.Id.prefix(12))"])
+            try? await docker.remove(container.Id)
+        }
     }
 
     /// Starts `autostart: true` profiles from the search path that are not already known.
@@ -115,7 +134,8 @@ actor ServerRegistry {
     private func makeSupervisor(_ profile: Profile, driver: any EngineDriver) -> Supervisor {
         Supervisor(
             profile: profile, driver: driver, logDirectory: paths.logDirectory, daemonEnvironment: daemonEnvironment,
-            cgroups: cgroups, logger: logger, onChange: { [weak self] in await self?.persist() })
+            cgroups: cgroups, instance: paths.stateDirectory, logger: logger,
+            onChange: { [weak self] in await self?.persist() })
     }
 
     /// Starts `profile`, or confirms it is already up with the same spec.

@@ -18,6 +18,8 @@ actor Supervisor {
     private let daemonEnvironment: [String: String]
     /// Where engines get their own cgroup; nil when the daemon cannot create cgroups.
     private let cgroups: Cgroups?
+    /// The daemon's state directory: names and labels what this daemon owns (containers).
+    private let instance: String
     private let logger: Logger
     /// Called after every state change (the registry persists state).
     private let onChange: @Sendable () async -> Void
@@ -59,7 +61,7 @@ actor Supervisor {
     static let failureTailLines = 20
 
     init(profile: Profile, driver: any EngineDriver, logDirectory: String, daemonEnvironment: [String: String],
-         cgroups: Cgroups?, logger: Logger, onChange: @escaping @Sendable () async -> Void) {
+         cgroups: Cgroups?, instance: String, logger: Logger, onChange: @escaping @Sendable () async -> Void) {
         self.name = profile.name
         self.profile = profile
         self.machine = ServerStateMachine(profile: profile)
@@ -67,6 +69,7 @@ actor Supervisor {
         self.logFiles = LogFiles(directory: logDirectory, name: profile.name)
         self.daemonEnvironment = daemonEnvironment
         self.cgroups = cgroups
+        self.instance = instance
         var logger = logger
         logger[metadataKey: "server"] = "\(profile.name)"
         logger[metadataKey: "engine"] = "\(profile.engine.rawValue)"
@@ -75,6 +78,10 @@ actor Supervisor {
     }
 
     var state: ServerState { machine.state }
+
+    private func context(port: Int) -> EngineContext {
+        EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment, instance: instance)
+    }
 
     // MARK: Requests
 
@@ -147,7 +154,7 @@ actor Supervisor {
     }
 
     func info(detailed: Bool) -> ServerInfo {
-        let endpoint = port.map { EngineContext(profile: profile, port: $0, daemonEnvironment: [:]).baseURL }
+        let endpoint = port.map { context(port: $0).baseURL }
         var info = ServerInfo(
             name: name, engine: profile.engine, model: profile.model, servedModel: profile.servedModelName,
             endpoint: endpoint, port: port, state: machine.state, reason: machine.reason,
@@ -311,7 +318,7 @@ actor Supervisor {
             port = picked
         }
         self.port = port
-        let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
+        let context = context(port: port)
         let spawned: EngineProcess
         var cgroup: EngineCgroup?
         var started = false
@@ -371,6 +378,7 @@ actor Supervisor {
             _ = await tree.terminate(grace: Self.orphanGrace, pidfd: nil)
             self.tree = tree
         }
+        if let port { await driver.cleanup(context(port: port)) }
         closeProcess()
         guard run == self.run else { return }
         terminating = false
@@ -391,9 +399,12 @@ actor Supervisor {
         terminating = true
         let run = self.run
         let pidfd = process?.pidfd
+        let driver = self.driver
+        let cleanupContext = port.map { context(port: $0) }
         logger.info("stopping engine", metadata: ["grace": "\(TimeSpan(seconds: grace.seconds))"])
         Task { [weak self] in
             let report = await tree.terminate(grace: grace, pidfd: pidfd)
+            if let cleanupContext { await driver.cleanup(cleanupContext) }
             let status = await exitTask.value
             await self?.terminated(status, report: report, run: run)
         }
@@ -445,7 +456,7 @@ actor Supervisor {
     private func startStartupProbes() {
         guard let port else { return }
         let run = self.run
-        let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
+        let context = context(port: port)
         let driver = self.driver
         let deadline = ContinuousClock.now.advanced(by: profile.startupTimeout.duration)
         progress = nil
@@ -524,7 +535,7 @@ actor Supervisor {
     private func startLivenessProbes() {
         guard let port else { return }
         let run = self.run
-        let context = EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment)
+        let context = context(port: port)
         let driver = self.driver
         let settings = profile.probe
         probeTask?.cancel()

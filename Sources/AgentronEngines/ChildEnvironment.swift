@@ -11,7 +11,7 @@ public enum ChildEnvironment {
         "HF_HOME", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "TRANSFORMERS_CACHE",
         "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
         "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-        "OMP_NUM_THREADS",
+        "OMP_NUM_THREADS", "DOCKER_HOST",
     ]
     /// Variables passed through by prefix: GPU runtimes, engines' own settings, locale.
     static let allowedPrefixes = ["CUDA_", "NVIDIA_", "ROCR_", "HIP_", "HF_HUB_", "VLLM_", "OLLAMA_", "LC_", "NCCL_"]

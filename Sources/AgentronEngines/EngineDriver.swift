@@ -8,11 +8,15 @@ public struct EngineContext: Sendable {
     public var port: Int
     /// The daemon's own environment, from which the child's allow-list is taken.
     public var daemonEnvironment: [String: String]
+    /// Which daemon this is (its state directory): labels its containers, so one daemon
+    /// never removes another's.
+    public var instance: String
 
-    public init(profile: Profile, port: Int, daemonEnvironment: [String: String]) {
+    public init(profile: Profile, port: Int, daemonEnvironment: [String: String], instance: String = "") {
         self.profile = profile
         self.port = port
         self.daemonEnvironment = daemonEnvironment
+        self.instance = instance
     }
 
     /// Base URL of the engine's HTTP API: `http://127.0.0.1:8001`. A server bound to all
@@ -88,6 +92,10 @@ public protocol EngineDriver: Sendable {
     /// The slow work before ready, reporting progress as it goes. A thrown error ends the
     /// start with its message (e.g. Ollama's own "pull model manifest: file does not exist").
     func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError)
+
+    /// After the engine's process tree is gone (stopped or crashed): remove what lives
+    /// outside it (TGI: the container, if its shim was killed before it could).
+    func cleanup(_ context: EngineContext) async
 }
 
 extension EngineDriver {
@@ -98,6 +106,8 @@ extension EngineDriver {
     }
 
     public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {}
+
+    public func cleanup(_ context: EngineContext) async {}
 }
 
 public enum Engines {
@@ -106,7 +116,7 @@ public enum Engines {
         case .vllm: VLLMEngine()
         case .ollama: OllamaEngine()
         case .command: CommandEngine()
-        case .tgi: throw .unsupported(engine: kind, what: "this engine")
+        case .tgi: TGIEngine()
         }
     }
 }

@@ -1,0 +1,181 @@
+import AgentronCore
+import AgentronHTTP
+import ArgumentParser
+import Glibc
+import Synchronization
+
+/// `agentron-container-shim`: creates, starts and follows one container through the
+/// Docker Engine API, writing its output to stdout (the server's log file), and exits with
+/// the container's exit code. SIGTERM stops the container with `--stop-timeout` (TGI needs
+/// up to 90 s; Docker's default 10 s cuts it short), then removes it.
+///
+/// The daemon runs it like any engine process, so supervision, live restore and tree
+/// kill need nothing container-specific; if the shim itself is killed, the daemon removes
+/// the container by name afterwards, and a new shim adopts a running container it finds.
+struct ContainerShim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agentron-container-shim",
+        abstract: "Run one container for agentrond through the Docker Engine API (internal).")
+
+    @Option(help: "Container name.") var name: String
+    @Option(help: "Image to run.") var image: String
+    @Option(help: "Host address to publish on.") var host: String = "127.0.0.1"
+    @Option(help: "Host port.") var port: Int
+    @Option(help: "Port inside the container.") var containerPort: Int = 80
+    @Option(help: "Seconds between SIGTERM and SIGKILL on stop.") var stopTimeout: Int = 90
+    @Option(name: .customLong("label"), help: "KEY=VALUE label; repeat.") var labels: [String] = []
+    @Option(name: .customLong("env"), help: "Name of a variable of this process to pass to the container; repeat.") var envNames: [String] = []
+    @Option(name: .customLong("bind"), help: "SRC:DST bind mount; repeat.") var binds: [String] = []
+    @Option(help: "Shared memory size in bytes.") var shmSize: Int64 = 1 << 30
+    @Option(help: "GPU indices, e.g. 0,1.") var gpus: String = ""
+    @Flag(help: "Pull the image when it is not present.") var pull = false
+    @Argument(parsing: .postTerminator, help: "The container's command (after --).") var command: [String] = []
+
+    /// Exit code for "could not run the container", as `docker run` uses.
+    static let cannotRun: Int32 = 125
+
+    func run() async throws {
+        let environment = ProcessEnvironment.current
+        let docker: DockerClient
+        do {
+            docker = try DockerClient.fromEnvironment(environment)
+            let version = try await docker.version()
+            say("agentron-container-shim: Docker \(version.Version) (API \(version.ApiVersion))")
+        } catch {
+            say("agentron-container-shim: \(error)")
+            throw ExitCode(Self.cannotRun)
+        }
+
+        let id: String
+        do {
+            id = try await prepareContainer(docker, environment: environment)
+        } catch {
+            say("agentron-container-shim: \(error)")
+            throw ExitCode(Self.cannotRun)
+        }
+        let stopper = Stopper(docker: docker, id: id, timeout: stopTimeout)
+        SignalThread.start { Task { await stopper.stop() } }
+
+        let logs = Task {
+            do {
+                for try await chunk in try await docker.followLogs(id) { writeStdout(chunk) }
+            } catch {
+                say("agentron-container-shim: log stream ended: \(error)")
+            }
+        }
+        let code: Int
+        do {
+            code = try await docker.wait(id)
+        } catch {
+            say("agentron-container-shim: lost the container: \(error)")
+            throw ExitCode(Self.cannotRun)
+        }
+        // Let the last lines arrive, then let go of the stream.
+        try? await Task.sleep(for: .milliseconds(200))
+        logs.cancel()
+        say("agentron-container-shim: container \(name) exited with status \(code)")
+        try? await docker.remove(id)
+        throw ExitCode(Int32(clamping: code))
+    }
+
+    /// Creates and starts the container, or adopts one of ours already running under the
+    /// name (the shim was restarted while its container kept serving).
+    private func prepareContainer(_ docker: DockerClient, environment: [String: String]) async throws(DockerError) -> String {
+        for existing in try await docker.containers(label: "agentron.container", value: name) {
+            if existing.State == "running" {
+                say("agentron-container-shim: adopting running container \(name) (\(existing.Id.prefix(12)))")
+                return existing.Id
+            }
+            try await docker.remove(existing.Id)
+        }
+        if !(try await docker.imageExists(image)) {
+            guard pull else {
+                throw .api(status: 404, message: "image \(image) is not present; pull it with `docker pull \(image)` (or start agentrond with AGENTRON_PULL=1 to let it pull)")
+            }
+            say("agentron-container-shim: pulling \(image)")
+            try await docker.pull(image) { say("pull: \($0)") }
+        }
+        var labelMap = ["agentron.container": name]
+        for label in labels {
+            guard let eq = label.firstIndex(of: "=") else { continue }
+            labelMap[String(label[..<eq])] = String(label[label.index(after: eq)...])
+        }
+        // Values come from this process's environment, never from argv (secrets).
+        let env = envNames.compactMap { key in environment[key].map { "\(key)=\($0)" } }
+        let spec = ContainerSpec(
+            image: image, command: command, environment: env, labels: labelMap, containerPort: containerPort,
+            hostIP: host, hostPort: port, binds: binds, shmSize: shmSize,
+            gpus: gpus.split(separator: ",").compactMap { Int($0) }, stopTimeout: stopTimeout)
+        let id = try await docker.createContainer(name: name, spec: spec)
+        try await docker.start(id)
+        say("agentron-container-shim: started container \(name) (\(id.prefix(12))) from \(image)")
+        return id
+    }
+}
+
+/// Stops the container once, however many signals arrive.
+actor Stopper {
+    let docker: DockerClient
+    let id: String
+    let timeout: Int
+    private var stopping = false
+
+    init(docker: DockerClient, id: String, timeout: Int) {
+        self.docker = docker
+        self.id = id
+        self.timeout = timeout
+    }
+
+    func stop() async {
+        guard !stopping else { return }
+        stopping = true
+        say("agentron-container-shim: stopping the container (up to \(timeout) s)")
+        do { try await docker.stop(id, timeout: timeout) } catch {
+            say("agentron-container-shim: stop failed: \(error); removing it")
+            try? await docker.remove(id)
+        }
+    }
+}
+
+extension ContainerShim {
+    /// Entry point; called from an async context so AsyncParsableCommand's `main` is used.
+    static func runAsync() async {
+        await main()
+    }
+}
+
+func say(_ line: String) {
+    writeStdout(Array((line + "\n").utf8))
+}
+
+func writeStdout(_ bytes: [UInt8]) {
+    var written = 0
+    while written < bytes.count {
+        let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress.map { $0 + written }, bytes.count - written) }
+        if n < 0, errno == EINTR { continue }
+        guard n > 0 else { return }
+        written += n
+    }
+}
+
+/// Waits for SIGTERM/SIGINT (blocked in every thread by main.swift) on its own thread.
+enum SignalThread {
+    private static let handler = Mutex<(@Sendable () -> Void)?>(nil)
+
+    static func start(_ onSignal: @escaping @Sendable () -> Void) {
+        handler.withLock { $0 = onSignal }
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { _ in
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, SIGTERM)
+            sigaddset(&set, SIGINT)
+            while true {
+                var signal: Int32 = 0
+                guard sigwait(&set, &signal) == 0 else { continue }
+                SignalThread.handler.withLock { $0 }?()
+            }
+        }, nil)
+        pthread_detach(thread)
+    }
+}

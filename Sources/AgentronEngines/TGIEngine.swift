@@ -1,0 +1,100 @@
+import AgentronCore
+import AgentronHTTP
+import Glibc
+
+/// Hugging Face TGI as a Docker container (DESIGN §4). The daemon runs
+/// `agentron-container-shim`, which drives the container through the Docker Engine API:
+/// image from the profile, `--model-id <model>` plus the profile's args, container port 80
+/// published on host:P, the HF cache mounted at /data, HF_TOKEN by environment, an init
+/// process, GPUs by device request, labels marking it as agentron's.
+///
+/// TGI upstream is in maintenance mode and recommends vLLM, SGLang or llama.cpp; it stays
+/// supported here for existing deployments.
+public struct TGIEngine: EngineDriver {
+    public let kind = EngineKind.tgi
+    public let program = "agentron-container-shim"
+    public let installHint =
+        "it ships next to agentrond; reinstall agentron (the TGI engine also needs Docker: apt-get install docker.io, and a running dockerd)"
+
+    /// The TGI release used when a profile names no image.
+    public static let defaultImage = "ghcr.io/huggingface/text-generation-inference:3.3.5"
+    /// TGI's own port inside the container.
+    static let containerPort = 80
+    /// The shim gives Docker this much less than the daemon's grace, so `docker stop`
+    /// finishes (and the container is removed) before the daemon would SIGKILL the shim.
+    static let shimGraceMargin = 5.0
+    /// TGI's shards talk over shared memory; Docker's 64 MB default is too small.
+    static let shmSize: Int64 = 1 << 30
+
+    public init() {}
+
+    public func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
+        let profile = context.profile
+        let shim = Self.shimPath() ?? program
+        var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
+        // Secrets and the profile's variables reach the container by name: their values
+        // stay in the environment, never in argv.
+        var passed = Set(profile.env.keys)
+        for key in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] where environment[key] != nil { passed.insert(key) }
+        let cache = environment["HF_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache/huggingface")
+        if context.daemonEnvironment["AGENTRON_PULL"] == "1" { environment["AGENTRON_PULL"] = "1" }
+        var arguments = [
+            shim,
+            "--name", Self.containerName(profile.name, instance: context.instance),
+            "--image", profile.image ?? Self.defaultImage,
+            "--host", profile.host,
+            "--port", String(context.port),
+            "--container-port", String(Self.containerPort),
+            "--stop-timeout", String(max(1, Int(profile.stopTimeout.seconds - Self.shimGraceMargin))),
+            "--label", "agentron.managed=true",
+            "--label", "agentron.server=\(profile.name)",
+            "--label", "agentron.instance=\(context.instance)",
+            "--bind", "\(cache):/data",
+            "--shm-size", String(Self.shmSize),
+        ]
+        for key in passed.sorted() { arguments += ["--env", key] }
+        if !profile.gpus.isEmpty { arguments += ["--gpus", profile.gpus.map(String.init).joined(separator: ",")] }
+        if environment["AGENTRON_PULL"] == "1" { arguments.append("--pull") }
+        for flag in ["--port", "--hostname", "--model-id"] where profile.args.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) {
+            throw .invalidProfile("args: \(flag) is set by agentron for TGI; remove it from args")
+        }
+        arguments += ["--", "--model-id", profile.model, "--port", String(Self.containerPort)] + profile.args
+        return LaunchSpec(arguments: arguments, environment: environment)
+    }
+
+    public func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
+        await probeLiveness(context, timeout: timeout)
+    }
+
+    public func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
+        switch await get(context.baseURL + "/health", timeout: timeout) {
+        case .failure(let failure): return .failed("/health: \(failure.reason)")
+        case .success(let response) where response.status == 200: return .passed("/health 200")
+        case .success(let response): return .failed("/health: status \(response.status)")
+        }
+    }
+
+    /// The shim removes its container when it stops; if it was killed first, the container
+    /// is removed here, so nothing of the server outlives `down`.
+    public func cleanup(_ context: EngineContext) async {
+        guard let docker = try? DockerClient.fromEnvironment(context.daemonEnvironment) else { return }
+        let name = Self.containerName(context.profile.name, instance: context.instance)
+        guard let found = try? await docker.containers(label: "agentron.container", value: name) else { return }
+        for container in found { try? await docker.remove(container.Id) }
+    }
+
+    /// `agentron-<server>-<8 hex of the instance>`: unique per daemon, stable across its
+    /// restarts (so a new shim finds the container its predecessor left running).
+    public static func containerName(_ server: String, instance: String) -> String {
+        var hash: UInt32 = 2_166_136_261
+        for byte in instance.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return "agentron-\(server)-\(String(hash, radix: 16))"
+    }
+
+    /// The shim installed next to the running daemon.
+    static func shimPath() -> String? {
+        guard let exe = AgentronPaths.currentExecutablePath(), let slash = exe.lastIndex(of: "/") else { return nil }
+        let path = String(exe[..<slash]) + "/agentron-container-shim"
+        return access(path, X_OK) == 0 ? path : nil
+    }
+}
