@@ -42,6 +42,7 @@ actor Supervisor {
     private var probes: [ProbeResult] = []
     private var lastFailedStartTail: [String]?
     private var progress: EngineProgress?
+    private var lastTreeRefresh = 0.0
 
     /// How much `inspect` keeps.
     static let historyLimit = 50
@@ -59,6 +60,12 @@ actor Supervisor {
     static let orphanGrace: Duration = .seconds(5)
     /// How many log lines a failed start reports.
     static let failureTailLines = 20
+    /// How often, at most, the process tree is rescanned (sessions path only).
+    static let treeRefreshInterval: Duration = .seconds(15)
+    /// Between startup probes the engine's log is watched this often: a new line (vLLM's
+    /// "Application startup complete" comes as it starts listening) triggers a probe at
+    /// once, so readiness is seen within about this long instead of a whole probe interval.
+    static let startupLogWatchInterval: Duration = .milliseconds(25)
 
     init(profile: Profile, driver: any EngineDriver, logDirectory: String, daemonEnvironment: [String: String],
          cgroups: Cgroups?, instance: String, logger: Logger, onChange: @escaping @Sendable () async -> Void) {
@@ -459,12 +466,13 @@ actor Supervisor {
         let context = context(port: port)
         let driver = self.driver
         let deadline = ContinuousClock.now.advanced(by: profile.startupTimeout.duration)
+        let logs = logFiles
         progress = nil
         probeTask?.cancel()
         probeTask = Task { [weak self] in
             if driver.needsPreparation {
                 // The engine must answer before its slow work (a pull) can begin.
-                let serving = await Self.probeUntilPassed(deadline: deadline) { timeout in
+                let serving = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
                     await driver.probeServing(context, timeout: timeout)
                 } record: { await self?.record($0) }
                 guard let self, !Task.isCancelled else { return }
@@ -480,7 +488,7 @@ actor Supervisor {
                 }
                 guard !Task.isCancelled else { return }
             }
-            let ready = await Self.probeUntilPassed(deadline: deadline) { timeout in
+            let ready = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
                 await driver.probeReadiness(context, timeout: timeout)
             } record: { await self?.record($0) }
             guard let self, !Task.isCancelled else { return }
@@ -495,7 +503,7 @@ actor Supervisor {
     /// Probes until one passes or `deadline`: fast at first, easing to about a second.
     /// Returns the last outcome; a failed one means the deadline passed (or cancellation).
     private static func probeUntilPassed(
-        deadline: ContinuousClock.Instant, probe: (Duration) async -> ProbeOutcome,
+        deadline: ContinuousClock.Instant, logs: LogFiles, probe: (Duration) async -> ProbeOutcome,
         record: (ProbeOutcome) async -> Void
     ) async -> ProbeOutcome {
         var interval = startupProbeFirstInterval
@@ -506,7 +514,17 @@ actor Supervisor {
             last = await probe(min(startupProbeTimeout, remaining))
             await record(last)
             if last.passed { return last }
-            do { try await Task.sleep(for: min(interval, max(remaining, .milliseconds(1)))) } catch { return last }
+            // Sleep until the next probe is due, or, while the engine still refuses
+            // connections, until it logs something (it logs as it starts listening). Once it
+            // answers HTTP, its access log would echo our own probes: plain backoff then.
+            let due = ContinuousClock.now.advanced(by: min(interval, max(remaining, .milliseconds(1))))
+            let watchLog = last.detail.contains("connection refused")
+            let size = logs.currentSize
+            while ContinuousClock.now < due, !watchLog || logs.currentSize == size {
+                do { try await Task.sleep(for: min(startupLogWatchInterval, ContinuousClock.now.duration(to: due))) } catch {
+                    return last
+                }
+            }
             interval = min(interval * startupProbeGrowth, startupProbeMaxInterval)
         }
         return last
@@ -540,11 +558,17 @@ actor Supervisor {
         let settings = profile.probe
         probeTask?.cancel()
         probeTask = Task { [weak self] in
+            // A fixed rate: the next probe is due `interval` after the last one began, so a
+            // probe that times out does not stretch the cycle to interval + timeout.
+            var next = ContinuousClock.now.advanced(by: settings.interval.duration)
             while !Task.isCancelled {
-                do { try await Task.sleep(for: settings.interval.duration) } catch { return }
+                do { try await Task.sleep(until: next, clock: .continuous) } catch { return }
+                next = next.advanced(by: settings.interval.duration)
                 let outcome = await driver.probeLiveness(context, timeout: settings.timeout.duration)
                 guard let self, !Task.isCancelled else { return }
                 await self.livenessResult(outcome, run: run)
+                // A probe slower than the interval: start the next one at once, not in a burst.
+                if next < ContinuousClock.now { next = ContinuousClock.now }
             }
         }
     }
@@ -553,8 +577,13 @@ actor Supervisor {
         guard run == self.run else { return }
         record(outcome)
         // Housekeeping rides on the probe tick: remember the tree (a helper that leaves the
-        // session is still found at stop) and keep the log under its cap.
-        tree?.refresh()
+        // session is still found at stop; a no-op with a cgroup) and keep the log under its
+        // cap. A /proc scan per server per probe would cost the daemon more than the probes.
+        let now = Monotonic.now
+        if now - lastTreeRefresh >= Self.treeRefreshInterval.seconds {
+            lastTreeRefresh = now
+            tree?.refresh()
+        }
         logFiles.rotateIfNeeded()
         handle { $0.livenessProbe(passed: outcome.passed, detail: outcome.detail, now: Monotonic.now) }
     }

@@ -61,9 +61,9 @@ public struct EngineCgroup: Sendable, Equatable, Codable {
 
     public init(path: String) { self.path = path }
 
-    /// `cgroup.procs`, opened for the spawned child to write itself into before exec.
-    public func openProcs() -> Int32 {
-        open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+    /// The cgroup's directory, opened for the spawn to place the child in it.
+    public func openDirectory() -> Int32 {
+        open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     }
 
     public var pids: [Int32] {

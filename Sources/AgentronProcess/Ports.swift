@@ -19,6 +19,11 @@ public enum Ports {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        // As the engines do (uvicorn, Go, llama.cpp): a port whose last user just died and
+        // left connections in TIME_WAIT or FIN_WAIT is free to them, so it is free here;
+        // without this a crashed engine on a fixed port could never be restarted.
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)

@@ -21,13 +21,33 @@ public struct ProcessTree: Sendable, Equatable {
         self.cgroup = cgroup
     }
 
-    /// Records the tree's current members; call periodically (the supervisor does on each
-    /// probe) so a helper that escaped the session is still remembered after its parent died.
-    public mutating func refresh(table: [ProcStat] = ProcStat.all()) {
+    /// Records the tree's current members so a helper that escaped the session is still
+    /// remembered after its parent died; the supervisor calls it now and then. With a cgroup
+    /// there is nothing to remember: the cgroup holds every descendant.
+    public mutating func refresh() {
+        guard cgroup == nil else { return }
+        let table = ProcStat.all()
         for member in members(in: table) { known[member.pid] = member.startTime }
         // Forget the dead, so the map does not grow for ever with short-lived helpers.
         let alive = Dictionary(table.map { ($0.pid, $0.startTime) }, uniquingKeysWith: { first, _ in first })
         known = known.filter { alive[$0.key] == $0.value }
+    }
+
+    /// The tree's live members now. With a cgroup that is its member list (cheap: no scan of
+    /// /proc); otherwise a scan of /proc by session, group, parent links and memory.
+    public func currentMembers() -> [ProcStat] {
+        if let cgroup, cgroup.exists {
+            let me = getpid()
+            var pids = Set(cgroup.pids)
+            pids.insert(leader)
+            return pids.compactMap { pid in
+                guard pid != me, let stat = ProcStat.read(pid: pid), !stat.isZombie else { return nil }
+                // The leader counts only while it is still the process we started.
+                if pid == leader, stat.session != leader { return nil }
+                return stat
+            }
+        }
+        return members(in: ProcStat.all())
     }
 
     /// Live (non-zombie) processes of this tree in `table`, the leader included.
@@ -71,7 +91,7 @@ public struct ProcessTree: Sendable, Equatable {
         var graceEnd = clock.now.advanced(by: grace)
         // Wait for the group (and the leader) to go; escaped helpers get no say in how long
         // `down` takes: they are SIGKILLed right after.
-        var waiting = members(in: ProcStat.all()).filter { $0.pgrp == leader || $0.pid == leader || $0.session == leader }
+        var waiting = currentMembers().filter { $0.pgrp == leader || $0.pid == leader || $0.session == leader }
         var leaderGone = false
         while !waiting.isEmpty, clock.now < graceEnd {
             try? await Task.sleep(for: Self.pollInterval)
@@ -84,7 +104,7 @@ public struct ProcessTree: Sendable, Equatable {
 
         var killed: [Int32] = []
         let killEnd = clock.now.advanced(by: Self.killTimeout)
-        var remaining = members(in: ProcStat.all())
+        var remaining = currentMembers()
         if !remaining.isEmpty, let cgroup {
             // Atomic with respect to forks: nothing in the cgroup can escape it.
             cgroup.kill()
@@ -95,8 +115,8 @@ public struct ProcessTree: Sendable, Equatable {
             }
             guard clock.now < killEnd else { break }
             try? await Task.sleep(for: Self.pollInterval)
-            // A full rescan: something may have forked between the scan and the kill.
-            remaining = members(in: ProcStat.all())
+            // A fresh look: something may have forked between the scan and the kill.
+            remaining = currentMembers()
         }
         known = [:]
         // Orphans of the tree reparented to the daemon are reaped now, so `down` returns
@@ -104,7 +124,9 @@ public struct ProcessTree: Sendable, Equatable {
         ExitWatcher.shared.reapOrphans()
         if remaining.isEmpty, let cgroup {
             // Empty now; rmdir can race the kernel's last exit bookkeeping, so retry briefly.
-            for _ in 0..<50 where !cgroup.remove() {
+            var attempts = 0
+            while !cgroup.remove(), attempts < 50 {
+                attempts += 1
                 try? await Task.sleep(for: Self.pollInterval)
             }
         }
@@ -125,7 +147,9 @@ public struct ProcessTree: Sendable, Equatable {
         if let cgroup, cgroup.exists {
             killed += cgroup.pids
             cgroup.kill()
-            for _ in 0..<250 where !cgroup.remove() {
+            var attempts = 0
+            while !cgroup.remove(), attempts < 250 {
+                attempts += 1
                 try? await Task.sleep(for: pollInterval)
             }
         }

@@ -92,9 +92,9 @@ public enum Spawner {
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = envStrings.map { strdup($0) } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
-        let procsFD = cgroup?.openProcs() ?? -1
-        defer { if procsFD >= 0 { close(procsFD) } }
-        let result = agentron_spawn(executable, argv, envp, logFD, procsFD, workingDirectory, &pid)
+        let cgroupFD = cgroup?.openDirectory() ?? -1
+        defer { if cgroupFD >= 0 { close(cgroupFD) } }
+        let result = agentron_spawn(executable, argv, envp, logFD, cgroupFD, workingDirectory, &pid)
         guard result == 0 else { throw .spawnFailed(executable: executable, errno: result) }
         let pidfd = agentron_pidfd_open(pid)
         // The child is ours and unreaped, so its pid cannot be reused before this open.

