@@ -1,9 +1,9 @@
 // fake-engine: a test fixture that behaves like a model server's CLI and HTTP API, so
 // agentron's integration tests can supervise "vLLM" on a machine with no GPU.
 //
-// Mode: the basename of argv[0] (`vllm` or `ollama`, via a symlink of that name on PATH),
-// or FAKE_ENGINE_MODE=vllm|ollama (which wins). tgi is a reserved name; anything else
-// exits 2.
+// Mode: the basename of argv[0] (`vllm`, `ollama` or `text-generation-launcher`, via a
+// symlink or copy of that name), or FAKE_ENGINE_MODE=vllm|ollama|tgi (which wins); anything
+// else exits 2.
 //
 // vllm mode accepts what `vllm serve` does for agentron:
 //   vllm --version | -v                         prints 0.11.0, exit 0
@@ -71,6 +71,46 @@
 //   in vllm mode. A crash leaves the runners orphaned. Pulled models persist only under an
 //   explicit OLLAMA_MODELS (manifests/<host>/<namespace>/<model>/<tag>).
 //
+// tgi mode is `text-generation-launcher` as TGI 3.x's Docker image runs it (the image
+// scripts/tgi-test-image builds puts this binary there as the ENTRYPOINT):
+//   text-generation-launcher --model-id M [--hostname H] [-p|--port P] [--api-key K]
+//                            [--num-shard N] [--max-input-tokens N] [--max-total-tokens N]
+//                            [any other --flag [value]: accepted and ignored]
+//   text-generation-launcher --version | -V     prints "text-generation-launcher 3.3.6"
+//   (--x=y and --x y; env fallbacks MODEL_ID, PORT (default 80, as the image sets),
+//   HOSTNAME (default 0.0.0.0; like the real router, a value that is not an IP literal,
+//   such as Docker's container id, logs "Invalid hostname, defaulting to 0.0.0.0"),
+//   API_KEY, NUM_SHARD, MAX_INPUT_TOKENS, MAX_TOTAL_TOKENS, HUGGINGFACE_HUB_CACHE.) No model
+//   id → clap usage error on stderr, exit 2.
+// It logs like TGI on stdout ("2025-11-25T10:00:00.123456Z  INFO text_generation_launcher:
+// Args {...}", "INFO download: ...: Starting check and download process for M",
+// "INFO shard-manager: ...: Starting shard rank=0", "INFO text_generation_router::server:
+// ...: Connected"), binds and listens only when loading is done (connections refused
+// until then; through Docker's userland proxy a client sees an accepted connection that is
+// reset at once), serves GET /, /health, /ping (200, empty), /info, /v1/models (id = model
+// id), /metrics and POST /generate, /generate_stream, /, /v1/chat/completions,
+// /v1/completions (JSON and SSE, events written "data:{...}" without a space, chat/
+// completions streams end with "data:[DONE]"; the request's "model" is ignored; a body
+// without Content-Type: application/json → 415, as axum does). --api-key guards only the
+// generation routes. On SIGTERM/SIGINT it logs the launcher's shutdown (webserver, then
+// shards) and exits 0. Knobs, as in vllm mode:
+//   FAKE_LOAD_SECONDS=0.2         start → listening ("Waiting for shard to be ready..." every 10 s).
+//   FAKE_EXIT_AT_START=bad-model  after ~0.1 s: "ERROR download: ...: Download encountered an
+//                                 error:" with huggingface_hub's RepositoryNotFoundError
+//                                 (401, "Repository Not Found for url: https://huggingface.co/
+//                                 api/models/M/revision/main."), then "Error: DownloadError" on
+//                                 stderr, exit 1.
+//                =gated-model     the same with GatedRepoError ("Cannot access gated repo ...
+//                                 Please log in."), unless HF_TOKEN (or HUGGING_FACE_HUB_TOKEN)
+//                                 is set: then it starts normally.
+//                =other text      that text as the download error, exit 1.
+//   FAKE_CRASH_AFTER/_CODE        a shard dies (CUDA error): "Shard 0 crashed", shutdown lines,
+//                                 "Error: ShardFailed", exit with the code (default 1).
+//   FAKE_CRASH_SIGNAL, FAKE_HANG_AFTER, FAKE_IGNORE_SIGTERM, FAKE_ESCAPE_HELPER as in vllm
+//   mode; FAKE_PID_FILE gets "<launcher> 0 <helper>". A port in use at the end of loading →
+//   the router's panic, "Webserver Crashed", "Error: WebserverFailed", exit 1. No child
+//   processes (shards and router are only log lines).
+//
 // Processes: the EngineCore and the helper are this binary re-executed from /proc/self/exe
 // with a hidden argv[1] (ChildRole) and their comm set (VLLM::EngineCor, fake-escaped).
 
@@ -94,20 +134,18 @@ enum EngineMode: String {
     static func select(argv0: String, environment: (String) -> String?) -> Result<EngineMode, ModeError> {
         let requested = environment("FAKE_ENGINE_MODE").flatMap { $0.isEmpty ? nil : $0 }
             ?? String(argv0.split(separator: "/").last ?? "")
+        if requested == "text-generation-launcher" { return .success(.tgi) }
         guard let mode = EngineMode(rawValue: requested) else { return .failure(.unknown(requested)) }
         return .success(mode)
     }
 
     enum ModeError: Error, CustomStringConvertible {
         case unknown(String)
-        case notImplemented(EngineMode)
 
         var description: String {
             switch self {
             case .unknown(let name):
-                "fake-engine: unknown mode '\(name)'; run it through a symlink named vllm or ollama, or set FAKE_ENGINE_MODE=vllm"
-            case .notImplemented(let mode):
-                "fake-engine: mode '\(mode.rawValue)' is not implemented yet (only vllm and ollama)"
+                "fake-engine: unknown mode '\(name)'; run it through a symlink named vllm, ollama or text-generation-launcher, or set FAKE_ENGINE_MODE=vllm"
             }
         }
     }
@@ -119,8 +157,7 @@ enum EngineMode: String {
         case .ollama:
             runOllama(argv0: CommandLine.arguments.first ?? "ollama", arguments: arguments, environment: environment)
         case .tgi:
-            Console.err(ModeError.notImplemented(self).description)
-            exit(2)
+            runTGI(arguments: arguments, environment: environment)
         }
     }
 }
