@@ -90,7 +90,7 @@ struct ContainerShim: AsyncParsableCommand {
         }
         if !(try await docker.imageExists(image)) {
             guard pull else {
-                throw .api(status: 404, message: "image \(image) is not present; pull it with `docker pull \(image)` (or start agentrond with AGENTRON_PULL=1 to let it pull)")
+                throw .api(status: 404, message: "image \(image) is not present; pull it with `docker pull \(image)` (or add --pull to `agentron up`)")
             }
             say("agentron-container-shim: pulling \(image)")
             try await docker.pull(image) { say("pull: \($0)") }

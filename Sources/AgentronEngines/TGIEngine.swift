@@ -34,9 +34,12 @@ public struct TGIEngine: EngineDriver {
         var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
         // Secrets and the profile's variables reach the container by name: their values
         // stay in the environment, never in argv.
-        var passed = Set(profile.env.keys)
+        // AGENTRON_* settings are for agentron (AGENTRON_PULL from `up --pull`), not TGI.
+        var passed = Set(profile.env.keys.filter { !$0.hasPrefix("AGENTRON_") })
         for key in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] where environment[key] != nil { passed.insert(key) }
         let cache = environment["HF_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache/huggingface")
+        // `up --pull` (the profile's env) or the daemon's AGENTRON_PULL=1: pull a missing
+        // image through the API, with progress in the log.
         if context.daemonEnvironment["AGENTRON_PULL"] == "1" { environment["AGENTRON_PULL"] = "1" }
         var arguments = [
             shim,

@@ -54,6 +54,9 @@ struct ServerUp: AsyncParsableCommand {
     @Flag(help: "Do not write this server into the shared provider config.")
     var noRegister = false
 
+    @Flag(help: "tgi: pull the image through the Docker API when it is not present.")
+    var pull = false
+
     @Flag(help: "Return once the daemon has accepted the server; do not wait for ready.")
     var detach = false
 
@@ -61,6 +64,9 @@ struct ServerUp: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
+        if pull, let engine, engine != EngineKind.tgi.rawValue {
+            throw ValidationError("--pull is for the tgi engine (a Docker image); \(engine) pulls its own model")
+        }
         if let engine, EngineKind(rawValue: engine) == nil {
             throw ValidationError("unknown engine \"\(engine)\"; choose one of: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -171,6 +177,7 @@ struct ServerUp: AsyncParsableCommand {
         if let startupTimeout { profile.startupTimeout = startupTimeout }
         if let stopTimeout { profile.stopTimeout = stopTimeout }
         if noRegister { profile.register = false }
+        if pull { profile.env["AGENTRON_PULL"] = "1" }
         return profile
     }
 }
