@@ -28,12 +28,8 @@ public struct DaemonLauncher: Sendable {
             throw .transport("agentrond is not running and its program was not found next to agentron or on PATH; install agentron fully, or start agentrond yourself")
         }
         progress("starting agentrond (\(executable)); log: \(paths.daemonLogPath)")
-        for directory in [paths.stateDirectory] {
-            var current = ""
-            for component in directory.split(separator: "/") {
-                current += "/" + component
-                mkdir(current, 0o700)
-            }
+        do { try FileIO.makeDirectories(paths.stateDirectory, mode: 0o700) } catch {
+            throw .transport("cannot start agentrond: \(error)")
         }
         do {
             _ = try Spawner.spawn(arguments: [executable], environment: ProcessEnvironment.current, logPath: paths.daemonLogPath)

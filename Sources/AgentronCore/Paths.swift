@@ -86,8 +86,7 @@ public struct AgentronPaths: Sendable, Equatable {
     }
 
     static func parentDirectory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
+        FileIO.parentDirectory(of: path)
     }
 
     static func isDirectory(_ path: String) -> Bool {

@@ -38,8 +38,8 @@ public enum Daemon {
         let logger = Logger(label: "agentrond")
 
         for (directory, mode) in [(paths.runtimeDirectory, 0o700), (paths.stateDirectory, 0o700), (paths.logDirectory, 0o700)] {
-            guard makeDirectories(directory, mode: mode_t(mode)) else {
-                printError("agentrond: cannot create \(directory): \(String(cString: strerror(errno)))")
+            do { try FileIO.makeDirectories(directory, mode: mode_t(mode)) } catch {
+                printError("agentrond: \(error)")
                 return 1
             }
         }
@@ -110,16 +110,6 @@ public enum Daemon {
     static func printError(_ message: String) {
         let bytes = Array((message + "\n").utf8)
         _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-    }
-
-    /// mkdir -p with `mode` for the directories it creates.
-    static func makeDirectories(_ path: String, mode: mode_t) -> Bool {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, mode) != 0 && errno != EEXIST { return false }
-        }
-        return true
     }
 }
 

@@ -145,6 +145,7 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
         let expected = [
             "llama-3.2-1b-instruct", "llama-3.2-1b-instruct-tgi", "llama-3.2-3b-instruct", "llama-server",
             "llama3.2-1b-ollama", "qwen2.5-1.5b-instruct", "qwen2.5-1.5b-ollama", "qwen2.5-7b-instruct",
+            "sglang-qwen2.5-1.5b-instruct",
         ]
         #expect(entries.map(\.name) == expected)
         for entry in entries {

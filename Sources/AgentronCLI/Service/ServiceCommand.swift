@@ -152,47 +152,11 @@ enum Subprocess {
 /// Writes `text` to `path` atomically (temp file, fsync, rename; STYLE rule 8), creating
 /// the directory when needed.
 func writeFileAtomically(_ text: String, to path: String, mode: mode_t = 0o644) throws(ServiceFileError) {
-    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-    var current = ""
-    for component in directory.split(separator: "/") {
-        current += "/" + component
-        if mkdir(current, 0o755) != 0 && errno != EEXIST {
-            throw ServiceFileError(path: current, action: "create", errno: errno)
-        }
-    }
-    let temporary = path + ".tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw ServiceFileError(path: temporary, action: "create", errno: errno) }
-    let bytes = Array(text.utf8)
-    var written = 0
-    while written < bytes.count {
-        let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + written }, bytes.count - written) }
-        if count < 0, errno == EINTR { continue }
-        guard count > 0 else {
-            let error = errno
-            close(fd)
-            unlink(temporary)
-            throw ServiceFileError(path: temporary, action: "write", errno: error)
-        }
-        written += count
-    }
-    fchmod(fd, mode)
-    guard fsync(fd) == 0 else {
-        let error = errno
-        close(fd)
-        unlink(temporary)
-        throw ServiceFileError(path: temporary, action: "sync", errno: error)
-    }
-    close(fd)
-    guard rename(temporary, path) == 0 else {
-        let error = errno
-        unlink(temporary)
-        throw ServiceFileError(path: path, action: "write", errno: error)
-    }
-    let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if directoryFD >= 0 {
-        fsync(directoryFD)
-        close(directoryFD)
+    do {
+        try FileIO.makeDirectories(FileIO.parentDirectory(of: path), mode: 0o755)
+        try FileIO.writeAtomically(Array(text.utf8), to: path, mode: mode, owner: nil)
+    } catch {
+        throw ServiceFileError(path: error.path, action: error.step, errno: error.code)
     }
 }
 
