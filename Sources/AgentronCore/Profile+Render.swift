@@ -49,6 +49,7 @@ extension Profile {
         if let healthPath { line("health_path", YAMLRender.scalar(healthPath)) }
         if let healthStatus { line("health_status", "\(healthStatus)") }
         if let image { line("image", YAMLRender.scalar(image)) }
+        if adopt == true { line("adopt", "true") }
         return out
     }
 }

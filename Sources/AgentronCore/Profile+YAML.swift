@@ -54,7 +54,7 @@ extension Profile {
     /// The keys a profile file may contain, in the order `yamlText` writes them.
     public static let yamlKeys = [
         "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
-        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image",
+        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "adopt",
     ]
     public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]
     public static let yamlRestartKeys = [
@@ -198,6 +198,14 @@ private struct ProfileReader {
         if let node = top["restart"] { profile.restart = try restart(node) }
         if let node = top["autostart"] { profile.autostart = try boolean(node, "autostart") }
         if let node = top["register"] { profile.register = try boolean(node, "register") }
+        if let node = top["adopt"] {
+            guard engine == .ollama else { throw onlyFor(.ollama, top.keyNode("adopt") ?? node, "adopt") }
+            let adopt = try boolean(node, "adopt")
+            if adopt, profile.port == .auto {
+                throw fail(node, "adopt", "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
+            }
+            profile.adopt = adopt ? true : nil
+        }
         if let node = top["command"] {
             guard engine == .command else { throw onlyFor(.command, top.keyNode("command") ?? node, "command") }
             profile.command = try textList(node, "command", hint: "write it as a list: command: [llama-server, --port, \"{port}\"]")

@@ -183,6 +183,10 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     public var healthStatus: Int?
     /// `tgi` engine only: the container image.
     public var image: String?
+    /// `ollama` engine only: use an Ollama already answering on the (fixed) port, such as
+    /// the system service, instead of starting one. agentron then pulls, loads, probes and
+    /// registers, but never stops that process. Nil means no.
+    public var adopt: Bool?
     /// Where this profile came from (a file path, or "flags"); informational.
     public var source: String?
 
@@ -205,6 +209,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         healthPath: String? = nil,
         healthStatus: Int? = nil,
         image: String? = nil,
+        adopt: Bool? = nil,
         source: String? = nil
     ) {
         self.name = name
@@ -225,6 +230,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         self.healthPath = healthPath
         self.healthStatus = healthStatus
         self.image = image
+        self.adopt = adopt
         self.source = source
     }
 

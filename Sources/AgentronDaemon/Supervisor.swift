@@ -306,12 +306,20 @@ actor Supervisor {
         let run = self.run
         probeTask?.cancel()
         terminating = false
+        external = false
         let port: Int
         switch profile.port {
+        case .fixed(let fixed) where profile.adopt == true:
+            adoptExternal(port: fixed)
+            return
         case .fixed(let fixed):
             guard Ports.isFree(host: profile.host, port: fixed) else {
-                let holder = Ports.holder(ofPort: fixed).map { " by \($0)" } ?? ""
-                handle { $0.spawnFailed(reason: "port \(fixed) on \(profile.host) is already in use\(holder); choose another with --port or `port:` in the profile, or use port: auto", now: Monotonic.now) }
+                let holder = Ports.holder(ofPort: fixed)
+                var reason = "port \(fixed) on \(profile.host) is already in use\(holder.map { " by \($0)" } ?? ""); choose another with --port or `port:` in the profile, or use port: auto"
+                if profile.engine == .ollama, holder?.contains("(ollama") == true {
+                    reason += "; or, to use that Ollama instead of starting another, add --adopt"
+                }
+                handle { $0.spawnFailed(reason: reason, now: Monotonic.now) }
                 return
             }
             port = fixed
@@ -366,6 +374,32 @@ actor Supervisor {
         handle { $0.spawned(now: Monotonic.now) }
     }
 
+    // MARK: Adopted (external) engines
+
+    /// True while this run is an engine agentron did not start (`adopt: true`): probed,
+    /// prepared and registered, never signalled.
+    private var external = false
+
+    /// Uses an engine already answering on `port` (an Ollama system service) as this run.
+    private func adoptExternal(port: Int) {
+        guard !Ports.isFree(host: profile.host, port: port) else {
+            handle { $0.spawnFailed(reason: "nothing listens on \(profile.host):\(port) to adopt; start the engine first, or drop --adopt to let agentron start one", now: Monotonic.now) }
+            return
+        }
+        self.port = port
+        external = true
+        appendLogMarker("agentron: adopting the engine already answering on \(profile.host):\(port) (not started, and never stopped, by agentron)")
+        logger.info("adopting a running engine", metadata: ["port": "\(port)"])
+        handle { $0.spawned(now: Monotonic.now) }
+    }
+
+    /// Stopping an adopted engine only ends our supervision of it.
+    private func releaseExternal(run: Int) {
+        guard run == self.run, external else { return }
+        external = false
+        handle { $0.exited(.exited(code: 0), detail: "released the adopted engine (left running)", now: Monotonic.now) }
+    }
+
     private func watchExit(of engine: EngineProcess, run: Int) {
         let exitTask = Task { await ExitWatcher.shared.waitForExit(pid: engine.pid, pidfd: engine.pidfd) }
         self.exitTask = exitTask
@@ -402,6 +436,12 @@ actor Supervisor {
 
     private func terminate(grace: Duration) {
         probeTask?.cancel()
+        if external {
+            // Not ours to stop: the exit is reported on the next turn, outside this handler.
+            let run = self.run
+            Task { [weak self] in await self?.releaseExternal(run: run) }
+            return
+        }
         guard process != nil, var tree, let exitTask, !terminating else { return }
         terminating = true
         let run = self.run

@@ -57,6 +57,9 @@ struct ServerUp: AsyncParsableCommand {
     @Flag(help: "tgi: pull the image through the Docker API when it is not present.")
     var pull = false
 
+    @Flag(help: "ollama: use the Ollama already answering on --port (e.g. the system service) instead of starting one; agentron never stops it.")
+    var adopt = false
+
     @Flag(help: "Return once the daemon has accepted the server; do not wait for ready.")
     var detach = false
 
@@ -178,6 +181,15 @@ struct ServerUp: AsyncParsableCommand {
         if let stopTimeout { profile.stopTimeout = stopTimeout }
         if noRegister { profile.register = false }
         if pull { profile.env["AGENTRON_PULL"] = "1" }
+        if adopt {
+            guard profile.engine == .ollama else {
+                throw ProfileError(file: "", message: "--adopt is for the ollama engine")
+            }
+            guard case .fixed = profile.port else {
+                throw ProfileError(file: "", message: "--adopt needs the port the running Ollama answers on: add --port 11434 (Ollama's default) or its port")
+            }
+            profile.adopt = true
+        }
         return profile
     }
 }
