@@ -458,6 +458,24 @@ extension ServerStateMachineTests {
             #expect(actions == [.resolveWaiters(.ready)])
         }
 
+        /// An engine that answers but cannot become ready (an Ollama pull of an unknown
+        /// model): stopped, then failed with the engine's reason; ignored outside starting.
+        @Test func startupFailedStopsTheEngineAndFailsWithTheReason() {
+            var machine = ServerStateMachine(profile: tableProfile())
+            _ = machine.startRequested(now: 0)
+            _ = machine.spawned(now: 0)
+            #expect(machine.startupFailed(reason: "pull model manifest: file does not exist", now: 1) == [terminate90])
+            #expect(machine.state == .stopping)
+            #expect(machine.exited(.exited(code: 0), now: 2) == [.resolveWaiters(.failed)])
+            #expect(machine.state == .failed)
+            #expect(machine.reason == "pull model manifest: file does not exist")
+            #expect(machine.totalRestarts == 0, "not retried")
+
+            var ready = readyMachine()
+            #expect(ready.startupFailed(reason: "late", now: 5) == [])
+            #expect(ready.state == .ready)
+        }
+
         @Test func failedKeepsItsReasonUntilANewStart() {
             var machine = ServerStateMachine(profile: tableProfile())
             _ = machine.startRequested(now: 0)
