@@ -133,18 +133,14 @@ final class VLLMHTTPHandler: ChannelInboundHandler {
     static let maximumBodyBytes = 32 << 20
 
     private let state: VLLMServerState
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
-    private var bodyTooLarge = false
+    private var pending = RequestAccumulator(maximumBodyBytes: VLLMHTTPHandler.maximumBodyBytes)
 
     init(state: VLLMServerState) { self.state = state }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
-            head = requestHead
-            body.removeAll(keepingCapacity: true)
-            bodyTooLarge = false
+            pending.begin(requestHead)
             // uvicorn answers "Expect: 100-continue" so curl does not wait a second.
             if requestHead.headers.first(name: "expect")?.lowercased() == "100-continue",
                 !state.hung.load(ordering: .acquiring)
@@ -152,14 +148,9 @@ final class VLLMHTTPHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: .continue))), promise: nil)
             }
         case .body(let chunk):
-            if body.count + chunk.readableBytes > Self.maximumBodyBytes {
-                bodyTooLarge = true
-            } else {
-                body.append(contentsOf: chunk.readableBytesView)
-            }
+            pending.append(chunk)
         case .end:
-            guard let requestHead = head else { return }
-            head = nil
+            guard let (requestHead, body, bodyTooLarge) = pending.finish() else { return }
             let reply: VLLMReply =
                 bodyTooLarge
                 ? .json(.payloadTooLarge, #"{"detail":"Request body too large"}"#)

@@ -282,16 +282,7 @@ final class OllamaServer {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.group = group
         do {
-            serverChannel = try ServerBootstrap(group: group)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(OllamaHTTPHandler(state: state))
-                    }
-                }
-                .withBoundSocket(socketFD)
-                .wait()
+            serverChannel = try FakeHTTPServer.serve(on: socketFD, group: group) { OllamaHTTPHandler(state: state) }
         } catch {
             Console.err("Error: listen tcp \(display): \(error)")
             exit(1)

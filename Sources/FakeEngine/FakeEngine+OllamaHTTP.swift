@@ -605,33 +605,24 @@ final class OllamaHTTPHandler: ChannelInboundHandler {
     static let maximumBodyBytes = 32 << 20
 
     private let state: OllamaServerState
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
-    private var bodyTooLarge = false
+    private var pending = RequestAccumulator(maximumBodyBytes: OllamaHTTPHandler.maximumBodyBytes)
 
     init(state: OllamaServerState) { self.state = state }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
-            head = requestHead
-            body.removeAll(keepingCapacity: true)
-            bodyTooLarge = false
+            pending.begin(requestHead)
         case .body(let chunk):
-            if body.count + chunk.readableBytes > Self.maximumBodyBytes {
-                bodyTooLarge = true
-            } else {
-                body.append(contentsOf: chunk.readableBytesView)
-            }
+            pending.append(chunk)
         case .end:
-            guard let request = head else { return }
-            head = nil
+            guard let (requestHead, body, bodyTooLarge) = pending.finish() else { return }
             let reply: OllamaReply =
                 bodyTooLarge
                 ? .error(.payloadTooLarge, "http: request body too large")
-                : OllamaRoutes.reply(method: request.method, uri: request.uri, body: body, state: state)
+                : OllamaRoutes.reply(method: requestHead.method, uri: requestHead.uri, body: body, state: state)
             let peer = context.remoteAddress?.ipAddress ?? "-"
-            Self.deliver(reply, for: request, peer: peer, channel: context.channel, state: state, started: Clock.now())
+            Self.deliver(reply, for: requestHead, peer: peer, channel: context.channel, state: state, started: Clock.now())
         }
     }
 

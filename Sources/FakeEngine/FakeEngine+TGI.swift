@@ -597,16 +597,7 @@ final class TGIServer {
         self.group = group
         let state = self.state
         do {
-            serverChannel = try ServerBootstrap(group: group)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(TGIHTTPHandler(state: state))
-                    }
-                }
-                .withBoundSocket(fd)
-                .wait()
+            serverChannel = try FakeHTTPServer.serve(on: fd, group: group) { TGIHTTPHandler(state: state) }
         } catch {
             webserverCrashed(bindError: APISocket.Failure(pythonException: "\(error)", code: (error as? IOError)?.errnoCode ?? EINVAL))
         }

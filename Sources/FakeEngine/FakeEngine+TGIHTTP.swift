@@ -119,32 +119,23 @@ final class TGIHTTPHandler: ChannelInboundHandler {
     static let maximumBodyBytes = 2_000_000
 
     private let state: TGIServerState
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
-    private var bodyTooLarge = false
+    private var pending = RequestAccumulator(maximumBodyBytes: TGIHTTPHandler.maximumBodyBytes)
 
     init(state: TGIServerState) { self.state = state }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
-            head = requestHead
-            body.removeAll(keepingCapacity: true)
-            bodyTooLarge = false
+            pending.begin(requestHead)
             if requestHead.headers.first(name: "expect")?.lowercased() == "100-continue",
                 !state.hung.load(ordering: .acquiring)
             {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: .continue))), promise: nil)
             }
         case .body(let chunk):
-            if body.count + chunk.readableBytes > Self.maximumBodyBytes {
-                bodyTooLarge = true
-            } else {
-                body.append(contentsOf: chunk.readableBytesView)
-            }
+            pending.append(chunk)
         case .end:
-            guard let requestHead = head else { return }
-            head = nil
+            guard let (requestHead, body, bodyTooLarge) = pending.finish() else { return }
             let reply: TGIReply =
                 bodyTooLarge
                 ? .text(.payloadTooLarge, "Failed to buffer the request body: length limit exceeded")

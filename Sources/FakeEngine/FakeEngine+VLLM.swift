@@ -324,16 +324,7 @@ final class VLLMServer {
         self.group = group
         let state = self.state
         do {
-            serverChannel = try ServerBootstrap(group: group)
-                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(VLLMHTTPHandler(state: state))
-                    }
-                }
-                .withBoundSocket(socketFD)
-                .wait()
+            serverChannel = try FakeHTTPServer.serve(on: socketFD, group: group) { VLLMHTTPHandler(state: state) }
         } catch {
             log.traceback(entryFramesForListenFailure(error))
             stopEngineCore()
