@@ -66,6 +66,9 @@ enum Parse {
         guard let span = TimeSpan(parsing: text) else {
             throw ValidationError("invalid duration \"\(text)\"; write it like 90s, 30m, 2h or 500ms")
         }
+        guard span <= Profile.Limits.maxDuration else {
+            throw ValidationError("duration \"\(text)\" is longer than a year; write it like 90s, 30m, 2h or 500ms")
+        }
         return span
     }
 

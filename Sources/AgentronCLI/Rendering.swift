@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronHTTP
 import Glibc
 
 /// A plain text table: columns padded to their widest cell, two spaces apart.
@@ -37,7 +38,7 @@ enum Format {
 
     /// `12.3s` for elapsed waits.
     static func elapsed(_ duration: Duration) -> String {
-        let ms = Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+        let ms = duration.wholeMilliseconds
         if ms < 60_000 { return "\(ms / 1000).\((ms % 1000) / 100)s" }
         return "\(ms / 60_000)m\((ms / 1000) % 60)s"
     }

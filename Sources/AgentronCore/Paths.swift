@@ -25,6 +25,12 @@ public struct AgentronPaths: Sendable, Equatable {
     public var logDirectory: String { stateDirectory + "/logs" }
     public var stateFile: String { stateDirectory + "/servers.json" }
     public var daemonLogPath: String { stateDirectory + "/agentrond.log" }
+    /// The daemon's random identity (labels on its containers): see DaemonIdentity.
+    public var instanceIDPath: String { stateDirectory + "/instance-id" }
+
+    /// Where the system's profiles live: a user daemon reads them but leaves their
+    /// `autostart` to the system daemon.
+    public static let systemProfileDirectories = ["/etc/agentron/profiles"]
 
     public init(runtimeDirectory: String, stateDirectory: String, configDirectory: String, profileDirectories: [String]) {
         self.runtimeDirectory = runtimeDirectory

@@ -246,6 +246,14 @@ private struct ProfileReader {
         if model.isEmpty {
             throw fail(modelNode, "model", "the model is empty; write it like model: \(Self.modelExample(engine))")
         }
+        // The limits the daemon applies to every profile (sizes, counts, ranges): reported
+        // here with the position of the key they are about.
+        do throws(ProfileProblem) {
+            try profile.validate()
+        } catch {
+            let key = String(error.field.prefix { $0 != "." && $0 != "[" })
+            throw fail(top[key] ?? root, error.field, error.message)
+        }
         return profile
     }
 
@@ -571,10 +579,7 @@ private struct ProfileReader {
         }
     }
 
-    static func isEnvironmentName(_ name: String) -> Bool {
-        guard let first = name.first, first == "_" || (first.isASCII && first.isLetter) else { return false }
-        return name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
-    }
+    static func isEnvironmentName(_ name: String) -> Bool { Profile.isEnvironmentName(name) }
 }
 
 /// "Did you mean" suggestions, by edit distance over lower-cased names with `-` read as `_`

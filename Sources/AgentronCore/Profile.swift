@@ -58,7 +58,20 @@ public struct TimeSpan: Sendable, Equatable, Hashable, Comparable, Codable, Cust
     public static func minutes(_ m: Double) -> TimeSpan { TimeSpan(seconds: m * 60) }
     public static func milliseconds(_ ms: Double) -> TimeSpan { TimeSpan(seconds: ms / 1000) }
 
-    public var duration: Duration { .milliseconds(Int64((seconds * 1000).rounded())) }
+    /// Saturating: NaN and negative spans are zero, spans beyond `Int64` milliseconds are
+    /// the largest `Duration` that fits (a span read from the wire never traps, issue #10).
+    public var duration: Duration { .milliseconds(Self.saturatingInt64(seconds * 1000)) }
+
+    /// Whole milliseconds, clamped to 0...Int64.max (NaN is 0).
+    public var milliseconds: Int64 { Self.saturatingInt64(seconds * 1000) }
+
+    static func saturatingInt64(_ value: Double) -> Int64 {
+        guard value.isFinite else { return value == .infinity ? .max : 0 }
+        guard value > 0 else { return 0 }
+        // 2^63 is exactly representable as a Double; anything at or above it saturates.
+        guard value < 9_223_372_036_854_775_808.0 else { return .max }
+        return Int64(value.rounded())
+    }
 
     public init(from decoder: any Decoder) throws {
         seconds = try decoder.singleValueContainer().decode(Double.self)
@@ -92,6 +105,9 @@ public struct TimeSpan: Sendable, Equatable, Hashable, Comparable, Codable, Cust
 
     /// The shortest faithful way to write this span back: `90s`, `30m`, `1.5s`, `250ms`.
     public var description: String {
+        // Integer conversions below only for spans that fit (a year is the profile limit;
+        // anything longer, or not a number, is written as the raw seconds).
+        guard seconds.isFinite, seconds >= 0, seconds < 1e15 else { return "\(seconds)s" }
         if seconds >= 3600, seconds.truncatingRemainder(dividingBy: 3600) == 0 { return "\(Int(seconds / 3600))h" }
         if seconds >= 60, seconds.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(seconds / 60))m" }
         if seconds.rounded() == seconds { return "\(Int(seconds))s" }

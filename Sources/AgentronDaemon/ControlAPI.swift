@@ -60,17 +60,15 @@ struct ControlAPI: Sendable {
         case ("GET", 2):
             guard let name else { break }
             if let wait = request.query["wait"] {
-                let seconds = Double(wait) ?? 0
-                let timeout = min(Duration.milliseconds(Int64(max(0, seconds) * 1000)), Self.maxWait)
-                return Self.json(try await registry.wait(name, timeout: timeout))
+                return Self.json(try await registry.wait(name, timeout: try Self.waitTimeout(wait)))
             }
             return Self.json(try await registry.info(name, detailed: true))
         case ("POST", 3) where action == "stop":
             guard let name else { break }
             var timeout: TimeSpan?
             if let text = request.query["timeout"] {
-                guard let span = TimeSpan(parsing: text) else {
-                    throw APIError(.invalidRequest, "invalid timeout \"\(text)\"; write it like 30s or 2m")
+                guard let span = TimeSpan(parsing: text), span <= Profile.Limits.maxDuration else {
+                    throw APIError(.invalidRequest, "invalid timeout \"\(Self.clip(text))\"; write it like 30s or 2m (at most a year)")
                 }
                 timeout = span
             }
@@ -81,7 +79,7 @@ struct ControlAPI: Sendable {
         case ("GET", 3) where action == "logs":
             guard let name else { break }
             let files = try await registry.logFiles(name)
-            let tail = request.query["tail"].flatMap { Int($0) } ?? 100
+            let tail = try Self.tailLines(request.query["tail"])
             let lines = files.tail(lines: tail)
             let text = Array(lines.map { $0 + "\n" }.joined().utf8)
             guard request.query["follow"] == "true" || request.query["follow"] == "1" else {
@@ -92,6 +90,35 @@ struct ControlAPI: Sendable {
             break
         }
         throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path)")
+    }
+
+    /// The most lines one `logs` call returns: more than the rotated files hold.
+    static let maxTailLines = 100_000
+    static let defaultTailLines = 100
+
+    /// `?wait=<seconds>`: any number, clamped to 0...maxWait; not a number is a 400.
+    static func waitTimeout(_ text: String) throws(APIError) -> Duration {
+        guard let seconds = Double(text), !seconds.isNaN else {
+            throw APIError(.invalidRequest, "invalid wait \"\(clip(text))\"; give a number of seconds, like wait=30")
+        }
+        let clamped = min(max(0, seconds), maxWait.seconds)
+        return TimeSpan(seconds: clamped).duration
+    }
+
+    /// `?tail=<lines>`: a whole number of lines, clamped to maxTailLines.
+    static func tailLines(_ text: String?) throws(APIError) -> Int {
+        guard let text else { return defaultTailLines }
+        guard let lines = Int(text), lines >= 0 else {
+            // All digits but past Int: as many lines as there are.
+            if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) { return maxTailLines }
+            throw APIError(.invalidRequest, "invalid tail \"\(clip(text))\"; give a number of lines, like tail=100")
+        }
+        return min(lines, maxTailLines)
+    }
+
+    /// Untrusted text in an error message: at most 80 characters.
+    static func clip(_ text: String) -> String {
+        text.count > 80 ? String(text.prefix(80)) + "…" : text
     }
 
     /// The already-read tail, then whatever the engine writes next, until the client goes.

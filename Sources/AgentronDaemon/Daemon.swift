@@ -63,8 +63,16 @@ public enum Daemon {
             cgroups.map { "engines get their own cgroup under \($0.base)" }
                 ?? "no writable cgroup v2 subtree: engines are tracked by session and as subreaper")
         let registrar = Registrar(config: .resolve(paths: paths, environment: environment), logger: logger)
+        let instance: String
+        switch DaemonIdentity.load(path: paths.instanceIDPath) {
+        case .success(let id): instance = id
+        case .failure(let error):
+            printError("agentrond: \(error); check that the state directory \(paths.stateDirectory) is writable")
+            return 1
+        }
         let registry = ServerRegistry(
-            paths: paths, daemonEnvironment: environment, cgroups: cgroups, registrar: registrar, logger: logger)
+            paths: paths, daemonEnvironment: environment, cgroups: cgroups, registrar: registrar, instance: instance,
+            logger: logger)
         // Re-adopting engines probes each one; tell systemd this may take a while.
         SystemdIntegration.extendStartup(.seconds(60))
         await registry.restoreFromDisk()

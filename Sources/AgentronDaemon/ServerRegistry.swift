@@ -2,6 +2,7 @@ import AgentronCore
 import AgentronEngines
 import AgentronHTTP
 import AgentronProcess
+import Glibc
 import Logging
 
 /// All servers this daemon knows, by name. The control API calls it; it knows nothing
@@ -14,9 +15,16 @@ actor ServerRegistry {
     private let store: StateStore
     private let cgroups: Cgroups?
     private let registrar: Registrar
+    /// This daemon's identity (a random id kept in the state directory): containers carry
+    /// it as a label, and cleanup and adoption touch only containers with it (issue #10).
+    let instance: String
 
-    init(paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, registrar: Registrar, logger: Logger) {
+    init(
+        paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, registrar: Registrar,
+        instance: String, logger: Logger
+    ) {
         self.paths = paths
+        self.instance = instance
         self.daemonEnvironment = daemonEnvironment
         self.cgroups = cgroups
         self.registrar = registrar
@@ -37,6 +45,12 @@ actor ServerRegistry {
         }
         var bootStarts: [Profile] = []
         for record in records {
+            if let problem = record.profile.validationProblem {
+                // A state file edited by hand, or written by an older daemon with looser
+                // rules: never run it; a later `up` with a valid profile replaces it.
+                logger.error("cannot restore server \"\(record.profile.name)\": its saved profile is invalid (\(problem)); start it again with `agentron up`")
+                continue
+            }
             guard supervisors[record.profile.name] == nil, let driver = try? Engines.driver(for: record.profile.engine) else {
                 logger.error("cannot restore server \"\(record.profile.name)\": engine \(record.profile.engine.rawValue) is not available")
                 continue
@@ -61,7 +75,7 @@ actor ServerRegistry {
     /// killed with the daemon, say) are removed; those of re-adopted servers are kept.
     private func removeLeftoverContainers() async {
         guard let docker = try? DockerClient.fromEnvironment(daemonEnvironment),
-            let containers = try? await docker.containers(label: "agentron.instance", value: paths.stateDirectory)
+            let containers = try? await docker.containers(label: "agentron.instance", value: instance)
         else { return }
         for container in containers {
             let server = container.Labels?["agentron.server"] ?? ""
@@ -82,6 +96,12 @@ actor ServerRegistry {
                 continue
             }
             guard let profile = entry.profile, profile.autostart, supervisors[profile.name] == nil else { continue }
+            // The system's autostart profiles are the system daemon's to start; a user
+            // daemon starting them too would run every such model twice (issue #10).
+            if getuid() != 0, AgentronPaths.systemProfileDirectories.contains(where: { entry.path.hasPrefix($0 + "/") }) {
+                logger.info("not autostarting a system profile in a user daemon", metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
+                continue
+            }
             logger.info("autostart", metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
             bootStart(profile)
         }
@@ -134,13 +154,17 @@ actor ServerRegistry {
     private func makeSupervisor(_ profile: Profile, driver: any EngineDriver) -> Supervisor {
         Supervisor(
             profile: profile, driver: driver, logDirectory: paths.logDirectory, daemonEnvironment: daemonEnvironment,
-            cgroups: cgroups, instance: paths.stateDirectory, logger: logger,
+            cgroups: cgroups, instance: instance, logger: logger,
             onChange: { [weak self] in await self?.persist() })
     }
 
-    /// Starts `profile`, or confirms it is already up with the same spec.
+    /// Starts `profile`, or confirms it is already up with the same spec. Calls for one name
+    /// run one at a time: each checks, awaits and acts, and two concurrent `up`s of a new
+    /// name must not both create a supervisor (one would run unknown to the registry).
     func start(_ profile: Profile) async throws(APIError) -> ServerInfo {
         try validate(profile)
+        await lockName(profile.name)
+        defer { unlockName(profile.name) }
         let driver: any EngineDriver
         do { driver = try Engines.driver(for: profile.engine) } catch {
             throw APIError(.invalidRequest, "server \"\(profile.name)\": \(error)")
@@ -256,16 +280,31 @@ actor ServerRegistry {
         return APIError(.notFound, "no server named \"\(name)\" (\(hint))")
     }
 
+    /// The same limits the YAML reader applies (Profile+Validation.swift): whatever client
+    /// sent it, a profile that passes cannot make the daemon trap or grow without bound.
     private func validate(_ profile: Profile) throws(APIError) {
-        guard Profile.isValidName(profile.name) else {
-            throw APIError(.invalidRequest, "invalid server name \"\(profile.name)\": use letters, digits, '-', '_' or '.', at most 64 characters")
+        guard let problem = profile.validationProblem else { return }
+        let subject = Profile.isValidName(profile.name) ? "server \"\(profile.name)\": " : ""
+        throw APIError(.invalidRequest, "\(subject)invalid profile: \(problem)")
+    }
+
+    // MARK: One start per name at a time
+
+    private var busyNames: Set<String> = []
+    private var nameWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    /// Waits until no other start of `name` runs, then marks it running. The check and the
+    /// mark happen with no suspension between them (STYLE rule 4).
+    private func lockName(_ name: String) async {
+        while busyNames.contains(name) {
+            await withCheckedContinuation { nameWaiters[name, default: []].append($0) }
         }
-        if case .fixed(let port) = profile.port, !PortSpec.validRange.contains(port) {
-            throw APIError(.invalidRequest, "server \"\(profile.name)\": port \(port) is out of range 1-65535")
-        }
-        guard !profile.model.isEmpty else {
-            throw APIError(.invalidRequest, "server \"\(profile.name)\": no model given")
-        }
+        busyNames.insert(name)
+    }
+
+    private func unlockName(_ name: String) {
+        busyNames.remove(name)
+        for waiter in nameWaiters.removeValue(forKey: name) ?? [] { waiter.resume() }
     }
 
     private func portUser(_ port: Int, except name: String) async -> String? {

@@ -81,8 +81,11 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable, Equatable
 }
 
 extension Duration {
-    var wholeMilliseconds: Int {
+    /// Whole milliseconds, saturating instead of trapping for absurd spans (issue #10).
+    public var wholeMilliseconds: Int {
         let (seconds, attoseconds) = components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+        guard seconds >= 0 else { return 0 }
+        let (ms, overflow) = Int(seconds).multipliedReportingOverflow(by: 1000)
+        return overflow ? Int.max : ms.addingReportingOverflow(Int(attoseconds / 1_000_000_000_000_000)).partialValue
     }
 }

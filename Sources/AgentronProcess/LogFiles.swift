@@ -49,7 +49,10 @@ public struct LogFiles: Sendable {
         guard count > 0 else { return [] }
         var collected: [Substring] = []
         for file in filesOldestFirst.reversed() {
-            guard let text = readTail(of: file, maxBytes: max(64 << 10, count * 512)) else { continue }
+            // Saturating: `count` comes from a request (issue #10); the read is bounded by
+            // the file's size anyway.
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: 512)
+            guard let text = readTail(of: file, maxBytes: overflow ? Int.max : max(64 << 10, bytes)) else { continue }
             var lines = text.split(omittingEmptySubsequences: false, whereSeparator: Self.isNewline)
             if lines.last == "" { lines.removeLast() }
             collected = lines.suffix(count - collected.count) + collected
@@ -80,7 +83,7 @@ public struct LogFiles: Sendable {
         defer { close(fd) }
         let size = lseek(fd, 0, SEEK_END)
         guard size > 0 else { return "" }
-        let start = max(0, Int(size) - maxBytes)
+        let start = maxBytes >= Int(size) ? 0 : Int(size) - maxBytes
         lseek(fd, off_t(start), SEEK_SET)
         var bytes = [UInt8](repeating: 0, count: Int(size) - start)
         var filled = 0
