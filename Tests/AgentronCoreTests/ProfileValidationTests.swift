@@ -1,0 +1,87 @@
+import AgentronCore
+import Testing
+
+/// Issue #10: one set of limits for every profile, and no value that passes them (or any
+/// that does not) can make a conversion trap.
+struct ProfileValidationTests {
+    @Test(arguments: [1e300, .infinity, -.infinity, .nan, -1, 9.3e15, 0])
+    func timeSpansConvertWithoutTrapping(_ seconds: Double) {
+        let span = TimeSpan(seconds: seconds)
+        let duration = span.duration
+        #expect(duration >= .zero)
+        #expect(!span.description.isEmpty)
+        if seconds > 1e16 { #expect(span.milliseconds == .max) }
+        if !(seconds > 0) { #expect(span.milliseconds == 0) }
+    }
+
+    @Test func theDaemonsLimitsRefuseWhatTheYAMLReaderRefuses() throws {
+        var profile = Profile(name: "x", engine: .vllm, model: "m")
+        #expect(profile.validationProblem == nil)
+        profile.startupTimeout = .seconds(1e300)
+        #expect(profile.validationProblem?.field == "startup_timeout")
+        profile.startupTimeout = .seconds(.nan)
+        #expect(profile.validationProblem?.field == "startup_timeout")
+        profile = Profile(name: "x", engine: .vllm, model: "m", stopTimeout: .seconds(-1))
+        #expect(profile.validationProblem?.field == "stop_timeout")
+        profile = Profile(name: "x", engine: .vllm, model: "m", port: .fixed(70_000))
+        #expect(profile.validationProblem?.field == "port")
+        profile = Profile(name: "x", engine: .vllm, model: "m", gpus: [0, 0])
+        #expect(profile.validationProblem?.field == "gpus[1]")
+        profile = Profile(name: "x", engine: .vllm, model: "m", env: ["A=B": "1"])
+        #expect(profile.validationProblem?.field == "env.A=B")
+        profile = Profile(name: "x", engine: .vllm, model: "m", command: ["x"])
+        #expect(profile.validationProblem?.field == "command")
+        profile = Profile(name: "x", engine: .vllm, model: "m")
+        profile.restart.factor = .infinity
+        #expect(profile.validationProblem?.field == "restart.factor")
+        profile = Profile(name: "x", engine: .vllm, model: "m", args: ["a\u{0}b"])
+        #expect(profile.validationProblem?.field == "args[0]")
+        profile = Profile(name: "x", engine: .vllm, model: String(repeating: "m", count: 5000))
+        #expect(profile.validationProblem?.field == "model")
+    }
+
+    @Test func theYAMLReaderReportsALimitWithItsLine() throws {
+        let yaml = "engine: vllm\nmodel: org/m\nprobe:\n  failure_threshold: 99999999\n"
+        let error = try #require(throws: ProfileError.self) { try Profile.parse(yaml: yaml, file: "p.yaml") }
+        #expect(error.line == 4, "the line of the probe: mapping")
+        #expect(error.field == "probe.failure_threshold")
+    }
+
+    /// Thousands of generated profiles: each is refused with a ProfileError or passes the
+    /// daemon's limits; none traps.
+    @Test func generatedProfilesNeverTrapAndWhatParsesIsValid() {
+        let values = [
+            "1e300", "-1", "0", "nan", ".inf", "-.inf", "9223372036854775807", "9223372036854775808", "99999999999999999999",
+            "\"\"", "[]", "{}", "[1, 1]", "null", "~", "yes", "auto", "\"8080\"", "1e300s", "5x", "-5s", "0.0001ms", "1.5",
+            "[--a, \"\\0\"]", "{A: 1}", "{\"A=B\": 1}", "[\"sleep\", \"{port}\"]", "/health", "999", "65536",
+            String(repeating: "x", count: 5000), "&a [*a, *a]", "!!binary aGk=", "\"\\u0000\"",
+        ]
+        let keys = Profile.yamlKeys + Profile.yamlProbeKeys.map { "probe.\($0)" } + Profile.yamlRestartKeys.map { "restart.\($0)" }
+        var state: UInt64 = 0x1234_5678
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        for _ in 0..<3000 {
+            var lines = ["engine: \(["vllm", "ollama", "tgi", "command"][next(4)])", "model: org/m"]
+            for _ in 0..<(1 + next(3)) {
+                let key = keys[next(keys.count)]
+                let value = values[next(values.count)]
+                if let dot = key.firstIndex(of: ".") {
+                    lines.append("\(key[..<dot]):\n  \(key[key.index(after: dot)...]): \(value)")
+                } else {
+                    lines.append("\(key): \(value)")
+                }
+            }
+            let yaml = lines.joined(separator: "\n") + "\n"
+            do {
+                let profile = try Profile.parse(yaml: yaml, file: "fuzz.yaml")
+                #expect(profile.validationProblem == nil, "parsed but outside the limits: \(yaml)")
+                _ = profile.startupTimeout.duration
+                _ = profile.stopTimeout.description
+            } catch {
+                #expect(!error.description.isEmpty)
+            }
+        }
+    }
+}
