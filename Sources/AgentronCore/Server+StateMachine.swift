@@ -134,6 +134,22 @@ public struct ServerStateMachine: Sendable, Equatable {
         return [.startStartupProbes]
     }
 
+    /// How often one start may move to a new port after losing its picked one.
+    public static let maxPortRetries = 3
+    private var portRetries = 0
+
+    /// The engine exited during startup because its port was taken after the daemon
+    /// picked it (`port: auto`: another program, or the kernel handing it out as an
+    /// outgoing port, got there first). An auto port is picked again and the engine
+    /// started anew, a few times; a fixed port fails as `spawnFailed` does (issue #10).
+    public mutating func portLost(reason: String, canPickAnother: Bool, now: Double) -> [Action] {
+        guard state == .starting else { return [] }
+        guard canPickAnother, portRetries < Self.maxPortRetries else { return fail(reason) }
+        portRetries += 1
+        self.reason = nil
+        return [.spawn]
+    }
+
     /// The engine could not be started at all (binary missing, port taken): no retry would help.
     public mutating func spawnFailed(reason: String, now: Double) -> [Action] {
         guard state == .starting else { return [] }
@@ -280,6 +296,7 @@ public struct ServerStateMachine: Sendable, Equatable {
         stopPurpose = nil
         reason = nil
         startAfterStop = false
+        portRetries = 0
     }
 
     private mutating func beginStopping(_ purpose: StopPurpose, reason: String?) -> [Action] {

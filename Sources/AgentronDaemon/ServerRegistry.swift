@@ -18,6 +18,8 @@ actor ServerRegistry {
     /// This daemon's identity (a random id kept in the state directory): containers carry
     /// it as a label, and cleanup and adoption touch only containers with it (issue #10).
     let instance: String
+    /// Auto ports handed out to this daemon's servers.
+    let ports: PortTable
 
     init(
         paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, registrar: Registrar,
@@ -25,6 +27,7 @@ actor ServerRegistry {
     ) {
         self.paths = paths
         self.instance = instance
+        self.ports = PortTable(range: PortTable.range(environment: daemonEnvironment))
         self.daemonEnvironment = daemonEnvironment
         self.cgroups = cgroups
         self.registrar = registrar
@@ -154,7 +157,7 @@ actor ServerRegistry {
     private func makeSupervisor(_ profile: Profile, driver: any EngineDriver) -> Supervisor {
         Supervisor(
             profile: profile, driver: driver, logDirectory: paths.logDirectory, daemonEnvironment: daemonEnvironment,
-            cgroups: cgroups, instance: instance, logger: logger,
+            cgroups: cgroups, ports: ports, instance: instance, logger: logger,
             onChange: { [weak self] in await self?.persist() })
     }
 

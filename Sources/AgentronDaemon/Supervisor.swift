@@ -18,6 +18,8 @@ actor Supervisor {
     private let daemonEnvironment: [String: String]
     /// Where engines get their own cgroup; nil when the daemon cannot create cgroups.
     private let cgroups: Cgroups?
+    /// Auto ports handed out daemon-wide, so no two servers get one port (issue #10).
+    private let ports: PortTable
     /// The daemon's state directory: names and labels what this daemon owns (containers).
     private let instance: String
     private let logger: Logger
@@ -43,6 +45,8 @@ actor Supervisor {
     private var lastFailedStartTail: [String]?
     private var progress: EngineProgress?
     private var lastTreeRefresh = 0.0
+    /// An auto port the last engine found taken: the next pick avoids it.
+    private var lostPort: Int?
 
     /// How much `inspect` keeps.
     static let historyLimit = 50
@@ -68,7 +72,9 @@ actor Supervisor {
     static let startupLogWatchInterval: Duration = .milliseconds(25)
 
     init(profile: Profile, driver: any EngineDriver, logDirectory: String, daemonEnvironment: [String: String],
-         cgroups: Cgroups?, instance: String, logger: Logger, onChange: @escaping @Sendable () async -> Void) {
+         cgroups: Cgroups?, ports: PortTable, instance: String, logger: Logger,
+         onChange: @escaping @Sendable () async -> Void) {
+        self.ports = ports
         self.name = profile.name
         self.profile = profile
         self.machine = ServerStateMachine(profile: profile)
@@ -203,6 +209,7 @@ actor Supervisor {
     func restore(from record: StateStore.Record) async {
         profile = record.profile
         port = record.port
+        if let port = record.port, record.profile.port == .auto { ports.hold(port, for: name) }
         wanted = record.wanted ?? record.state.hasProcess
         let now = Monotonic.now
         let cgroup = record.cgroup.map(EngineCgroup.init(path:))
@@ -324,12 +331,11 @@ actor Supervisor {
             }
             port = fixed
         case .auto:
-            guard let picked = self.port.flatMap({ Ports.isFree(host: profile.host, port: $0) ? $0 : nil })
-                ?? Ports.pickFree(host: profile.host)
-            else {
-                handle { $0.spawnFailed(reason: "no free port on \(profile.host)", now: Monotonic.now) }
+            guard let picked = ports.claim(for: name, host: profile.host, previous: self.port, avoiding: lostPort) else {
+                handle { $0.spawnFailed(reason: "no free port on \(profile.host) in \(ports.range) (set \(PortTable.rangeVariable)=LOW-HIGH for another range)", now: Monotonic.now) }
                 return
             }
+            lostPort = nil
             port = picked
         }
         self.port = port
@@ -426,9 +432,19 @@ actor Supervisor {
         let detail = lastLogDetail()
         // An engine that could not bind its port will not do better on a retry: say so and
         // stop (issue #3), instead of restarting it into the same wall.
+        // An auto port taken between our pick and the engine's bind is picked again.
         if machine.state == .starting, let port, logFiles.tail(lines: Self.failureTailLines).contains(where: Self.isAddressInUse) {
             let holder = Ports.holder(ofPort: port).map { " by \($0)" } ?? ""
-            handle { $0.spawnFailed(reason: "port \(port) is already in use\(holder): the engine \(status) saying so; choose another port", now: Monotonic.now) }
+            let auto = profile.port == .auto
+            if auto {
+                lostPort = port
+                appendLogMarker("agentron: port \(port) was taken before the engine could bind it\(holder); picking another")
+            }
+            handle {
+                $0.portLost(
+                    reason: "port \(port) is already in use\(holder): the engine \(status) saying so; choose another port",
+                    canPickAnother: auto, now: Monotonic.now)
+            }
             return
         }
         handle { $0.exited(status, detail: detail, now: Monotonic.now) }

@@ -9,11 +9,6 @@ public enum Ports {
         bindProbe(host: host, port: port) != nil
     }
 
-    /// A port the kernel says is free on `host`, from its ephemeral range.
-    public static func pickFree(host: String) -> Int? {
-        bindProbe(host: host, port: 0)
-    }
-
     /// Binds a TCP socket to host:port (0 = any) and returns the bound port, or nil.
     private static func bindProbe(host: String, port: Int) -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

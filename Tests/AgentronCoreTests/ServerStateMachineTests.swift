@@ -119,6 +119,8 @@ enum MachineEvent: String, Sendable, CaseIterable {
     case startRequested
     case spawned
     case spawnFailed
+    /// The engine lost its auto-picked port during startup (issue #10).
+    case portLost
     case startupProbePassed
     case startupTimedOut
     case livenessPassed = "liveness ✓"
@@ -144,6 +146,7 @@ enum MachineEvent: String, Sendable, CaseIterable {
         case .startRequested: machine.startRequested(now: now)
         case .spawned: machine.spawned(now: now)
         case .spawnFailed: machine.spawnFailed(reason: "port 8000 is already in use", now: now)
+        case .portLost: machine.portLost(reason: "port 41000 is already in use", canPickAnother: true, now: now)
         case .startupProbePassed: machine.startupProbePassed(now: now)
         case .startupTimedOut: machine.startupTimedOut(detail: "connection refused", now: now)
         case .livenessPassed: machine.livenessProbe(passed: true, detail: "200", now: now)
@@ -184,6 +187,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stopped, .startRequested, .starting, [.spawn]),
     TransitionRow(.stopped, .spawned, .stopped),
     TransitionRow(.stopped, .spawnFailed, .stopped),
+    TransitionRow(.stopped, .portLost, .stopped),
     TransitionRow(.stopped, .startupProbePassed, .stopped),
     TransitionRow(.stopped, .startupTimedOut, .stopped),
     TransitionRow(.stopped, .livenessPassed, .stopped),
@@ -199,6 +203,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.starting, .startRequested, .starting),
     TransitionRow(.starting, .spawned, .starting, [.startStartupProbes]),
     TransitionRow(.starting, .spawnFailed, .failed, [.resolveWaiters(.failed)]),
+    TransitionRow(.starting, .portLost, .starting, [.spawn]),
     TransitionRow(.starting, .startupProbePassed, .ready, [.startLivenessProbes, .resolveWaiters(.ready)]),
     TransitionRow(.starting, .startupTimedOut, .stopping, [terminate90]),
     TransitionRow(.starting, .livenessPassed, .starting),
@@ -214,6 +219,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.ready, .startRequested, .ready),
     TransitionRow(.ready, .spawned, .ready),
     TransitionRow(.ready, .spawnFailed, .ready),
+    TransitionRow(.ready, .portLost, .ready),
     TransitionRow(.ready, .startupProbePassed, .ready),
     TransitionRow(.ready, .startupTimedOut, .ready),
     TransitionRow(.ready, .livenessPassed, .ready),
@@ -229,6 +235,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.unhealthy, .startRequested, .unhealthy),
     TransitionRow(.unhealthy, .spawned, .unhealthy),
     TransitionRow(.unhealthy, .spawnFailed, .unhealthy),
+    TransitionRow(.unhealthy, .portLost, .unhealthy),
     TransitionRow(.unhealthy, .startupProbePassed, .unhealthy),
     TransitionRow(.unhealthy, .startupTimedOut, .unhealthy),
     TransitionRow(.unhealthy, .livenessPassed, .ready, [.resolveWaiters(.ready)]),
@@ -244,6 +251,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.backoff, .startRequested, .starting, [.cancelRestart, .spawn]),
     TransitionRow(.backoff, .spawned, .backoff),
     TransitionRow(.backoff, .spawnFailed, .backoff),
+    TransitionRow(.backoff, .portLost, .backoff),
     TransitionRow(.backoff, .startupProbePassed, .backoff),
     TransitionRow(.backoff, .startupTimedOut, .backoff),
     TransitionRow(.backoff, .livenessPassed, .backoff),
@@ -259,6 +267,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stopping, .startRequested, .stopping),
     TransitionRow(.stopping, .spawned, .stopping),
     TransitionRow(.stopping, .spawnFailed, .stopping),
+    TransitionRow(.stopping, .portLost, .stopping),
     TransitionRow(.stopping, .startupProbePassed, .stopping),
     TransitionRow(.stopping, .startupTimedOut, .stopping),
     TransitionRow(.stopping, .livenessPassed, .stopping),
@@ -274,6 +283,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.failed, .startRequested, .starting, [.spawn]),
     TransitionRow(.failed, .spawned, .failed),
     TransitionRow(.failed, .spawnFailed, .failed),
+    TransitionRow(.failed, .portLost, .failed),
     TransitionRow(.failed, .startupProbePassed, .failed),
     TransitionRow(.failed, .startupTimedOut, .failed),
     TransitionRow(.failed, .livenessPassed, .failed),
@@ -789,5 +799,31 @@ extension ServerStateMachineTests {
             _ = machine.livenessProbe(passed: true, detail: "200", now: 400)
             #expect(machine.restartCount == 0)
         }
+    }
+}
+
+/// Issue #10: an auto port lost between pick and bind is picked again, a bounded number
+/// of times; a fixed port fails at once; a new start gets the full number of tries again.
+struct PortLostTests {
+    @Test func anAutoPortIsPickedAgainAFewTimesThenTheStartFails() {
+        var machine = ServerStateMachine(profile: Profile(name: "a", engine: .vllm, model: "m"))
+        _ = machine.startRequested(now: 0)
+        _ = machine.spawned(now: 0)
+        for _ in 0..<ServerStateMachine.maxPortRetries {
+            #expect(machine.portLost(reason: "taken", canPickAnother: true, now: 1) == [.spawn])
+            #expect(machine.state == .starting)
+        }
+        #expect(machine.portLost(reason: "taken", canPickAnother: true, now: 1) == [.resolveWaiters(.failed)])
+        #expect(machine.state == .failed)
+        #expect(machine.reason == "taken")
+        _ = machine.startRequested(now: 2)
+        #expect(machine.portLost(reason: "taken", canPickAnother: true, now: 3) == [.spawn])
+    }
+
+    @Test func aFixedPortFailsAtOnce() {
+        var machine = ServerStateMachine(profile: Profile(name: "a", engine: .vllm, model: "m", port: .fixed(8000)))
+        _ = machine.startRequested(now: 0)
+        #expect(machine.portLost(reason: "port 8000 taken", canPickAnother: false, now: 1) == [.resolveWaiters(.failed)])
+        #expect(machine.state == .failed)
     }
 }
