@@ -100,6 +100,9 @@ public actor Registrar {
     private var active = false
     private var targets: [Target]
     private var tail: Task<Void, Never>?
+    /// Log lines made while the thread acts as another user, written once it is root again:
+    /// a log handler that opens a file or socket must do so as the daemon.
+    private var heldLogs: [(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata)]?
     private var watcher: Task<Void, Never>?
 
     public init(config: RegistrarConfig, logger: Logger) {
@@ -213,12 +216,16 @@ public actor Registrar {
         let path = targets[index].path
         let identity = FileIdentity.forWriting(path)
         let outcome: Attempt?
+        heldLogs = []
         do {
             outcome = try FileIdentity.run(as: identity) { locked(target: index, identity: identity) }
         } catch {
+            outcome = nil
             fail(index, "\(path): \(error)", retry: true)
-            return .done
         }
+        let held = heldLogs ?? []
+        heldLogs = nil
+        for line in held { logger.log(level: line.level, line.message, metadata: line.metadata) }
         return outcome ?? .done
     }
 
@@ -243,7 +250,7 @@ public actor Registrar {
         // under the lock, and the rename lands before anyone else can take it.
         let servers = desired
         let file = ProviderFileIO.resolve(path)
-        if let identity, let refusal = Self.foreignLink(path: path, file: file, identity: identity) {
+        if let identity, let refusal = Self.foreignFile(path: path, file: file, identity: identity) {
             lock.release()
             // Tried again only when the link or its target changes.
             targets[index].seen = FileStamp.of(file)
@@ -293,8 +300,8 @@ public actor Registrar {
                 return nil
             }
             targets[index].lastWrite = Self.now()
-            logger.info(
-                "provider config updated",
+            log(
+                .info, "provider config updated",
                 metadata: ["file": "\(path)", "change": "\(plan.summary ?? "rewritten")"])
         }
         targets[index].seen = FileStamp.of(file)
@@ -304,32 +311,44 @@ public actor Registrar {
         targets[index].snippet = nil
         targets[index].retry = false
         if let previous = targets[index].error, plan.warning == nil {
-            logger.info("provider config writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
+            log(.info, "provider config writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
         }
         if let warning = plan.warning, warning != targets[index].error {
-            logger.warning("provider config: \(warning)", metadata: ["file": "\(path)"])
+            log(.warning, "provider config: \(warning)", metadata: ["file": "\(path)"])
         }
         targets[index].error = plan.warning
         return nil
     }
 
-    /// Why `path`, reached through a link to `file`, must not be written as `identity`:
-    /// the file is someone else's (a link planted to make root rewrite it). Nil when it is
-    /// the identity's own, or there is no link, or nothing at the end of it yet.
-    static func foreignLink(path: String, file: String, identity: FileIdentity) -> String? {
-        guard file != path else { return nil }
+    /// Why `path` (reached through a link when `file` differs) must not be written as
+    /// `identity`: the file there is someone else's. A link to it may have been planted to
+    /// make root rewrite it; and a file of another user's in this directory could only be
+    /// replaced by one of `identity`'s. Nil when it is the identity's own, or not there yet.
+    static func foreignFile(path: String, file: String, identity: FileIdentity) -> String? {
         var info = stat()
-        guard stat(file, &info) == 0 else { return nil }
-        guard info.st_uid != identity.uid else { return nil }
-        return "\(path) is a link to \(file), owned by uid \(info.st_uid), not by the directory's owner uid "
-            + "\(identity.uid); left untouched"
+        guard stat(file, &info) == 0, info.st_uid != identity.uid else { return nil }
+        guard file == path else {
+            return "\(path) is a link to \(file), owned by uid \(info.st_uid), not by the directory's owner uid "
+                + "\(identity.uid); left untouched"
+        }
+        return "\(path) is owned by uid \(info.st_uid), not by the directory's owner uid \(identity.uid); "
+            + "left untouched: chown it to uid \(identity.uid) for agentron to keep it up to date"
+    }
+
+    /// Logs now, or after the pass when the thread is acting as another user.
+    private func log(_ level: Logger.Level, _ message: Logger.Message, metadata: Logger.Metadata) {
+        if heldLogs != nil {
+            heldLogs?.append((level, message, metadata))
+        } else {
+            logger.log(level: level, message, metadata: metadata)
+        }
     }
 
     /// Records why a target could not be written; logs it once, not on every retry.
     private func fail(_ index: Int, _ message: String, retry: Bool) {
         if targets[index].error != message {
-            logger.warning(
-                "provider config not written: \(message); the servers keep running, agentron tries again when the file changes",
+            log(
+                .warning, "provider config not written: \(message); the servers keep running, agentron tries again when the file changes",
                 metadata: ["file": "\(targets[index].path)"])
         }
         targets[index].error = message

@@ -245,6 +245,25 @@ struct RegistrarSafetyTests {
         }
     }
 
+    /// A root-owned file in the user's directory (left by an older agentron, or by sudo):
+    /// replacing it as the user would change its owner, so it is reported, not touched.
+    @Test(.enabled(if: isRoot, Comment(rawValue: rootOnly)))
+    func anotherUsersFileInTheDirectoryIsReported() async throws {
+        let home = try UserDirectory()
+        let text = "{\"providers\": []}\n"
+        let file = home.path("providers.json")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+        chmod(file, 0o644)
+        let registrar = Registrar(config: RegistrarConfig(providersPath: file), logger: logger)
+        defer { Task { await registrar.stop() } }
+
+        #expect(await syncReturns(registrar, [server("a")], within: 5))
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == text)
+        #expect(owner(file)?.uid == 0)
+        let error = try #require(await registrar.status().targets.first?.error)
+        #expect(error == "\(file) is owned by uid 0, not by the directory's owner uid 65534; left untouched: chown it to uid 65534 for agentron to keep it up to date")
+    }
+
     /// (e) A hard link to a root-owned file planted under the temp file's name: the old
     /// open(O_CREAT|O_TRUNC) of the predictable name truncated and rewrote that file.
     @Test(.enabled(if: isRoot, Comment(rawValue: rootOnly)))
