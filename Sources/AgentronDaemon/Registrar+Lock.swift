@@ -12,6 +12,11 @@ import Glibc
 
 /// An exclusive `flock` on a sidecar lock file, released by `release()` (or by the kernel
 /// when the process dies, so a crash never leaves it stuck).
+///
+/// Taking it is one synchronous try (`tryAcquire`): the registrar runs each try, and the
+/// whole lock→read→write→release section after a successful one, under the filesystem
+/// identity of the directory's owner (FileIdentity), which is per thread and so must not
+/// span an `await`. The registrar polls between tries.
 struct ProviderFileLock: ~Copyable {
     /// Polls between tries: short first, because other writers hold it for milliseconds.
     static let firstRetry: Duration = .milliseconds(1)
@@ -22,12 +27,18 @@ struct ProviderFileLock: ~Copyable {
 
     enum Failure: Error, CustomStringConvertible {
         case open(path: String, code: Int32)
+        case link(path: String)
+        case notRegular(path: String, kind: String)
         case timedOut(path: String, after: Duration)
         case flock(path: String, code: Int32)
 
         var description: String {
             switch self {
             case .open(let path, let code): "cannot open the lock file \(path): \(String(cString: strerror(code)))"
+            case .link(let path):
+                "the lock file \(path) is a symbolic link; agentron never follows one there: remove it (a plain file is created)"
+            case .notRegular(let path, let kind):
+                "the lock file \(path) is \(kind), not a regular file; left untouched: remove it (a plain file is created)"
             case .timedOut(let path, let after):
                 "another process held the lock \(path) for more than \(after); will try again"
             case .flock(let path, let code): "cannot lock \(path): \(String(cString: strerror(code)))"
@@ -35,36 +46,37 @@ struct ProviderFileLock: ~Copyable {
         }
     }
 
-    /// Takes the lock without blocking a thread: tries, then sleeps a little, until `timeout`.
-    static func acquire(path: String, timeout: Duration) async throws(Failure) -> ProviderFileLock {
-        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    /// One try: the lock, or nil when another process holds it. Never blocks: the open
+    /// neither follows a link (a planted `<file>.lock -> /anywhere` would make root create
+    /// that file) nor waits on a FIFO, and anything but a regular file is refused.
+    static func tryAcquire(path: String) throws(Failure) -> ProviderFileLock? {
+        let flags = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY
+        var fd = open(path, O_RDWR | O_CREAT | flags, 0o644)
         if fd < 0, errno == EACCES || errno == EROFS {
             // A lock file created by another user: flock works on a read-only descriptor too.
-            fd = open(path, O_RDONLY | O_CLOEXEC)
+            fd = open(path, O_RDONLY | flags)
         }
-        guard fd >= 0 else { throw .open(path: path, code: errno) }
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        var wait = firstRetry
+        guard fd >= 0 else {
+            if errno == ELOOP { throw .link(path: path) }
+            throw .open(path: path, code: errno)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let code = errno
+            close(fd)
+            throw .open(path: path, code: code)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw .notRegular(path: path, kind: FileIO.kind(info.st_mode))
+        }
         while true {
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { return ProviderFileLock(fd: fd) }
             let code = errno
             if code == EINTR { continue }
-            guard code == EWOULDBLOCK else {
-                close(fd)
-                throw .flock(path: path, code: code)
-            }
-            guard clock.now < deadline else {
-                close(fd)
-                throw .timedOut(path: path, after: timeout)
-            }
-            do {
-                try await Task.sleep(for: wait)
-            } catch {
-                close(fd)
-                throw .timedOut(path: path, after: timeout)
-            }
-            wait = min(wait * 2, maxRetry)
+            close(fd)
+            guard code == EWOULDBLOCK else { throw .flock(path: path, code: code) }
+            return nil
         }
     }
 

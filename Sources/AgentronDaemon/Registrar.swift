@@ -100,6 +100,9 @@ public actor Registrar {
     private var active = false
     private var targets: [Target]
     private var tail: Task<Void, Never>?
+    /// Log lines made while the thread acts as another user, written once it is root again:
+    /// a log handler that opens a file or socket must do so as the daemon.
+    private var heldLogs: [(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata)]?
     private var watcher: Task<Void, Never>?
 
     public init(config: RegistrarConfig, logger: Logger) {
@@ -170,7 +173,6 @@ public actor Registrar {
 
     private func pass(target index: Int) async {
         let path = targets[index].path
-        let lockPath = path + ".lock"
         if desired.isEmpty, FileStamp.of(path) == nil {
             // Nothing to register and no file: nothing to create, not even a directory or a
             // lock file. A file appearing later changes the stamp and brings a pass.
@@ -181,30 +183,87 @@ public actor Registrar {
             targets[index].seen = nil
             return
         }
+        // Tries until the lock is free: each try is synchronous (its identity switch must
+        // not span an await), the waits between them are not.
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: Self.lockTimeout)
+        var wait = ProviderFileLock.firstRetry
+        while true {
+            guard case .busy = attempt(target: index) else { return }
+            guard clock.now < deadline else { break }
+            do {
+                try await Task.sleep(for: wait)
+            } catch {
+                break
+            }
+            wait = min(wait * 2, ProviderFileLock.maxRetry)
+        }
+        let timedOut = ProviderFileLock.Failure.timedOut(path: path + ".lock", after: Self.lockTimeout)
+        fail(index, "\(timedOut)", retry: true)
+    }
+
+    enum Attempt {
+        /// Written, left as it was, or failed (the reason is in the target).
+        case done
+        /// Another process holds the lock.
+        case busy
+    }
+
+    /// One try at a pass, synchronous from start to end: as the owner of the file's
+    /// directory (FileIdentity: root never creates, follows or replaces anything there that
+    /// this user could not), make the directory, take the lock, read, plan, write, release.
+    private func attempt(target index: Int) -> Attempt {
+        let path = targets[index].path
+        let identity = FileIdentity.forWriting(path)
+        let outcome: Attempt?
+        heldLogs = []
+        do {
+            outcome = try FileIdentity.run(as: identity) { locked(target: index, identity: identity) }
+        } catch {
+            outcome = nil
+            fail(index, "\(path): \(error)", retry: true)
+        }
+        let held = heldLogs ?? []
+        heldLogs = nil
+        for line in held { logger.log(level: line.level, line.message, metadata: line.metadata) }
+        return outcome ?? .done
+    }
+
+    /// The body of `attempt`, under the switched identity. Returns nil when done.
+    private func locked(target index: Int, identity: FileIdentity?) -> Attempt? {
+        let path = targets[index].path
         do {
             try ProviderFileIO.makeDirectories(ProviderFileIO.parentDirectory(of: path), mode: Self.newDirectoryMode)
         } catch {
             fail(index, "\(error)", retry: true)
-            return
+            return nil
         }
         let lock: ProviderFileLock
         do {
-            lock = try await ProviderFileLock.acquire(path: lockPath, timeout: Self.lockTimeout)
+            guard let held = try ProviderFileLock.tryAcquire(path: path + ".lock") else { return .busy }
+            lock = held
         } catch {
             fail(index, "\(error)", retry: true)
-            return
+            return nil
         }
         // From here to the release nothing suspends: the plan is made from what was read
         // under the lock, and the rename lands before anyone else can take it.
         let servers = desired
         let file = ProviderFileIO.resolve(path)
+        if let identity, let refusal = Self.foreignFile(path: path, file: file, identity: identity) {
+            lock.release()
+            // Tried again only when the link or its target changes.
+            targets[index].seen = FileStamp.of(file)
+            fail(index, refusal, retry: false)
+            return nil
+        }
         let contents: ProviderFileIO.Contents?
         do {
             contents = try ProviderFileIO.read(file)
         } catch {
             lock.release()
             fail(index, "\(error)", retry: true)
-            return
+            return nil
         }
         let existing = contents.flatMap { JSONScanner.isBlank($0.bytes) ? nil : $0.bytes }
         let plan: RegistrarPlan
@@ -222,22 +281,27 @@ public actor Registrar {
             targets[index].snippet =
                 targets[index].kind == ProviderTarget.openClaw ? OpenClawFile.snippet(servers, path: path) : nil
             fail(index, "\(path): \(error.description)", retry: false)
-            return
+            return nil
         }
         if let bytes = plan.bytes {
             let mode = contents.map { $0.info.st_mode & 0o7777 } ?? Self.newFileMode
             // Root writing an app's file keeps it the app's; anyone else cannot chown anyway.
             let owner = contents.flatMap { getuid() == 0 ? (uid: $0.info.st_uid, gid: $0.info.st_gid) : nil }
+            if let identity, let owner, owner.uid == identity.uid, owner.gid != identity.gid {
+                // The user's file in another of their groups: as that user a chown to the
+                // group may be refused, so the new file is made in that group instead.
+                _ = FileIdentity.useGroup(owner.gid)
+            }
             do {
                 try ProviderFileIO.writeAtomically(bytes, to: file, mode: mode, owner: owner)
             } catch {
                 lock.release()
                 fail(index, "\(error)", retry: true)
-                return
+                return nil
             }
             targets[index].lastWrite = Self.now()
-            logger.info(
-                "provider config updated",
+            log(
+                .info, "provider config updated",
                 metadata: ["file": "\(path)", "change": "\(plan.summary ?? "rewritten")"])
         }
         targets[index].seen = FileStamp.of(file)
@@ -247,19 +311,44 @@ public actor Registrar {
         targets[index].snippet = nil
         targets[index].retry = false
         if let previous = targets[index].error, plan.warning == nil {
-            logger.info("provider config writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
+            log(.info, "provider config writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
         }
         if let warning = plan.warning, warning != targets[index].error {
-            logger.warning("provider config: \(warning)", metadata: ["file": "\(path)"])
+            log(.warning, "provider config: \(warning)", metadata: ["file": "\(path)"])
         }
         targets[index].error = plan.warning
+        return nil
+    }
+
+    /// Why `path` (reached through a link when `file` differs) must not be written as
+    /// `identity`: the file there is someone else's. A link to it may have been planted to
+    /// make root rewrite it; and a file of another user's in this directory could only be
+    /// replaced by one of `identity`'s. Nil when it is the identity's own, or not there yet.
+    static func foreignFile(path: String, file: String, identity: FileIdentity) -> String? {
+        var info = stat()
+        guard stat(file, &info) == 0, info.st_uid != identity.uid else { return nil }
+        guard file == path else {
+            return "\(path) is a link to \(file), owned by uid \(info.st_uid), not by the directory's owner uid "
+                + "\(identity.uid); left untouched"
+        }
+        return "\(path) is owned by uid \(info.st_uid), not by the directory's owner uid \(identity.uid); "
+            + "left untouched: chown it to uid \(identity.uid) for agentron to keep it up to date"
+    }
+
+    /// Logs now, or after the pass when the thread is acting as another user.
+    private func log(_ level: Logger.Level, _ message: Logger.Message, metadata: Logger.Metadata) {
+        if heldLogs != nil {
+            heldLogs?.append((level, message, metadata))
+        } else {
+            logger.log(level: level, message, metadata: metadata)
+        }
     }
 
     /// Records why a target could not be written; logs it once, not on every retry.
     private func fail(_ index: Int, _ message: String, retry: Bool) {
         if targets[index].error != message {
-            logger.warning(
-                "provider config not written: \(message); the servers keep running, agentron tries again when the file changes",
+            log(
+                .warning, "provider config not written: \(message); the servers keep running, agentron tries again when the file changes",
                 metadata: ["file": "\(targets[index].path)"])
         }
         targets[index].error = message
