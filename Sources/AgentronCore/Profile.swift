@@ -295,13 +295,8 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     public var redacted: Profile {
         var copy = self
         for key in copy.env.keys where Profile.isSecretKey(key) { copy.env[key] = "<redacted>" }
-        var redactNext = false
-        copy.args = copy.args.map { arg in
-            defer { redactNext = arg == "--api-key" || arg == "--hf-token" }
-            if redactNext { return "<redacted>" }
-            if arg.hasPrefix("--api-key=") { return "--api-key=<redacted>" }
-            return arg
-        }
+        copy.args = Profile.redactArguments(copy.args)
+        copy.command = copy.command.map(Profile.redactArguments)
         return copy
     }
 

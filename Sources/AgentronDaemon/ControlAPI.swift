@@ -78,14 +78,14 @@ struct ControlAPI: Sendable {
             return Self.json(try await registry.restart(name))
         case ("GET", 3) where action == "logs":
             guard let name else { break }
-            let files = try await registry.logFiles(name)
+            let (files, secrets) = try await registry.logFiles(name)
             let tail = try Self.tailLines(request.query["tail"])
-            let lines = files.tail(lines: tail)
+            let lines = files.tail(lines: tail).map { Profile.redact($0, secrets: secrets) }
             let text = Array(lines.map { $0 + "\n" }.joined().utf8)
             guard request.query["follow"] == "true" || request.query["follow"] == "1" else {
                 return .text(status: 200, body: text)
             }
-            return .stream(contentType: "text/plain; charset=utf-8", body: follow(files, first: text))
+            return .stream(contentType: "text/plain; charset=utf-8", body: follow(files, first: text, secrets: secrets))
         default:
             break
         }
@@ -122,8 +122,10 @@ struct ControlAPI: Sendable {
     }
 
     /// The already-read tail, then whatever the engine writes next, until the client goes.
-    private func follow(_ files: LogFiles, first: [UInt8]) -> AsyncStream<[UInt8]> {
-        AsyncStream { continuation in
+    /// At most `followBufferChunks` chunks wait for a client; one that does not read for
+    /// that long is dropped rather than buffered for without bound (issue #10).
+    private func follow(_ files: LogFiles, first: [UInt8], secrets: [String]) -> AsyncStream<[UInt8]> {
+        AsyncStream(bufferingPolicy: .bufferingOldest(Self.followBufferChunks)) { continuation in
             let task = Task {
                 continuation.yield(first)
                 var offset = files.currentSize
@@ -134,13 +136,20 @@ struct ControlAPI: Sendable {
                     guard size > offset else { continue }
                     let chunk = readRange(files.path, from: offset, count: size - offset)
                     offset += chunk.count
-                    if !chunk.isEmpty { continuation.yield(chunk) }
+                    guard !chunk.isEmpty else { continue }
+                    // Secrets are blanked per chunk: the engine writes whole lines, and a
+                    // chunk ends where the file ended when it was read.
+                    let shown = secrets.isEmpty ? chunk : Array(Profile.redact(String(decoding: chunk, as: UTF8.self), secrets: secrets).utf8)
+                    if case .dropped = continuation.yield(shown) { break }
                 }
                 continuation.finish()
             }
             continuation.onTermination = { _ in task.cancel() }
         }
     }
+
+    /// Chunks (each at most 1 MiB, one per `followInterval`) held for a slow reader.
+    static let followBufferChunks = 16
 
     private func readRange(_ path: String, from offset: Int, count: Int) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -235,9 +235,10 @@ actor ServerRegistry {
         return await supervisor.info(detailed: false)
     }
 
-    func logFiles(_ name: String) throws(APIError) -> LogFiles {
-        guard supervisors[name] != nil else { throw notFound(name) }
-        return LogFiles(directory: paths.logDirectory, name: name)
+    /// The server's log files, and the secrets to blank out of what they show.
+    func logFiles(_ name: String) async throws(APIError) -> (files: LogFiles, secrets: [String]) {
+        guard let supervisor = supervisors[name] else { throw notFound(name) }
+        return (LogFiles(directory: paths.logDirectory, name: name), await supervisor.profile.secretValues)
     }
 
     /// Daemon shutdown with live restore: engines keep running; what they are is on disk

@@ -174,10 +174,12 @@ actor Supervisor {
             pid: machine.state.hasProcess ? process?.pid : nil,
             startedAt: machine.state.hasProcess ? processStartedAt : nil,
             since: since, restarts: machine.totalRestarts, lastExit: machine.lastExit,
-            lastLogLine: machine.state == .starting ? logFiles.lastLine() : nil
+            lastLogLine: machine.state == .starting ? logFiles.lastLine().map(profile.redact) : nil
         )
         if machine.state == .starting { info.progress = progress }
-        if machine.state == .failed { info.logTail = lastFailedStartTail ?? logFiles.tail(lines: Self.failureTailLines) }
+        if machine.state == .failed {
+            info.logTail = (lastFailedStartTail ?? logFiles.tail(lines: Self.failureTailLines)).map(profile.redact)
+        }
         if detailed {
             info.profile = profile.redacted
             info.history = history
@@ -348,7 +350,8 @@ actor Supervisor {
         do {
             let launch = try driver.launch(context)
             logFiles.rotateIfNeeded()
-            appendLogMarker("agentron: starting \(launch.arguments.joined(separator: " "))")
+            let shown = Profile.redactArguments(launch.arguments).map(profile.redact)
+            appendLogMarker("agentron: starting \(shown.joined(separator: " "))")
             cgroup = cgroups?.create(name: name)
             if cgroups != nil && cgroup == nil {
                 logger.warning("cannot create a cgroup for the engine; relying on its session alone")
