@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "AgentronDaemon",
             dependencies: [
-                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd",
+                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "CAgentronShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
