@@ -141,8 +141,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with aborted_lock:
                     aborted += 1
                 self.close_connection = True
+        elif path == "/requests":
+            self.reply(200, json.dumps({"requests": requests}).encode(), [("Content-Type", "application/json")])
         elif path == "/stats":
-            self.reply(200, json.dumps({"aborted": aborted, "requests": requests}).encode(), [("Content-Type", "application/json")])
+            self.reply(200, json.dumps({"aborted": aborted}).encode(), [("Content-Type", "application/json")])
         else:
             self.reply(404, b"not found")
 
