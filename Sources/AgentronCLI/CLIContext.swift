@@ -7,7 +7,7 @@ import Glibc
 /// What every command needs: where the daemon is, and how to print.
 struct CLIContext {
     let paths: AgentronPaths
-    var client: ControlClient { ControlClient(socketPath: paths.socketPath) }
+    var client: ControlClient { ControlClient(paths: paths) }
 
     init() {
         paths = AgentronPaths.current()

@@ -1,18 +1,50 @@
 import AgentronCore
 import AgentronHTTP
 import FoundationEssentials
+import Glibc
 
 /// Typed client of the daemon's control API (DESIGN §7), over the Unix socket.
+///
+/// Before every call it checks that nobody else controls the socket's directory
+/// (RuntimeDirectory), and it sends nothing to a listener that runs as neither this user
+/// nor root (SO_PEERCRED): profiles carry env secrets.
 public struct ControlClient: Sendable {
     public let socketPath: String
+    /// Checked before every call, parents first: the directories that decide who may put a
+    /// socket at `socketPath`.
+    public let runtimeDirectories: [String]
 
     /// Ordinary calls answer at once; a daemon silent this long is hung, not busy.
     public static let requestTimeout: Duration = .seconds(30)
     /// `down` waits for the engine's grace period, which may be minutes (vLLM: up to 90 s).
     public static let stopTimeout: Duration = .seconds(3600)
 
+    /// The socket's own directory is checked; `init(paths:)` adds the /tmp fallback parent.
     public init(socketPath: String) {
         self.socketPath = socketPath
+        runtimeDirectories = [FileIO.parentDirectory(of: socketPath)]
+    }
+
+    public init(paths: AgentronPaths) {
+        socketPath = paths.socketPath
+        runtimeDirectories = paths.runtimeDirectoriesToOwn
+    }
+
+    /// Who may own the runtime directories and run the daemon: this user, or root (the
+    /// system daemon, which a member of its socket group may drive; root could read our
+    /// secrets anyway).
+    static var trustedUIDs: [UInt32] {
+        let me = UInt32(getuid())
+        return me == 0 ? [0] : [0, me]
+    }
+
+    /// Refuses a socket directory that another user could have prepared (RuntimeDirectory).
+    func checkRuntimeDirectories() throws(ClientError) {
+        for directory in runtimeDirectories {
+            do { try RuntimeDirectory.validate(path: directory, owners: Self.trustedUIDs) } catch {
+                throw .unsafeRuntimeDirectory(error)
+            }
+        }
     }
 
     public func daemonInfo(timeout: Duration = ControlClient.requestTimeout) async throws(ClientError) -> DaemonInfo {
@@ -54,9 +86,10 @@ public struct ControlClient: Sendable {
 
     /// The log tail, then the engine's output as it is written, until cancelled.
     public func followLogs(_ name: String, tail: Int) async throws(ClientError) -> AsyncThrowingStream<[UInt8], any Error> {
+        try checkRuntimeDirectories()
         let request = HTTPRequest(
             url: "http://localhost\(apiVersionPrefix)/servers/\(escape(name))/logs?tail=\(tail)&follow=true",
-            unixSocketPath: socketPath, connectTimeout: .seconds(5))
+            unixSocketPath: socketPath, connectTimeout: .seconds(5), allowedPeerUIDs: Self.trustedUIDs)
         let response: HTTPStreamingResponse
         do {
             response = try await HTTPClient.shared.stream(request)
@@ -96,12 +129,14 @@ public struct ControlClient: Sendable {
         }
     }
 
-    private func send(_ method: String, _ path: String, body: [UInt8]?, timeout: Duration) async throws(ClientError) -> HTTPResponse {
+    func send(_ method: String, _ path: String, body: [UInt8]?, timeout: Duration) async throws(ClientError) -> HTTPResponse {
+        try checkRuntimeDirectories()
         var headers: [(name: String, value: String)] = []
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let request = HTTPRequest(
             method: method, url: "http://localhost\(apiVersionPrefix)\(path)", unixSocketPath: socketPath,
-            headers: headers, body: body, timeout: timeout, connectTimeout: .seconds(5))
+            headers: headers, body: body, timeout: timeout, connectTimeout: .seconds(5),
+            allowedPeerUIDs: Self.trustedUIDs)
         let response: HTTPResponse
         do {
             response = try await HTTPClient.shared.execute(request)
@@ -118,12 +153,13 @@ public struct ControlClient: Sendable {
         switch error as? HTTPClientError {
         case .connectionRefused: .daemonNotRunning(socket: socketPath)
         case .timedOut(_, let after): .daemonNotAnswering(socket: socketPath, after: after)
+        case .untrustedPeer(_, let uid): .untrustedDaemon(socket: socketPath, uid: uid)
         case .some(let other): .transport("\(other)")
         case .none: .transport("\(error)")
         }
     }
 
-    private func decodeError(status: Int, body: [UInt8]) -> ClientError {
+    func decodeError(status: Int, body: [UInt8]) -> ClientError {
         if let envelope = try? JSONDecoder().decode(APIErrorEnvelope.self, from: Data(body)) {
             return .api(envelope.error)
         }
@@ -151,6 +187,10 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     case api(APIError)
     case transport(String)
     case badResponse(String)
+    /// The socket's directory could be controlled by another user; nothing was sent.
+    case unsafeRuntimeDirectory(RuntimeDirectory.Refusal)
+    /// The process on the socket runs as another user (nil: could not tell); nothing was sent.
+    case untrustedDaemon(socket: String, uid: UInt32?)
 
     public var description: String {
         switch self {
@@ -161,6 +201,11 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .api(let error): error.message
         case .transport(let message): "cannot talk to agentrond: \(message)"
         case .badResponse(let message): message
+        case .unsafeRuntimeDirectory(let refusal): refusal.description
+        case .untrustedDaemon(let socket, let uid?):
+            "the daemon at \(socket) runs as uid \(uid), not as you or root; refusing to send it anything; remove the socket or set AGENTRON_HOME / XDG_RUNTIME_DIR"
+        case .untrustedDaemon(let socket, nil):
+            "cannot tell which user runs the daemon at \(socket) (SO_PEERCRED failed); refusing to send it anything; remove the socket or set AGENTRON_HOME / XDG_RUNTIME_DIR"
         }
     }
 }

@@ -18,7 +18,7 @@ public struct DaemonLauncher: Sendable {
     /// Answers whether a daemon already runs, starting one if not. `progress` is told once
     /// when a daemon is being started.
     public func ensureRunning(progress: (String) -> Void) async throws(ClientError) -> DaemonInfo {
-        let client = ControlClient(socketPath: paths.socketPath)
+        let client = ControlClient(paths: paths)
         do {
             return try await client.daemonInfo(timeout: .seconds(10))
         } catch {

@@ -137,6 +137,9 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
         case portInUse
         case engineNotFound
         case internalError
+        /// The connecting user may not drive this daemon (SO_PEERCRED). Older clients decode
+        /// it as `.unknown("forbidden")` and still show the message.
+        case forbidden
         case unknown(String)
 
         public init(rawValue: String) {
@@ -148,6 +151,7 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
             case "port_in_use": self = .portInUse
             case "engine_not_found": self = .engineNotFound
             case "internal_error": self = .internalError
+            case "forbidden": self = .forbidden
             default: self = .unknown(rawValue)
             }
         }
@@ -161,6 +165,7 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
             case .portInUse: "port_in_use"
             case .engineNotFound: "engine_not_found"
             case .internalError: "internal_error"
+            case .forbidden: "forbidden"
             case .unknown(let raw): raw
             }
         }
@@ -181,6 +186,7 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
             case .conflict, .portInUse: 409
             case .invalidRequest, .engineNotFound: 400
             case .startFailed: 422
+            case .forbidden: 403
             case .internalError, .unknown: 500
             }
         }

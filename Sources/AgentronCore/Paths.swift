@@ -32,6 +32,18 @@ public struct AgentronPaths: Sendable, Equatable {
     /// `autostart` to the system daemon.
     public static let systemProfileDirectories = ["/etc/agentron/profiles"]
 
+    /// The directories whose owner decides who may replace the control socket, parents first
+    /// (RuntimeDirectory). Always the runtime directory; with the /tmp fallback (no
+    /// XDG_RUNTIME_DIR: sudo -u, cron, su) also `/tmp/agentron-<uid>`, which anyone could
+    /// have created before us in the world-writable /tmp.
+    public var runtimeDirectoriesToOwn: [String] {
+        let fallback = Self.fallbackRuntimeParent
+        return runtimeDirectory == fallback + "/agentron" ? [fallback, runtimeDirectory] : [runtimeDirectory]
+    }
+
+    /// Where the runtime directory goes without XDG_RUNTIME_DIR.
+    public static var fallbackRuntimeParent: String { "/tmp/agentron-\(getuid())" }
+
     public init(runtimeDirectory: String, stateDirectory: String, configDirectory: String, profileDirectories: [String]) {
         self.runtimeDirectory = runtimeDirectory
         self.stateDirectory = stateDirectory
@@ -58,7 +70,7 @@ public struct AgentronPaths: Sendable, Equatable {
             )
         }
         let userHome = environment["HOME"] ?? "/tmp"
-        let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp/agentron-\(getuid())"
+        let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? fallbackRuntimeParent
         let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? userHome + "/.local/state"
         let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? userHome + "/.config"
         return AgentronPaths(

@@ -1,4 +1,5 @@
 import AgentronCore
+import CAgentronShims
 import Glibc
 import Logging
 import NIOCore
@@ -8,7 +9,9 @@ import ServiceLifecycle
 
 /// Serves the control API over HTTP/1.1 on a Unix socket with SwiftNIO's HTTP/1 pipeline
 /// (NIOHTTP1 does the protocol; ControlAPI is the small router). Mode 0600: only the
-/// owner may drive the daemon, and the kernel checks that for us on connect.
+/// owner may drive the daemon, and the kernel checks that for us on connect. Each connection
+/// is checked again by its peer's credentials (PeerPolicy), so a socket whose mode was
+/// widened by mistake still lets in only the users the daemon means to serve.
 struct ControlServer: Service {
     let socketPath: String
     let api: ControlAPI
@@ -40,6 +43,9 @@ struct ControlServer: Service {
                 unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
             chmod(socketPath, 0o600)
         }
+        // The path systemd bound may differ from ours; its group and mode decide who else may connect.
+        let policy = PeerPolicy(
+            daemonUID: geteuid(), socketPath: server.channel.localAddress?.pathname ?? socketPath)
         logger.info(
             "control API listening",
             metadata: ["socket": "\(socketPath)", "activation": "\(inheritedSocket == nil ? "bound" : "systemd socket")"])
@@ -48,7 +54,7 @@ struct ControlServer: Service {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        group.addTask { await handle(connection) }
+                        group.addTask { await handle(connection, policy: policy) }
                     }
                 }
             }
@@ -59,7 +65,14 @@ struct ControlServer: Service {
         if inheritedSocket == nil { unlink(socketPath) }
     }
 
-    private func handle(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+    private func handle(
+        _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, policy: PeerPolicy
+    ) async {
+        if let refusal = await policy.refusal(for: connection.channel) {
+            logger.warning("refused a control connection: \(refusal.logLine)")
+            await refuse(connection, message: refusal.message)
+            return
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -87,6 +100,25 @@ struct ControlServer: Service {
             }
         } catch {
             logger.debug("control connection ended: \(error)")
+        }
+    }
+
+    /// Answers the first request with 403 and closes: the client sees why, not a reset.
+    /// Bodies are dropped unread into memory.
+    private func refuse(
+        _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, message: String
+    ) async {
+        let reply = ControlAPI.error(APIError(.forbidden, message))
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                for try await part in inbound {
+                    guard case .end = part else { continue }
+                    try await write(reply, to: outbound, keepAlive: false)
+                    return
+                }
+            }
+        } catch {
+            logger.debug("refused control connection ended: \(error)")
         }
     }
 
@@ -140,6 +172,77 @@ func parseQuery(_ text: String) -> [String: String] {
         query[String(key).removingPercentEncoding] = value.map { String($0).removingPercentEncoding } ?? "true"
     }
     return query
+}
+
+/// Who may drive the daemon, by the peer credentials the kernel recorded at connect
+/// (SO_PEERCRED; the peer cannot forge them): root, the daemon's own user, and, for a root
+/// daemon whose socket lets its group connect (systemd SocketGroup=, SocketMode=0660, or a
+/// chgrp), members of that group.
+struct PeerPolicy: Sendable {
+    let daemonUID: uid_t
+    /// Read per connection, so a chgrp or chmod takes effect without a restart.
+    let socketPath: String
+
+    struct Refusal: Sendable {
+        var uid: UInt32?
+        var pid: Int32?
+        var message: String
+        var logLine: String {
+            "uid \(uid.map(String.init) ?? "unknown"), pid \(pid.map(String.init) ?? "unknown"): \(message)"
+        }
+    }
+
+    /// nil when the peer may drive the daemon.
+    func refusal(for channel: any Channel) async -> Refusal? {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return Refusal(message: "cannot read the peer's credentials on this channel; connection refused")
+        }
+        let credentials: agentron_peer_credentials
+        do {
+            credentials = try await provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(agentron_sol_socket()), name: SocketOptionName(agentron_so_peercred())
+            ).get()
+        } catch {
+            return Refusal(message: "cannot read the peer's credentials (\(error)); connection refused")
+        }
+        if allows(uid: credentials.uid, gid: credentials.gid) { return nil }
+        return Refusal(
+            uid: credentials.uid, pid: credentials.pid,
+            message: "uid \(credentials.uid) may not use this agentrond (it serves uid \(daemonUID)"
+                + (daemonUID == 0 ? ", root and the socket's group" : " and root")
+                + "); run agentron as that user, or ask an administrator to add you to the socket's group")
+    }
+
+    func allows(uid: UInt32, gid: UInt32) -> Bool {
+        if uid == 0 || uid == daemonUID { return true }
+        guard daemonUID == 0, let group = socketGroup() else { return false }
+        return gid == group || Self.supplementaryGroups(of: uid).contains(group)
+    }
+
+    /// The socket file's group, when its mode lets that group connect (write permission is
+    /// what connect(2) needs); nil otherwise.
+    func socketGroup() -> gid_t? {
+        var info = stat()
+        guard stat(socketPath, &info) == 0, info.st_mode & 0o020 != 0 else { return nil }
+        return info.st_gid
+    }
+
+    /// The groups the user database gives `uid` (getgrouplist), empty when it has no entry.
+    static func supplementaryGroups(of uid: UInt32) -> [gid_t] {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name
+        else { return [] }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, entry.pw_gid, &groups, &count) < 0 {
+            // count now holds how many there are.
+            groups = [gid_t](repeating: 0, count: Int(count))
+            guard getgrouplist(name, entry.pw_gid, &groups, &count) >= 0 else { return [] }
+        }
+        return Array(groups.prefix(Int(count)))
+    }
 }
 
 extension String {

@@ -37,8 +37,17 @@ public enum Daemon {
         }
         let logger = Logger(label: "agentrond")
 
-        for (directory, mode) in [(paths.runtimeDirectory, 0o700), (paths.stateDirectory, 0o700), (paths.logDirectory, 0o700)] {
-            do { try FileIO.makeDirectories(directory, mode: mode_t(mode)) } catch {
+        // Taken before the directories: a socket passed by systemd lives in a directory systemd
+        // made and owns (RuntimeDirectory=), so there is nothing of ours to check there.
+        let inheritedSocket = SystemdIntegration.takeListenSocket(environment: environment, logger: logger)
+        if inheritedSocket == nil {
+            do { try RuntimeDirectory.prepare(paths.runtimeDirectoriesToOwn) } catch {
+                printError("agentrond: \(error)")
+                return 1
+            }
+        }
+        for directory in [paths.stateDirectory, paths.logDirectory] {
+            do { try FileIO.makeDirectories(directory, mode: 0o700) } catch {
                 printError("agentrond: \(error)")
                 return 1
             }
@@ -83,7 +92,7 @@ public enum Daemon {
         let server = ControlServer(
             socketPath: paths.socketPath, api: ControlAPI(registry: registry, daemonInfo: info), logger: logger,
             onListening: { SystemdIntegration.notifyReady() },
-            inheritedSocket: SystemdIntegration.takeListenSocket(environment: environment, logger: logger))
+            inheritedSocket: inheritedSocket)
         let engines = EngineService(registry: registry, liveRestore: liveRestore, logger: logger)
         // Services shut down in reverse order: systemd hears STOPPING=1 first, then engines
         // stop while the API still answers.

@@ -134,6 +134,7 @@ extension EngineDriver {
             case .timedOut: return .failure(ProbeFailure("no answer within \(TimeSpan(seconds: timeout.seconds))"))
             case .emptyReply: return .failure(ProbeFailure("connection closed without a reply"))
             case .transport(_, _, let message): return .failure(ProbeFailure(message))
+            case .untrustedPeer: return .failure(ProbeFailure("\(error)"))
             }
         } catch {
             return .failure(ProbeFailure("\(error)"))

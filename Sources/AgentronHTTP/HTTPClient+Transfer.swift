@@ -33,6 +33,14 @@ final class Transfer: @unchecked Sendable {
     private var body: [UInt8] = []
     var startedAt = ContinuousClock.now
 
+    /// Peer check (HTTPRequest.allowedPeerUIDs): the uids allowed, the socket curl made for
+    /// this transfer (recorded before it connects), and what the check found when it refused.
+    private let allowedPeerUIDs: [UInt32]?
+    private var connectedSocket: Int32 = -1
+    private var refusedPeer: RefusedPeer?
+    /// The listener's uid, nil when SO_PEERCRED could not be read.
+    private struct RefusedPeer { var uid: UInt32? }
+
     init(
         _ request: HTTPRequest, client: HTTPClient,
         bodyStream: AsyncThrowingStream<[UInt8], any Error>.Continuation?
@@ -40,6 +48,7 @@ final class Transfer: @unchecked Sendable {
         self.client = client
         target = request.target
         self.bodyStream = bodyStream
+        allowedPeerUIDs = request.allowedPeerUIDs
         CurlEventLoop.initializeCurlOnce()
         guard let easy = curl_easy_init() else {
             throw HTTPClientError.transport(
@@ -99,8 +108,24 @@ final class Transfer: @unchecked Sendable {
         try check(agentron_curl_setopt_write_callback(easy, writeCallback))
         try check(agentron_curl_setopt_ptr(easy, option(CURLOPT_WRITEDATA), context))
 
+        if request.allowedPeerUIDs != nil {
+            try configurePeerCheck(context)
+        }
         try configureMethodAndBody(request)
         try configureHeaders(request.headers)
+    }
+
+    /// SO_PEERCRED before sending. curl 7.88 cannot report the socket inside the pre-request
+    /// callback (CURLINFO_ACTIVESOCKET is still -1 there), so the socket callback records it
+    /// as curl creates it; a fresh, never-reused connection makes sure that recorded socket
+    /// is the one the request goes out on.
+    private func configurePeerCheck(_ context: UnsafeMutableRawPointer) throws {
+        try check(agentron_curl_setopt_sockopt_callback(easy, socketCallback))
+        try check(agentron_curl_setopt_ptr(easy, option(CURLOPT_SOCKOPTDATA), context))
+        try check(agentron_curl_setopt_prereq_callback(easy, prerequestCallback))
+        try check(agentron_curl_setopt_ptr(easy, option(CURLOPT_PREREQDATA), context))
+        try set(CURLOPT_FRESH_CONNECT, 1)
+        try set(CURLOPT_FORBID_REUSE, 1)
     }
 
     private func configureMethodAndBody(_ request: HTTPRequest) throws {
@@ -173,6 +198,25 @@ final class Transfer: @unchecked Sendable {
 
     // MARK: - On the event thread
 
+    fileprivate func recordSocket(_ fd: Int32) {
+        connectedSocket = fd
+    }
+
+    /// Whether the listener on the connected socket may receive this request.
+    fileprivate func peerIsAllowed() -> Bool {
+        guard let allowedPeerUIDs else { return true }
+        var credentials = agentron_peer_credentials()
+        guard connectedSocket >= 0, agentron_socket_peer_credentials(connectedSocket, &credentials) == 0 else {
+            refusedPeer = RefusedPeer(uid: nil)
+            return false
+        }
+        guard allowedPeerUIDs.contains(credentials.uid) else {
+            refusedPeer = RefusedPeer(uid: credentials.uid)
+            return false
+        }
+        return true
+    }
+
     /// One header line from curl, CRLF included. A status line starts a new head (after a
     /// 1xx interim response, the real one follows); the blank line after a final status
     /// ends the head. Lines after that are trailers, which nobody here needs.
@@ -218,6 +262,10 @@ final class Transfer: @unchecked Sendable {
 
     /// The transfer left the multi handle: frees the handle, then tells the waiter.
     func finish(_ result: CURLcode) {
+        if result == CURLE_ABORTED_BY_CALLBACK, let refusedPeer {
+            finish(throwing: HTTPClientError.untrustedPeer(target, uid: refusedPeer.uid))
+            return
+        }
         guard result == CURLE_OK else {
             let message = String(cString: errorBuffer).trimmingWhitespace()
             finish(
@@ -274,6 +322,19 @@ private let writeCallback: agentron_curl_data_callback = { data, size, count, co
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
     let accepted = transfer.receiveBody(UnsafeRawBufferPointer(start: data, count: size * count))
     return accepted ? size * count : 0
+}
+
+private let socketCallback: agentron_curl_sockopt_callback = { context, fd, _ in
+    guard let context else { return 0 }
+    Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().recordSocket(fd)
+    return 0  // CURL_SOCKOPT_OK
+}
+
+private let prerequestCallback: agentron_curl_prereq_callback = { context, _, _, _, _ in
+    // No context means no transfer to check for: refuse rather than send unchecked.
+    guard let context else { return 1 }  // CURL_PREREQFUNC_ABORT
+    let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+    return transfer.peerIsAllowed() ? 0 : 1  // CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT
 }
 
 extension StringProtocol {

@@ -32,11 +32,15 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable, Equatable
     case emptyReply(HTTPTarget)
     /// Any other curl failure, with curl's code and its own error text.
     case transport(HTTPTarget, code: Int, message: String)
+    /// The process listening on the Unix socket runs as a uid the request does not allow
+    /// (`HTTPRequest.allowedPeerUIDs`); nil when its credentials could not be read. Nothing
+    /// of the request was sent.
+    case untrustedPeer(HTTPTarget, uid: UInt32?)
 
     public var target: HTTPTarget {
         switch self {
         case .connectionRefused(let target), .timedOut(let target, _), .emptyReply(let target),
-            .transport(let target, _, _):
+            .transport(let target, _, _), .untrustedPeer(let target, _):
             return target
         }
     }
@@ -53,6 +57,10 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable, Equatable
             return "\(target): the server closed the connection without replying"
         case .transport(let target, let code, let message):
             return "\(target): \(message) (curl error \(code))"
+        case .untrustedPeer(let target, let uid?):
+            return "\(target): the listener runs as uid \(uid), which this request does not trust; nothing was sent"
+        case .untrustedPeer(let target, nil):
+            return "\(target): cannot tell who listens on the socket (SO_PEERCRED failed); nothing was sent"
         }
     }
 

@@ -11,6 +11,12 @@ public struct HTTPRequest: Sendable {
     public var timeout: Duration?
     /// Just the connect; nil keeps curl's default (300 s).
     public var connectTimeout: Duration?
+    /// Unix sockets only: the uids the listening process may run as. Checked with
+    /// SO_PEERCRED once connected and before a byte of the request is sent; anyone else
+    /// fails the request with `HTTPClientError.untrustedPeer`. nil checks nothing (TCP, the
+    /// Docker socket). A checked request always gets a connection of its own, so a pooled
+    /// connection never skips the check.
+    public var allowedPeerUIDs: [UInt32]?
 
     public init(
         method: String = "GET",
@@ -19,7 +25,8 @@ public struct HTTPRequest: Sendable {
         headers: [(name: String, value: String)] = [],
         body: [UInt8]? = nil,
         timeout: Duration? = nil,
-        connectTimeout: Duration? = nil
+        connectTimeout: Duration? = nil,
+        allowedPeerUIDs: [UInt32]? = nil
     ) {
         self.method = method
         self.url = url
@@ -28,6 +35,7 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.timeout = timeout
         self.connectTimeout = connectTimeout
+        self.allowedPeerUIDs = allowedPeerUIDs
     }
 
     var target: HTTPTarget {

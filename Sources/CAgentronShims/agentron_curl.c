@@ -3,7 +3,9 @@
 #include "CAgentronShims.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 // Each wrapper fixes the type of the variadic argument, which is the whole point: curl reads
 // it with va_arg as exactly long, char *, void *, or a function pointer.
@@ -31,6 +33,38 @@ int agentron_curl_setopt_header_callback(void *easy, agentron_curl_data_callback
 int agentron_curl_getinfo_long(void *easy, int info, long *out) {
     return (int)curl_easy_getinfo((CURL *)easy, (CURLINFO)info, out);
 }
+
+int agentron_curl_setopt_sockopt_callback(void *easy, agentron_curl_sockopt_callback callback) {
+    return (int)curl_easy_setopt((CURL *)easy, CURLOPT_SOCKOPTFUNCTION, (curl_sockopt_callback)callback);
+}
+
+int agentron_curl_setopt_prereq_callback(void *easy, agentron_curl_prereq_callback callback) {
+#if LIBCURL_VERSION_NUM >= 0x075000
+    return (int)curl_easy_setopt((CURL *)easy, CURLOPT_PREREQFUNCTION, (curl_prereq_callback)callback);
+#else
+    // Older curl cannot check the peer before sending; refusing beats sending unchecked.
+    (void)easy;
+    (void)callback;
+    return (int)CURLE_NOT_BUILT_IN;
+#endif
+}
+
+int agentron_socket_peer_credentials(int fd, agentron_peer_credentials *out) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    if (length != sizeof credentials) {
+        errno = EINVAL;
+        return -1;
+    }
+    out->pid = credentials.pid;
+    out->uid = credentials.uid;
+    out->gid = credentials.gid;
+    return 0;
+}
+
+int agentron_sol_socket(void) { return SOL_SOCKET; }
+int agentron_so_peercred(void) { return SO_PEERCRED; }
 
 void agentron_curl_name_thread(const char *name) {
     pthread_setname_np(pthread_self(), name);

@@ -381,6 +381,42 @@ struct HTTPClientTests {
             )
         }
 
+        @Test func peerCheckLetsTheAllowedUserThrough() async throws {
+            let server = try PeerServer.start(.unix)
+            defer { server.stop() }
+            let client = HTTPClient()
+
+            let response = try await client.execute(
+                HTTPRequest(url: "http://localhost/hello", unixSocketPath: server.socketPath, allowedPeerUIDs: [getuid()]))
+
+            #expect(response.status == 200)
+            #expect(response.bodyText == "hello world")
+            try await expectNoTransfersLeft(client)
+        }
+
+        /// A listener running as a uid the request does not allow gets nothing: not the
+        /// head, not the body (which would carry a profile's env secrets).
+        @Test func peerCheckRefusesAnotherUserBeforeSendingAnything() async throws {
+            let server = try PeerServer.start(.unix)
+            defer { server.stop() }
+            let client = HTTPClient()
+            let stranger = getuid() == 65534 ? 65533 : UInt32(65534)
+            let url = "http://localhost/v1/servers"
+
+            let error = await #expect(throws: HTTPClientError.self) {
+                try await client.execute(
+                    HTTPRequest(
+                        method: "POST", url: url, unixSocketPath: server.socketPath, body: Array(#"{"secret":"s3cr3t"}"#.utf8),
+                        allowedPeerUIDs: [stranger]))
+            }
+
+            #expect(error == .untrustedPeer(HTTPTarget(method: "POST", url: url, unixSocketPath: server.socketPath), uid: getuid()))
+            #expect(error?.description.contains("the listener runs as uid \(getuid())") == true)
+            let seen = try await client.execute(HTTPRequest(url: "http://localhost/requests", unixSocketPath: server.socketPath))
+            #expect(seen.bodyText == #"{"requests": 1}"#, "only /requests itself reached the server")
+            try await expectNoTransfersLeft(client)
+        }
+
         @Test func socketWithoutListenerIsConnectionRefused() async throws {
             let server = try PeerServer.start(.unix)
             defer { server.stop() }

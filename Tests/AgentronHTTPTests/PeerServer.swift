@@ -81,6 +81,7 @@ import http.server, json, os, socket, socketserver, sys, threading, time
 
 aborted = 0
 aborted_lock = threading.Lock()
+requests = 0  # requests whose head arrived: a refused peer check must leave this alone
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -107,7 +108,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def do_GET(self):
-        global aborted
+        global aborted, requests
+        with aborted_lock:
+            requests += 1
         path = self.path
         if path == "/hello":
             self.reply(200, b"hello world", [("Content-Type", "text/plain"), ("X-Mixed-Case", "Value-1")])
@@ -138,12 +141,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with aborted_lock:
                     aborted += 1
                 self.close_connection = True
+        elif path == "/requests":
+            self.reply(200, json.dumps({"requests": requests}).encode(), [("Content-Type", "application/json")])
         elif path == "/stats":
             self.reply(200, json.dumps({"aborted": aborted}).encode(), [("Content-Type", "application/json")])
         else:
             self.reply(404, b"not found")
 
     def do_POST(self):
+        global requests
+        with aborted_lock:
+            requests += 1
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.reply(200, body, [
             ("Content-Type", self.headers.get("Content-Type", "")),

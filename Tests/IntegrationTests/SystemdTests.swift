@@ -171,11 +171,11 @@ struct SystemdTests {
         let runtime = harness.home.appendingPathComponent("xdg-run").path
         // The user unit's socket is $XDG_RUNTIME_DIR/agentron/agentron.sock. The daemon runs
         // under AGENTRON_HOME (never at real user or root paths, whoever runs the tests), so
-        // that directory is a link to its run directory.
-        try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: harness.home.appendingPathComponent("run"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(
-            atPath: runtime + "/agentron", withDestinationPath: harness.home.appendingPathComponent("run").path)
+        // that socket is a link to its socket. The directory itself is real and private: the
+        // CLI refuses a symlinked runtime directory (RuntimeDirectory).
+        try FileManager.default.createDirectory(
+            atPath: runtime + "/agentron", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createSymbolicLink(atPath: runtime + "/agentron/agentron.sock", withDestinationPath: harness.socketPath)
         let environment = ["XDG_CONFIG_HOME": config, "XDG_RUNTIME_DIR": runtime]
         let unitPath = config + "/systemd/user/agentrond.service"
         let userSocket = runtime + "/agentron/agentron.sock"

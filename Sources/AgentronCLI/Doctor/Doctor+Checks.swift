@@ -255,7 +255,7 @@ struct DoctorChecks {
     // MARK: Daemon
 
     private func checkDaemon() async -> (DaemonCheck, [ServerInfo]) {
-        let client = ControlClient(socketPath: paths.socketPath)
+        let client = ControlClient(paths: paths)
         var check = DaemonCheck(socket: paths.socketPath, running: false)
         do {
             let info = try await client.daemonInfo(timeout: Self.socketTimeout)

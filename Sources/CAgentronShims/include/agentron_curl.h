@@ -20,6 +20,32 @@ int agentron_curl_setopt_header_callback(void *easy, agentron_curl_data_callback
 
 int agentron_curl_getinfo_long(void *easy, int info, long *out);
 
+/// CURLOPT_SOCKOPTFUNCTION's shape: (userdata, fd, purpose) -> CURL_SOCKOPT_OK (0) to go on.
+/// Called with every socket curl creates, before it connects.
+typedef int (*agentron_curl_sockopt_callback)(void *userdata, int fd, int purpose);
+/// CURLOPT_PREREQFUNCTION's shape (curl >= 7.80): called once the connection is made and
+/// before the request goes out; CURL_PREREQFUNC_ABORT (1) fails the transfer with
+/// CURLE_ABORTED_BY_CALLBACK before a single byte of the request is sent.
+typedef int (*agentron_curl_prereq_callback)(
+    void *userdata, char *primary_ip, char *local_ip, int primary_port, int local_port);
+
+int agentron_curl_setopt_sockopt_callback(void *easy, agentron_curl_sockopt_callback callback);
+int agentron_curl_setopt_prereq_callback(void *easy, agentron_curl_prereq_callback callback);
+
+/// The peer of a connected Unix socket as the kernel recorded it at connect/listen time
+/// (SO_PEERCRED): it cannot be forged by the peer. Same layout as Linux's struct ucred.
+typedef struct {
+    int pid;
+    unsigned int uid;
+    unsigned int gid;
+} agentron_peer_credentials;
+
+/// getsockopt(SO_PEERCRED); 0 on success, else -1 with errno set.
+int agentron_socket_peer_credentials(int fd, agentron_peer_credentials *out);
+/// SOL_SOCKET and SO_PEERCRED as ints, for getsockopt through SwiftNIO's socket options.
+int agentron_sol_socket(void);
+int agentron_so_peercred(void);
+
 /// Names the calling thread (pthread_setname_np is a GNU extension Swift's Glibc module
 /// does not show), so the HTTP event thread is recognisable in `ps -L` and debuggers.
 void agentron_curl_name_thread(const char *name);
