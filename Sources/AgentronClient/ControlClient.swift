@@ -74,6 +74,11 @@ public struct ControlClient: Sendable {
         return try await call("POST", "/servers/\(escape(name))/stop\(query)", timeout: Self.stopTimeout)
     }
 
+    /// Forgets a stopped or failed server (record and logs); `force` stops it first.
+    public func remove(_ name: String, force: Bool) async throws(ClientError) -> ServerInfo {
+        try await call("DELETE", "/servers/\(escape(name))" + (force ? "?force=true" : ""), timeout: Self.stopTimeout)
+    }
+
     /// Stops (if running) and starts the server again; clears a failed state.
     public func restart(_ name: String) async throws(ClientError) -> ServerInfo {
         try await call("POST", "/servers/\(escape(name))/restart", timeout: Self.stopTimeout)

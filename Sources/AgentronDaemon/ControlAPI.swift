@@ -63,6 +63,10 @@ struct ControlAPI: Sendable {
                 return Self.json(try await registry.wait(name, timeout: try Self.waitTimeout(wait)))
             }
             return Self.json(try await registry.info(name, detailed: true))
+        case ("DELETE", 2):
+            guard let name else { break }
+            let force = request.query["force"] == "true" || request.query["force"] == "1"
+            return Self.json(try await registry.remove(name, force: force))
         case ("POST", 3) where action == "stop":
             guard let name else { break }
             var timeout: TimeSpan?

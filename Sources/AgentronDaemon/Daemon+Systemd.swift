@@ -30,6 +30,12 @@ enum SystemdIntegration {
         notifier.extendTimeout(duration)
     }
 
+    /// EXTEND_TIMEOUT_USEC during shutdown: engines still stopping need `duration` more
+    /// before systemd's stop timeout fires.
+    static func extendStop(_ duration: Duration) {
+        notifier.extendTimeout(duration)
+    }
+
     /// The control socket systemd passed (agentrond.socket), or nil to bind the path. Takes
     /// LISTEN_FDS out of the environment either way.
     static func takeListenSocket(environment: [String: String], logger: Logger) -> Int32? {

@@ -98,7 +98,10 @@ public enum Daemon {
         // stop while the API still answers.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [server, engines, SystemdIntegration.service(registry: registry, logger: logger)],
+                services: [
+                    server, engines, DaemonLogRotation(log: LogFiles(directory: paths.stateDirectory, name: "agentrond")),
+                    SystemdIntegration.service(registry: registry, logger: logger),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info("agentrond \(agentronVersion) starting", metadata: ["pid": "\(getpid())", "stateDirectory": "\(paths.stateDirectory)"])
         do {
@@ -146,7 +149,42 @@ struct EngineService: Service {
             return
         }
         logger.info("stopping every engine before exit")
+        // systemd kills the daemon when TimeoutStopSec runs out, and with KillMode=process
+        // the engines would then live on unsupervised. A profile's stop_timeout may be
+        // longer than the unit's timeout, so the daemon asks for more time while engines
+        // are still stopping (issue #10).
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                SystemdIntegration.extendStop(Self.stopExtension)
+                try? await Task.sleep(for: Self.stopExtensionInterval)
+            }
+        }
         // Unstructured, so a cancelled group does not cut the engines' grace periods short.
         await Task { await registry.shutdownAll() }.value
+        keepAlive.cancel()
+    }
+
+    /// Each EXTEND_TIMEOUT_USEC asks for this much more time, and is sent again well
+    /// before it runs out; it stops once the engines are gone.
+    static let stopExtension: Duration = .seconds(30)
+    static let stopExtensionInterval: Duration = .seconds(10)
+}
+
+/// Keeps `agentrond.log` (the daemon's stderr when the CLI started it in the background)
+/// under the same cap as an engine's log, rotating it copy-then-truncate: the daemon runs
+/// for months and must not fill the disk with its own lines (issue #10). Under systemd
+/// stderr is the journal and the file does not exist; then this does nothing.
+struct DaemonLogRotation: Service {
+    let log: LogFiles
+    static let interval: Duration = .seconds(60)
+
+    func run() async throws {
+        // Returns at the group's graceful shutdown (an early return would end the group).
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                log.rotateIfNeeded()
+                try? await Task.sleep(for: Self.interval)
+            }
+        }
     }
 }

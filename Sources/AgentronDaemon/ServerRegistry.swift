@@ -227,6 +227,29 @@ actor ServerRegistry {
         return await supervisor.info(detailed: false)
     }
 
+    /// `agentron rm`: forgets a stopped or failed server: its record, its logs and its auto
+    /// port, so what the daemon keeps does not grow with every name ever started
+    /// (issue #10). A running server is refused; `force` stops it first.
+    func remove(_ name: String, force: Bool) async throws(APIError) -> ServerInfo {
+        await lockName(name)
+        defer { unlockName(name) }
+        let supervisor = try supervisor(name)
+        let state = await supervisor.state
+        if state != .stopped && state != .failed {
+            guard force else {
+                throw APIError(.conflict, "server \"\(name)\" is \(state.rawValue); stop it first with `agentron down \(name)`, or use `agentron rm --force \(name)`")
+            }
+            await supervisor.stop()
+            await supervisor.waitUntilDown()
+        }
+        let info = await supervisor.info(detailed: false)
+        supervisors.removeValue(forKey: name)
+        ports.release(server: name)
+        LogFiles(directory: paths.logDirectory, name: name).remove()
+        await persist()
+        return info
+    }
+
     /// `agentron restart`: stop (if running) and start again with the same spec; clears a
     /// failed state and its counters.
     func restart(_ name: String) async throws(APIError) -> ServerInfo {

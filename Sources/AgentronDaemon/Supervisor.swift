@@ -532,7 +532,8 @@ actor Supervisor {
             if driver.needsPreparation {
                 // The engine must answer before its slow work (a pull) can begin.
                 let serving = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
-                    await driver.probeServing(context, timeout: timeout)
+                    if let foreign = await self?.foreignListener(run: run) { return .failed(foreign) }
+                    return await driver.probeServing(context, timeout: timeout)
                 } record: { await self?.record($0) }
                 guard let self, !Task.isCancelled else { return }
                 guard serving.passed else {
@@ -548,7 +549,8 @@ actor Supervisor {
                 guard !Task.isCancelled else { return }
             }
             let ready = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
-                await driver.probeReadiness(context, timeout: timeout)
+                if let foreign = await self?.foreignListener(run: run) { return .failed(foreign) }
+                return await driver.probeReadiness(context, timeout: timeout)
             } record: { await self?.record($0) }
             guard let self, !Task.isCancelled else { return }
             if ready.passed {
@@ -572,6 +574,9 @@ actor Supervisor {
             if remaining <= .zero { return last }
             last = await probe(min(startupProbeTimeout, remaining))
             await record(last)
+            // A start may log for many minutes (download progress): keep the log under
+            // its cap then too, not only once the server is ready (issue #10).
+            logs.rotateIfNeeded()
             if last.passed { return last }
             // Sleep until the next probe is due, or, while the engine still refuses
             // connections, until it logs something (it logs as it starts listening). Once it
@@ -587,6 +592,29 @@ actor Supervisor {
             interval = min(interval * startupProbeGrowth, startupProbeMaxInterval)
         }
         return last
+    }
+
+    /// The run whose listener was seen to be the engine's own: checked until then, since a
+    /// process cannot hand its listening socket to another once it holds it.
+    private var listenerConfirmedRun: Int?
+
+    /// Before a startup probe: when something listens on the port and it is not a process
+    /// of the engine's tree (another user bound the port first), a description of it; the
+    /// probe is then not sent, so it can neither make the server ready nor carry the
+    /// engine's API key to a stranger (issue #10).
+    private func foreignListener(run: Int) -> String? {
+        guard run == self.run, !external, driver.listensInProcessTree, listenerConfirmedRun != run,
+            let port, let tree
+        else { return nil }
+        switch Ports.ownership(ofPort: port, members: { tree.currentMembers().map(\.pid) }) {
+        case .nobody:
+            return nil
+        case .ours:
+            listenerConfirmedRun = run
+            return nil
+        case .foreign(let holder):
+            return "port \(port) is answered by \(holder), not by the engine; not probing it"
+        }
     }
 
     private func setProgress(_ update: EngineProgress, run: Int) {
@@ -674,7 +702,7 @@ actor Supervisor {
     }
 
     private func lastLogDetail() -> String? {
-        logFiles.lastLine().map { $0.count > 300 ? String($0.prefix(300)) + "…" : $0 }
+        logFiles.lastLine().map(profile.redact).map { $0.count > 300 ? String($0.prefix(300)) + "…" : $0 }
     }
 }
 

@@ -96,10 +96,16 @@ public protocol EngineDriver: Sendable {
     /// After the engine's process tree is gone (stopped or crashed): remove what lives
     /// outside it (TGI: the container, if its shim was killed before it could).
     func cleanup(_ context: EngineContext) async
+
+    /// Whether the engine's own process tree holds its listening socket, so that a
+    /// listener outside the tree is someone else's (issue #10). False where the port is
+    /// published by another program (TGI: Docker's proxy).
+    var listensInProcessTree: Bool { get }
 }
 
 extension EngineDriver {
     public var needsPreparation: Bool { false }
+    public var listensInProcessTree: Bool { true }
 
     public func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
         await probeReadiness(context, timeout: timeout)

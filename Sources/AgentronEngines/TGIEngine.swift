@@ -11,6 +11,9 @@ import Glibc
 /// TGI upstream is in maintenance mode and recommends vLLM, SGLang or llama.cpp; it stays
 /// supported here for existing deployments.
 public struct TGIEngine: EngineDriver {
+    /// The container's port is published by Docker (docker-proxy or NAT), never by a
+    /// process of the shim's tree.
+    public var listensInProcessTree: Bool { false }
     public let kind = EngineKind.tgi
     public let program = "agentron-container-shim"
     public let installHint =

@@ -32,6 +32,51 @@ struct PortTests {
         _ = try await harness.run(["down", "moved"])
     }
 
+    /// Another program binds the engine's port first and answers like the engine would:
+    /// it must not make the server ready, nor get a probe (which carries the API key).
+    @Test func aListenerOutsideTheEnginesTreeIsNotTakenForTheEngine() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        try await harness.startDaemon()
+        let up = try await harness.run([
+            "up", "org/m", "--engine", "vllm", "--name", "stolen", "--detach",
+            "--env", "FAKE_LOAD_SECONDS=3", "--env", "VLLM_API_KEY=sk-never-sent-1234",
+        ])
+        #expect(up.code == 0, "\(up.stderr)")
+        var picked: Int?
+        for _ in 0..<100 where picked == nil {
+            picked = try await harness.servers().first?["port"] as? Int
+            if picked == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let port = try #require(picked)
+
+        // The impostor: a FakeEngine serving the same name, started by the test.
+        let impostor = Process()
+        impostor.executableURL = harness.fakeBin.appendingPathComponent("vllm")
+        impostor.arguments = ["serve", "org/m", "--host", "127.0.0.1", "--port", "\(port)", "--served-model-name", "stolen"]
+        var environment = harness.environment
+        environment["FAKE_LOAD_SECONDS"] = "0"
+        impostor.environment = environment
+        let log = harness.home.appendingPathComponent("impostor.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        impostor.standardOutput = try FileHandle(forWritingTo: log)
+        impostor.standardError = try FileHandle(forWritingTo: log)
+        try impostor.run()
+        harness.track(impostor.processIdentifier)
+        defer { kill(impostor.processIdentifier, SIGKILL) }
+
+        let wait = try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "stolen", "--env", "FAKE_LOAD_SECONDS=3", "--env", "VLLM_API_KEY=sk-never-sent-1234"])
+        #expect(wait.code == 0, "\(wait.stderr)")
+        let server = try #require(try await harness.servers().first)
+        #expect(server["state"] as? String == "ready")
+        #expect(server["port"] as? Int != port, "ready on the impostor's port")
+        let seen = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(!seen.contains("GET /health") && !seen.contains("GET /v1/models"), "the impostor was probed: \(seen)")
+        let inspect = try await harness.run(["inspect", "stolen", "--json"])
+        #expect(inspect.stdout.contains("not by the engine"), "the refused probe is in the history")
+        _ = try await harness.run(["down", "stolen"])
+    }
+
     @Test func manySimultaneousAutoPortStartsGetDistinctPorts() async throws {
         let harness = try Harness()
         defer { harness.shutdown() }

@@ -67,6 +67,38 @@ struct SystemdTests {
         #expect(await Harness.waitGone(enginePids).isEmpty)
     }
 
+    /// A stop longer than the unit's TimeoutStopSec: the daemon asks systemd for more time
+    /// while engines are stopping, so systemd never kills it with engines still running.
+    @Test func aLongStopAsksTheServiceManagerForMoreTime() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let manager = try NotifyListener(path: harness.home.appendingPathComponent("notify.sock").path) { _ in nil }
+        defer { manager.stop() }
+        let daemon = try SpawnedProcess(
+            arguments: [harness.binDirectory.appendingPathComponent("agentrond").path],
+            environment: harness.environment.merging(["NOTIFY_SOCKET": manager.path]) { $1 },
+            logPath: harness.home.appendingPathComponent("agentrond.test.log").path)
+        defer { daemon.kill() }
+        _ = try await manager.waitFor("READY=1", timeout: 15, log: harness.daemonLog)
+        let up = try await harness.run([
+            "up", "org/m", "--engine", "vllm", "--stop-timeout", "2s", "--env", "FAKE_IGNORE_SIGTERM=1",
+            "--env", "FAKE_PID_FILE=\(harness.pidFile("m").path)",
+        ])
+        #expect(up.code == 0, "up failed: \(up.stderr)")
+        let enginePids = try await harness.readPids("m")
+
+        daemon.signal(SIGTERM)
+        // (The start sent its own extension, of 60 s, at startup.)
+        _ = try await manager.waitFor("EXTEND_TIMEOUT_USEC=30000000", timeout: 5, log: harness.daemonLog)
+        let code = try await daemon.waitExit(timeout: 30)
+        #expect(code == 0)
+        let texts = manager.messages.map(\.text)
+        let stopping = try #require(texts.firstIndex(of: "STOPPING=1"))
+        let extended = try #require(texts.lastIndex(of: "EXTEND_TIMEOUT_USEC=30000000"))
+        #expect(stopping < extended, "asked while stopping: \(texts)")
+        #expect(await Harness.waitGone(enginePids).isEmpty, "the engine ignored SIGTERM and got SIGKILL after its grace")
+    }
+
     @Test func notRunBySystemdNothingIsSentAndTheDaemonWorks() async throws {
         // The harness strips NOTIFY_SOCKET: the ordinary start must not need systemd at all.
         let harness = try Harness()
