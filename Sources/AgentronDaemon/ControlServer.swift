@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Serves the control API over HTTP/1.1 on a Unix socket with SwiftNIO's HTTP/1 pipeline
 /// (NIOHTTP1 does the protocol; ControlAPI is the small router). Mode 0600: only the
@@ -24,6 +25,10 @@ struct ControlServer: Service {
 
     /// Largest request body accepted: a profile is a few KiB.
     static let maxBodyBytes = 1 << 20
+    /// How long a connection may take to deliver a whole request, or sit idle between two
+    /// (keep-alive): a client that connects and stalls is closed instead of holding a
+    /// descriptor for ever (issue #10). `AGENTRON_CONTROL_IDLE_TIMEOUT` sets it (tests).
+    var requestTimeout: Duration = .seconds(30)
 
     func run() async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -73,6 +78,15 @@ struct ControlServer: Service {
             await refuse(connection, message: refusal.message)
             return
         }
+        let deadline = RequestDeadline(timeout: requestTimeout)
+        let channel = connection.channel
+        let watchdog = Task {
+            while let wait = deadline.remaining() {
+                do { try await Task.sleep(for: wait) } catch { return }
+            }
+            channel.close(promise: nil)
+        }
+        defer { watchdog.cancel() }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -90,10 +104,13 @@ struct ControlServer: Service {
                         body += buffer.readBytes(length: buffer.readableBytes) ?? []
                     case .end:
                         guard let requestHead = head else { continue }
+                        // A long wait or a log stream is the daemon's doing, not a stall.
+                        deadline.busy()
                         let request = Self.request(from: requestHead, body: body)
                         let reply = await api.handle(request)
                         try await write(reply, to: outbound, keepAlive: requestHead.isKeepAlive)
                         if !requestHead.isKeepAlive { return }
+                        deadline.waitForNext()
                         head = nil
                     }
                 }
@@ -272,6 +289,30 @@ extension String {
         case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
+        }
+    }
+}
+
+/// When a connection must have delivered its next whole request: armed from the connect
+/// and after each reply, paused while a request is being answered.
+final class RequestDeadline: Sendable {
+    private let timeout: Duration
+    private let state: Mutex<ContinuousClock.Instant?>
+
+    init(timeout: Duration) {
+        self.timeout = timeout
+        state = Mutex(ContinuousClock.now.advanced(by: timeout))
+    }
+
+    func busy() { state.withLock { $0 = nil } }
+    func waitForNext() { state.withLock { $0 = ContinuousClock.now.advanced(by: timeout) } }
+
+    /// How long to sleep before looking again; nil once the deadline has passed.
+    func remaining() -> Duration? {
+        state.withLock { deadline in
+            guard let deadline else { return timeout }
+            let left = ContinuousClock.now.duration(to: deadline)
+            return left > .zero ? left : nil
         }
     }
 }

@@ -89,10 +89,15 @@ public enum Daemon {
         let info = DaemonInfo(
             version: agentronVersion, pid: getpid(), socket: paths.socketPath, stateDirectory: paths.stateDirectory,
             startedAt: Double(time(nil)))
-        let server = ControlServer(
+        var server = ControlServer(
             socketPath: paths.socketPath, api: ControlAPI(registry: registry, daemonInfo: info), logger: logger,
             onListening: { SystemdIntegration.notifyReady() },
             inheritedSocket: inheritedSocket)
+        if let text = environment["AGENTRON_CONTROL_IDLE_TIMEOUT"], let span = TimeSpan(parsing: text), span.seconds > 0,
+            span <= Profile.Limits.maxDuration
+        {
+            server.requestTimeout = span.duration
+        }
         let engines = EngineService(registry: registry, liveRestore: liveRestore, logger: logger)
         // Services shut down in reverse order: systemd hears STOPPING=1 first, then engines
         // stop while the API still answers.

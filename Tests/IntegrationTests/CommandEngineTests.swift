@@ -95,7 +95,7 @@ struct CommandEngineTests {
         try await harness.startDaemon()
         let up = try await harness.run(["up", "tiny-model", "--engine", "command", "--name", "nocmd"])
         #expect(up.code != 0)
-        #expect(up.stderr.contains("engine command needs the server's argv in `command`"), "\(up.stderr)")
+        #expect(up.stderr.contains("engine command needs the server's argv"), "\(up.stderr)")
         #expect(harness.daemon?.isRunning == true)
     }
 

@@ -17,7 +17,8 @@ struct FuzzTests {
     @Test func theDaemonSurvivesMalformedRequestsAndLeavesNothingRunning() async throws {
         let harness = try Harness()
         defer { harness.shutdown() }
-        let daemon = try await harness.startDaemon()
+        // Connections that stall are closed after this (30 s by default).
+        let daemon = try await harness.startDaemon(environment: ["AGENTRON_CONTROL_IDLE_TIMEOUT": "3s"])
         let pid = daemon.processIdentifier
         let up = try await harness.run(["up", "org/fuzz", "--engine", "vllm", "--name", "target"])
         #expect(up.code == 0, "\(up.stderr)")
@@ -80,7 +81,19 @@ struct FuzzTests {
         #expect(info.text.contains("\"pid\":\(pid)"))
         #expect((statuses[400] ?? 0) + (statuses[404] ?? 0) > Self.count / 4, "most generated requests are refused: \(statuses)")
 
+        // The stalled connections were closed by the daemon, not held for ever.
+        for fd in stalled {
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var byte: UInt8 = 0
+            var n = 1
+            while n > 0 { n = recv(fd, &byte, 1, 0) }
+            let code = errno
+            #expect(n == 0 || code == ECONNRESET, "a stalled connection is still open (errno \(code))")
+        }
+
         // Nothing a request started outlives `down --all`.
+        #expect(harness.engineProcesses().count >= 2, "the target's engine and its EngineCore are found")
         let servers = try await harness.servers()
         #expect(servers.map { $0["name"] as? String } == ["target"], "only the one server runs: \(servers.map { $0["name"] ?? "?" })")
         let down = try await harness.run(["down", "--all"])
@@ -92,20 +105,28 @@ struct FuzzTests {
 }
 
 extension Harness {
-    /// Processes started from this harness's directory (the FakeEngine runs as
-    /// `<home>/bin/vllm`, its children inherit the argv prefix or are found by parent).
+    /// Live processes started for this harness: the daemon's engines (their environment's
+    /// PATH holds this harness's bin directory, and their children inherit it; argv[0] is
+    /// just `vllm`), and anything whose command line names the harness's directory.
     func engineProcesses() -> [Int32] {
-        let prefix = home.path
+        let prefix = Array(home.path.utf8)
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         var pids: [Int32] = []
         for entry in entries {
-            guard let pid = Int32(entry), pid != getpid(), pid != daemon?.processIdentifier,
-                let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !cmdline.isEmpty
-            else { continue }
-            let text = String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-            if text.contains(prefix), !text.contains("agentrond"), Self.isAlive(pid) { pids.append(pid) }
+            guard let pid = Int32(entry), pid != getpid(), pid != daemon?.processIdentifier, Self.isAlive(pid) else { continue }
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map(Array.init) ?? []
+            let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ").map(Array.init) ?? []
+            if Self.contains(cmdline, prefix) || Self.contains(environ, prefix) { pids.append(pid) }
         }
         return pids
+    }
+
+    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return true }
+        }
+        return false
     }
 }
 

@@ -165,6 +165,9 @@ final class Harness: @unchecked Sendable {
         for pid in lock.withLock({ extraPids }) where Self.isAlive(pid) {
             kill(pid, SIGKILL)
         }
+        // What a test that killed the daemon (live restore) left running: every process
+        // started for this harness, found by its environment, by pid.
+        for pid in engineProcesses() { kill(pid, SIGKILL) }
         try? FileManager.default.removeItem(at: home)
     }
 

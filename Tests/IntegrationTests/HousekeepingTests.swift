@@ -29,6 +29,7 @@ struct HousekeepingTests {
 
         #expect(try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "forced"]).code == 0)
         let engines = harness.engineProcesses()
+        #expect(!engines.isEmpty, "the engine's processes are found")
         let forced = try await harness.run(["rm", "--force", "forced"])
         #expect(forced.code == 0, "\(forced.stderr)")
         #expect(await Harness.waitGone(engines).isEmpty)
@@ -60,6 +61,7 @@ struct HousekeepingTests {
         let server = try #require(try await harness.servers().first)
         #expect(server["state"] as? String == "starting")
         let engines = harness.engineProcesses()
+        #expect(!engines.isEmpty, "the engine's processes are found")
         #expect(try await harness.run(["down", "noisy"]).code == 0)
         #expect(await Harness.waitGone(engines).isEmpty)
     }

@@ -22,8 +22,16 @@ struct OllamaAdoptTests {
         try service.run()
         harness.track(service.processIdentifier)
         defer {
-            kill(service.processIdentifier, SIGKILL)
-            let deadline = Date().addingTimeInterval(5)
+            // SIGTERM first: Ollama stops its runners on SIGTERM, while a SIGKILL leaves
+            // them running as orphans (the leak scripts/test once found, issue #10). Any
+            // runner still there after the grace is killed by pid.
+            let runners = Self.children(of: service.processIdentifier)
+            kill(service.processIdentifier, SIGTERM)
+            var deadline = Date().addingTimeInterval(8)
+            while service.isRunning, Date() < deadline { usleep(10_000) }
+            if service.isRunning { kill(service.processIdentifier, SIGKILL) }
+            for pid in runners + Self.children(of: service.processIdentifier) where Harness.isAlive(pid) { kill(pid, SIGKILL) }
+            deadline = Date().addingTimeInterval(5)
             while service.isRunning, Date() < deadline { usleep(10_000) }
         }
         var answering = false
@@ -51,6 +59,18 @@ struct OllamaAdoptTests {
         #expect(try await harness.run(["down", "sys"]).code == 0)
         #expect(service.isRunning, "down never stops an adopted engine")
         #expect(try await harness.servers(all: true).first { $0["name"] as? String == "sys" }?["state"] as? String == "stopped")
+    }
+
+    /// Live children of `pid`, from /proc.
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> Int32? in
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+        }
     }
 
     static func freePort() -> Int? {

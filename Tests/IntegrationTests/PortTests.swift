@@ -9,7 +9,7 @@ struct PortTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        // The FakeEngine, like vLLM, binds only once loaded: 2 s in which to take its port.
+        // The FakeEngine, like vLLM, listens only once loaded: 2 s in which to take its port.
         let up = try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "moved", "--detach", "--env", "FAKE_LOAD_SECONDS=2"])
         #expect(up.code == 0, "\(up.stderr)")
         var picked: Int?
@@ -97,6 +97,7 @@ struct PortTests {
             #expect(Set(ports).count == ports.count, "one port for two servers: \(ports.sorted())")
             #expect(ports.allSatisfy { (31700...31760).contains($0) })
             let engines = harness.engineProcesses()
+        #expect(!engines.isEmpty, "the engine's processes are found")
             #expect(try await harness.run(["down", "--all"]).code == 0)
             #expect(await Harness.waitGone(engines).isEmpty)
         }

@@ -52,6 +52,11 @@ struct TGIEngineTests {
         #expect(running.count == 1)
         #expect(running.first?.State == "running")
         #expect(running.first?.Labels?["agentron.managed"] == "true")
+        // The daemon's random identity, not a path another daemon could share (issue #10).
+        let instance = try String(contentsOf: harness.home.appendingPathComponent("state/instance-id"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(instance.count == 32)
+        #expect(running.first?.Labels?["agentron.instance"] == instance)
 
         let body = #"{"model":"tgi","messages":[{"role":"user","content":"hi"}]}"#
         let chat = try await HTTPClient.shared.execute(HTTPRequest(
