@@ -108,7 +108,7 @@ struct ControlServer: Service {
                         deadline.busy()
                         let request = Self.request(from: requestHead, body: body)
                         let reply = await api.handle(request)
-                        try await write(reply, to: outbound, keepAlive: requestHead.isKeepAlive)
+                        try await write(reply, to: outbound, keepAlive: requestHead.isKeepAlive, channel: channel)
                         if !requestHead.isKeepAlive { return }
                         deadline.waitForNext()
                         head = nil
@@ -147,7 +147,8 @@ struct ControlServer: Service {
     }
 
     private func write(
-        _ reply: ControlAPI.Reply, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, keepAlive: Bool
+        _ reply: ControlAPI.Reply, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, keepAlive: Bool,
+        channel: (any Channel)? = nil
     ) async throws {
         var headers = HTTPHeaders()
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
@@ -164,6 +165,16 @@ struct ControlServer: Service {
             headers.add(name: "Transfer-Encoding", value: "chunked")
             try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
             for await chunk in stream {
+                // A follower that stops reading stalls this write once the socket's buffers
+                // are full: after `requestTimeout` its connection is closed (issue #10).
+                let timeout = requestTimeout
+                let guardTask = channel.map { channel in
+                    Task {
+                        try await Task.sleep(for: timeout)
+                        channel.close(promise: nil)
+                    }
+                }
+                defer { guardTask?.cancel() }
                 try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk))))
             }
             try await outbound.write(.end(nil))

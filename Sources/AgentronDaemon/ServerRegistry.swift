@@ -101,13 +101,19 @@ actor ServerRegistry {
             guard let profile = entry.profile, profile.autostart, supervisors[profile.name] == nil else { continue }
             // The system's autostart profiles are the system daemon's to start; a user
             // daemon starting them too would run every such model twice (issue #10).
-            if getuid() != 0, AgentronPaths.systemProfileDirectories.contains(where: { entry.path.hasPrefix($0 + "/") }) {
+            if !Self.mayAutostart(profileAt: entry.path, daemonUID: getuid()) {
                 logger.info("not autostarting a system profile in a user daemon", metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
                 continue
             }
             logger.info("autostart", metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
             bootStart(profile)
         }
+    }
+
+    /// Whether a daemon of `daemonUID` autostarts the profile at `path`: the system's
+    /// profiles (`/etc/agentron/profiles`) only by the system daemon (root).
+    static func mayAutostart(profileAt path: String, daemonUID: uid_t) -> Bool {
+        daemonUID == 0 || !AgentronPaths.systemProfileDirectories.contains { path.hasPrefix($0 + "/") }
     }
 
     /// How long a GPU profile waits at boot for its device nodes: engines started before

@@ -51,6 +51,14 @@ struct ServerRegistryTests {
         #expect(left.isEmpty, "engines the registry did not know: \(left)")
     }
 
+    /// A user daemon leaves the system's autostart profiles to the system daemon.
+    @Test func onlyTheSystemDaemonAutostartsSystemProfiles() {
+        #expect(ServerRegistry.mayAutostart(profileAt: "/etc/agentron/profiles/llama.yaml", daemonUID: 0))
+        #expect(!ServerRegistry.mayAutostart(profileAt: "/etc/agentron/profiles/llama.yaml", daemonUID: 1000))
+        #expect(ServerRegistry.mayAutostart(profileAt: "/home/u/.config/agentron/profiles/llama.yaml", daemonUID: 1000))
+        #expect(ServerRegistry.mayAutostart(profileAt: "/etc/agentron/profiles-extra/x.yaml", daemonUID: 1000))
+    }
+
     /// Live processes whose argv contains `text`.
     static func processes(containing text: String) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

@@ -4,7 +4,7 @@ import Testing
 /// Issue #10: what the daemon keeps is bounded. Stopped servers can be removed with their
 /// logs (`rm`); an engine's log is rotated while it is still starting; secrets passed as
 /// arguments never show in what agentron prints.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(4)))
 struct HousekeepingTests {
     @Test func rmForgetsAStoppedServerAndRefusesARunningOne() async throws {
         let harness = try Harness()
@@ -64,6 +64,54 @@ struct HousekeepingTests {
         #expect(!engines.isEmpty, "the engine's processes are found")
         #expect(try await harness.run(["down", "noisy"]).code == 0)
         #expect(await Harness.waitGone(engines).isEmpty)
+    }
+
+    /// A `logs --follow` client that never reads must not make the daemon buffer the
+    /// engine's output for it without bound.
+    @Test func aFollowerThatDoesNotReadIsNotBufferedForWithoutBound() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        // A follower that stalls a write this long is dropped (30 s by default).
+        let daemon = try await harness.startDaemon(environment: ["AGENTRON_CONTROL_IDLE_TIMEOUT": "3s"])
+        // About 10 MB of log a second, for as long as it runs.
+        let profile = harness.home.appendingPathComponent("chatty.yaml")
+        try """
+            name: chatty
+            engine: command
+            model: m
+            port: 9
+            command: [sh, -c, "while true; do head -c 1000000 /dev/zero | tr '\\\\0' a; echo; sleep 0.1; done"]
+            """.write(to: profile, atomically: true, encoding: .utf8)
+        let up = try await harness.run(["up", profile.path, "--detach"])
+        #expect(up.code == 0, "\(up.stderr)")
+        let before = try #require(Self.residentKiB(daemon.processIdentifier))
+        let reader = try #require(RawClient.connect(harness.socketPath))
+        defer { close(reader) }
+        // Ask for the stream, then never read: the socket buffers fill, then the daemon's.
+        let request = RawRequest.get("/v1/servers/chatty/logs?follow=true&tail=0")
+        _ = request.withUnsafeBytes { send(reader, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        try await Task.sleep(for: .seconds(12))
+        let after = try #require(Self.residentKiB(daemon.processIdentifier))
+        let grown = (after - before) / 1024
+        // Reading 1 MiB every 200 ms for 12 s is 60 MiB when every chunk is kept.
+        #expect(grown < 35, "the daemon grew by \(grown) MiB for a client that does not read")
+        // And it was dropped: what the socket holds can be read, then the end.
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(reader, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var n = 1
+        let drainUntil = Date().addingTimeInterval(20)
+        while n > 0, Date() < drainUntil { n = buffer.withUnsafeMutableBytes { recv(reader, $0.baseAddress, $0.count, 0) } }
+        let code = errno
+        #expect(n == 0 || code == ECONNRESET, "the stalled follower is still connected (errno \(code))")
+        #expect(try await harness.run(["down", "chatty"]).code == 0)
+    }
+
+    static func residentKiB(_ pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
     }
 
     @Test func secretArgumentsNeverShowInLogsInspectOrFailures() async throws {
