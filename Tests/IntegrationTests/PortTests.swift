@@ -12,12 +12,7 @@ struct PortTests {
         // The FakeEngine, like vLLM, listens only once loaded: 2 s in which to take its port.
         let up = try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "moved", "--detach", "--env", "FAKE_LOAD_SECONDS=2"])
         #expect(up.code == 0, "\(up.stderr)")
-        var picked: Int?
-        for _ in 0..<100 where picked == nil {
-            picked = try await harness.servers().first?["port"] as? Int
-            if picked == nil { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        let port = try #require(picked)
+        let port = try #require(try await Self.pickedPort(harness))
         let thief = try #require(TCPListener(port: port), "could not take port \(port) first")
         defer { thief.close() }
 
@@ -43,12 +38,7 @@ struct PortTests {
             "--env", "FAKE_LOAD_SECONDS=3", "--env", "VLLM_API_KEY=sk-never-sent-1234",
         ])
         #expect(up.code == 0, "\(up.stderr)")
-        var picked: Int?
-        for _ in 0..<100 where picked == nil {
-            picked = try await harness.servers().first?["port"] as? Int
-            if picked == nil { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        let port = try #require(picked)
+        let port = try #require(try await Self.pickedPort(harness))
 
         // The impostor: a FakeEngine serving the same name, started by the test.
         let impostor = Process()
@@ -101,6 +91,17 @@ struct PortTests {
             #expect(try await harness.run(["down", "--all"]).code == 0)
             #expect(await Harness.waitGone(engines).isEmpty)
         }
+    }
+}
+
+extension PortTests {
+    /// The port the daemon picked for the only server, once it shows in `ps`.
+    static func pickedPort(_ harness: Harness) async throws -> Int? {
+        for _ in 0..<100 {
+            if let port = try await harness.servers().first?["port"] as? Int { return port }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
     }
 }
 
