@@ -4,18 +4,17 @@
 
 extension Profile {
     static let redactedMarker = "<redacted>"
-    /// Shorter values are not hunted for in text: "1" or "yes" would blank half a log.
-    static let minimumSecretLength = 4
+    /// Shorter values are not hunted for in log text: "8192" or "auto" would blank every
+    /// line that mentions them. Tokens and keys are much longer.
+    static let minimumSecretLength = 8
 
-    /// A flag whose value is a secret: `--api-key`, `--hf-token`, `--token`, `--password`,
-    /// `--secret`, and any other whose name says token, key, secret or password.
+    /// A flag whose value is a secret: one of its words is token, key, secret, password
+    /// (`--api-key`, `--hf-token`, `--token`, `--password`, `--secret-key`). Words, not
+    /// substrings: `--max-num-batched-tokens`, `--tokenizer` and `--ssl-keyfile` are not.
     public static func isSecretFlag(_ flag: String) -> Bool {
         guard flag.hasPrefix("-") else { return false }
-        let name = flag.drop { $0 == "-" }.lowercased()
-        guard !name.isEmpty else { return false }
-        // Paths to key files are not secrets themselves, and are useful to see.
-        if name.hasSuffix("file") || name.hasSuffix("path") || name.hasSuffix("dir") { return false }
-        return ["token", "key", "secret", "password", "passwd"].contains { name.contains($0) }
+        let words = flag.drop { $0 == "-" }.uppercased().split(whereSeparator: { $0 == "-" || $0 == "_" }).map(String.init)
+        return !words.isEmpty && isSecretName(words)
     }
 
     /// `argv` with the value of every secret flag replaced: `--api-key X` and `--api-key=X`.
@@ -48,8 +47,12 @@ extension Profile {
                 }
             }
         }
-        // Longest first, so a secret containing another is replaced whole.
-        return Set(values.filter { $0.count >= Profile.minimumSecretLength }).sorted { $0.count > $1.count }
+        // Longest first, so a secret containing another is replaced whole. Numbers and
+        // words like "true" are settings, whatever the flag is called.
+        let hunted = values.filter { value in
+            value.count >= Profile.minimumSecretLength && !value.allSatisfy { $0.isNumber || $0 == "." }
+        }
+        return Set(hunted).sorted { $0.count > $1.count }
     }
 
     /// `text` with every secret value of this profile replaced (an engine that echoes its

@@ -300,9 +300,17 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         return copy
     }
 
+    /// A variable whose value is a secret: one of its `_`-separated words is TOKEN, KEY,
+    /// SECRET, PASSWORD or PASSWD (`HF_TOKEN`, `VLLM_API_KEY`), or it ends in one glued
+    /// to the word before (`APIKEY`). `TOKENIZERS_PARALLELISM` and `MAX_TOKENS` are not.
     public static func isSecretKey(_ key: String) -> Bool {
-        let upper = key.uppercased()
-        return ["TOKEN", "KEY", "SECRET", "PASSWORD"].contains { upper.contains($0) }
+        isSecretName(key.uppercased().split(whereSeparator: { $0 == "_" || $0 == "-" }).map(String.init))
+    }
+
+    static let secretWords: Set<String> = ["TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "CREDENTIAL", "CREDENTIALS"]
+
+    static func isSecretName(_ words: [String]) -> Bool {
+        words.contains { secretWords.contains($0) } || (words.last.map { $0.hasSuffix("APIKEY") || $0.hasSuffix("TOKEN") } ?? false)
     }
 }
 

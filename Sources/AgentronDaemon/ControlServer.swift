@@ -73,11 +73,8 @@ struct ControlServer: Service {
     private func handle(
         _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, policy: PeerPolicy
     ) async {
-        if let refusal = await policy.refusal(for: connection.channel) {
-            logger.warning("refused a control connection: \(refusal.logLine)")
-            await refuse(connection, message: refusal.message)
-            return
-        }
+        // Armed before anything else, refused connections included: no client holds a
+        // descriptor for ever by sending nothing.
         let deadline = RequestDeadline(timeout: requestTimeout)
         let channel = connection.channel
         let watchdog = Task {
@@ -87,6 +84,11 @@ struct ControlServer: Service {
             channel.close(promise: nil)
         }
         defer { watchdog.cancel() }
+        if let refusal = await policy.refusal(for: connection.channel) {
+            logger.warning("refused a control connection: \(refusal.logLine)")
+            await refuse(connection, message: refusal.message)
+            return
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -164,19 +166,25 @@ struct ControlServer: Service {
             headers.add(name: "Content-Type", value: contentType)
             headers.add(name: "Transfer-Encoding", value: "chunked")
             try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
-            for await chunk in stream {
-                // A follower that stops reading stalls this write once the socket's buffers
-                // are full: after `requestTimeout` its connection is closed (issue #10).
-                let timeout = requestTimeout
-                let guardTask = channel.map { channel in
-                    Task {
-                        try await Task.sleep(for: timeout)
-                        channel.close(promise: nil)
+            let timeout = requestTimeout
+            let consumer = Task {
+                for await chunk in stream {
+                    // A follower that stops reading stalls this write once the socket's
+                    // buffers are full: after `requestTimeout` its connection is closed.
+                    let guardTask = channel.map { channel in
+                        Task {
+                            try await Task.sleep(for: timeout)
+                            channel.close(promise: nil)
+                        }
                     }
+                    defer { guardTask?.cancel() }
+                    try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk))))
                 }
-                defer { guardTask?.cancel() }
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk))))
             }
+            // A follower that goes away while the log is quiet is noticed at once: the
+            // stream (and the task polling the log for it) ends with the connection.
+            channel?.closeFuture.whenComplete { _ in consumer.cancel() }
+            try await consumer.value
             try await outbound.write(.end(nil))
         }
     }

@@ -8,27 +8,19 @@ import Glibc
 enum DaemonIdentity {
     static let idBytes = 16
 
-    /// The id in `path`, created (O_EXCL, 0600) when missing. Returns nil with a reason
-    /// when it can neither read nor create one.
+    /// The id in `path`; made and written (atomically, 0600) when the file is missing or
+    /// not a valid id (a hand edit, a crash mid-write): a bad file must not keep the daemon
+    /// from starting. Only one daemon runs per state directory (its lock is taken first).
     static func load(path: String) -> Result<String, FileIO.Failure> {
         if let existing = read(path) { return .success(existing) }
         // The standard library's generator is the kernel's (getrandom) on Linux.
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<idBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let id = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            // Another daemon start won the race: use its id.
-            if errno == EEXIST, let existing = read(path) { return .success(existing) }
-            return .failure(FileIO.Failure(path: path, step: "create", code: errno))
-        }
-        defer { close(fd) }
-        let line = Array((id + "\n").utf8)
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count, fsync(fd) == 0 else {
-            let code = errno
-            unlink(path)
-            return .failure(FileIO.Failure(path: path, step: "write", code: code))
+        do {
+            try FileIO.writeAtomically(Array((id + "\n").utf8), to: path, mode: 0o600, owner: nil)
+        } catch {
+            return .failure(error)
         }
         return .success(id)
     }

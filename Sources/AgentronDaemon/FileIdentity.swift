@@ -23,18 +23,21 @@ struct FileIdentity: Equatable, Sendable {
         }
     }
 
-    /// Who to act as when writing `path`: the owner of its nearest existing ancestor
-    /// directory (lstat: a link there is judged by who made the link), or nil when the
-    /// daemon is not root or that owner is root itself (nothing to switch).
+    /// Who to act as when writing `path`: the owner of the nearest ancestor directory that
+    /// is not root's (lstat: a link there is judged by who made the link), or nil when the
+    /// daemon is not root or every ancestor is root's (nothing to switch). Not just the
+    /// nearest existing one: a root-owned directory inside a user's (an older agentron
+    /// made `~/.openclaw` so) can be swapped for a link by that user at any moment, so it
+    /// is written as the user too, and the kernel refuses what the user may not do.
     static func forWriting(_ path: String) -> FileIdentity? {
         guard geteuid() == 0 else { return nil }
         var directory = FileIO.parentDirectory(of: path)
         while true {
             var info = stat()
-            if lstat(directory, &info) == 0 {
-                return info.st_uid == 0 ? nil : FileIdentity(uid: info.st_uid, gid: info.st_gid)
+            if lstat(directory, &info) == 0, info.st_uid != 0 {
+                return FileIdentity(uid: info.st_uid, gid: info.st_gid)
             }
-            guard errno == ENOENT || errno == ENOTDIR, directory != "/", directory != "." else { return nil }
+            guard directory != "/", directory != "." else { return nil }
             directory = FileIO.parentDirectory(of: directory)
         }
     }

@@ -50,8 +50,12 @@ actor ServerRegistry {
         for record in records {
             if let problem = record.profile.validationProblem {
                 // A state file edited by hand, or written by an older daemon with looser
-                // rules: never run it; a later `up` with a valid profile replaces it.
-                logger.error("cannot restore server \"\(record.profile.name)\": its saved profile is invalid (\(problem)); start it again with `agentron up`")
+                // rules: never supervise it (its numbers could trap), and never leave its
+                // engine running unsupervised either: what is left of it is killed.
+                var known = Dictionary((record.descendants ?? []).map { ($0.pid, $0.startTime) }, uniquingKeysWith: { a, _ in a })
+                if let pid = record.pid, let start = record.processStartTime { known[pid] = start }
+                let killed = await ProcessTree.killRemnants(known: known, cgroup: record.cgroup.map(EngineCgroup.init(path:)))
+                logger.error("cannot restore server \"\(record.profile.name)\": its saved profile is invalid (\(problem)); \(killed.isEmpty ? "nothing of it was running" : "stopped what was left of its engine (pids \(killed))"); start it again with `agentron up`")
                 continue
             }
             guard supervisors[record.profile.name] == nil, let driver = try? Engines.driver(for: record.profile.engine) else {
@@ -78,8 +82,11 @@ actor ServerRegistry {
     /// killed with the daemon, say) are removed; those of re-adopted servers are kept.
     private func removeLeftoverContainers() async {
         guard let docker = try? DockerClient.fromEnvironment(daemonEnvironment),
-            let containers = try? await docker.containers(label: "agentron.instance", value: instance)
+            var containers = try? await docker.containers(label: "agentron.instance", value: instance)
         else { return }
+        // Before the random identity (issue #10) the label held the state directory's path:
+        // containers left by that version are this daemon's too.
+        containers += (try? await docker.containers(label: "agentron.instance", value: paths.stateDirectory)) ?? []
         for container in containers {
             let server = container.Labels?["agentron.server"] ?? ""
             if let supervisor = supervisors[server] {
@@ -259,6 +266,10 @@ actor ServerRegistry {
     /// `agentron restart`: stop (if running) and start again with the same spec; clears a
     /// failed state and its counters.
     func restart(_ name: String) async throws(APIError) -> ServerInfo {
+        // Under the name's lock, like `up` and `rm`: an `rm` must not forget a server a
+        // restart is bringing back (`down` needs no lock: it never starts anything).
+        await lockName(name)
+        defer { unlockName(name) }
         let supervisor = try supervisor(name)
         await supervisor.restart()
         return await supervisor.info(detailed: false)

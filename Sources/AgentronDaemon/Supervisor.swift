@@ -47,6 +47,8 @@ actor Supervisor {
     private var lastTreeRefresh = 0.0
     /// An auto port the last engine found taken: the next pick avoids it.
     private var lostPort: Int?
+    /// The log's size when this run's engine was started: what it printed comes after.
+    private var logOffsetAtSpawn = 0
 
     /// How much `inspect` keeps.
     static let historyLimit = 50
@@ -352,6 +354,7 @@ actor Supervisor {
             logFiles.rotateIfNeeded()
             let shown = Profile.redactArguments(launch.arguments).map(profile.redact)
             appendLogMarker("agentron: starting \(shown.joined(separator: " "))")
+            logOffsetAtSpawn = logFiles.currentSize
             cgroup = cgroups?.create(name: name)
             if cgroups != nil && cgroup == nil {
                 logger.warning("cannot create a cgroup for the engine; relying on its session alone")
@@ -436,7 +439,11 @@ actor Supervisor {
         // An engine that could not bind its port will not do better on a retry: say so and
         // stop (issue #3), instead of restarting it into the same wall.
         // An auto port taken between our pick and the engine's bind is picked again.
-        if machine.state == .starting, let port, logFiles.tail(lines: Self.failureTailLines).contains(where: Self.isAddressInUse) {
+        // Only this run's lines: an earlier attempt's "address in use" must not make a later
+        // failure (out of memory, a bad model) look like a lost port.
+        if machine.state == .starting, let port,
+            logFiles.lines(since: logOffsetAtSpawn, last: Self.failureTailLines).contains(where: Self.isAddressInUse)
+        {
             let holder = Ports.holder(ofPort: port).map { " by \($0)" } ?? ""
             let auto = profile.port == .auto
             if auto {
@@ -533,7 +540,7 @@ actor Supervisor {
                 // The engine must answer before its slow work (a pull) can begin.
                 let serving = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
                     if let foreign = await self?.foreignListener(run: run) { return .failed(foreign) }
-                    return await driver.probeServing(context, timeout: timeout)
+                    return await Self.confirmed(await driver.probeServing(context, timeout: timeout), run: run, by: self)
                 } record: { await self?.record($0) }
                 guard let self, !Task.isCancelled else { return }
                 guard serving.passed else {
@@ -550,7 +557,7 @@ actor Supervisor {
             }
             let ready = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
                 if let foreign = await self?.foreignListener(run: run) { return .failed(foreign) }
-                return await driver.probeReadiness(context, timeout: timeout)
+                return await Self.confirmed(await driver.probeReadiness(context, timeout: timeout), run: run, by: self)
             } record: { await self?.record($0) }
             guard let self, !Task.isCancelled else { return }
             if ready.passed {
@@ -603,10 +610,12 @@ actor Supervisor {
     /// probe is then not sent, so it can neither make the server ready nor carry the
     /// engine's API key to a stranger (issue #10).
     private func foreignListener(run: Int) -> String? {
-        guard run == self.run, !external, driver.listensInProcessTree, listenerConfirmedRun != run,
+        guard run == self.run, !external, driver.listenerCheck != .none, listenerConfirmedRun != run,
             let port, let tree
         else { return nil }
-        switch Ports.ownership(ofPort: port, members: { tree.currentMembers().map(\.pid) }) {
+        let ownership = Ports.ownership(
+            ofPort: port, host: profile.host, check: driver.listenerCheck, members: { tree.currentMembers().map(\.pid) })
+        switch ownership {
         case .nobody:
             return nil
         case .ours:
@@ -615,6 +624,14 @@ actor Supervisor {
         case .foreign(let holder):
             return "port \(port) is answered by \(holder), not by the engine; not probing it"
         }
+    }
+
+    /// A probe that passed while nobody was known to listen: checked once more, so a
+    /// stranger who bound the port between the check and the probe does not make the
+    /// server ready (the probe itself has reached them by then).
+    private static func confirmed(_ outcome: ProbeOutcome, run: Int, by supervisor: Supervisor?) async -> ProbeOutcome {
+        guard outcome.passed, let supervisor, let foreign = await supervisor.foreignListener(run: run) else { return outcome }
+        return .failed(foreign)
     }
 
     private func setProgress(_ update: EngineProgress, run: Int) {

@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronProcess
 
 /// Any OpenAI-compatible server agentron can start from an argv (DESIGN §4): llama.cpp's
 /// `llama-server`, SGLang, a script. The profile's `command` carries `{host}`, `{port}`,
@@ -8,6 +9,9 @@ import AgentronCore
 /// loads and 200 `{"status":"ok"}` after, so anything but the expected status is "not yet".
 public struct CommandEngine: EngineDriver {
     public let kind = EngineKind.command
+    /// Any program: it may publish its port through docker-proxy or rootless podman,
+    /// outside its process tree, so only another user's listener counts as a stranger.
+    public var listenerCheck: Ports.ListenerCheck { .user }
     /// The real program is the profile's `command[0]`; this names the field for messages.
     public let program = "command[0]"
     public let installHint = "the first word of the profile's `command` must be a program on the daemon's PATH or an absolute path; check it with `agentron profiles show <name>`"

@@ -1,5 +1,6 @@
 import AgentronCore
 import AgentronHTTP
+import AgentronProcess
 
 /// What a driver needs to know to launch and probe one server.
 public struct EngineContext: Sendable {
@@ -101,11 +102,15 @@ public protocol EngineDriver: Sendable {
     /// listener outside the tree is someone else's (issue #10). False where the port is
     /// published by another program (TGI: Docker's proxy).
     var listensInProcessTree: Bool { get }
+    /// How strictly the listener on the engine's port must be the engine's own before a
+    /// probe is sent to it.
+    var listenerCheck: Ports.ListenerCheck { get }
 }
 
 extension EngineDriver {
     public var needsPreparation: Bool { false }
     public var listensInProcessTree: Bool { true }
+    public var listenerCheck: Ports.ListenerCheck { listensInProcessTree ? .processTree : .none }
 
     public func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
         await probeReadiness(context, timeout: timeout)

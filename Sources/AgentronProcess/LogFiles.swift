@@ -61,6 +61,20 @@ public struct LogFiles: Sendable {
         return collected.map { String($0).replacingCarriageReturns }
     }
 
+    /// The last `count` lines written to the live file after `offset` (a size read
+    /// earlier): what one engine run printed, not the run before it. After a rotation the
+    /// offset no longer fits and the tail of the live file is used.
+    public func lines(since offset: Int, last count: Int) -> [String] {
+        let size = currentSize
+        guard offset <= size else { return tail(lines: count) }
+        // One byte more, the newline before `offset`: readTail drops a partial first line,
+        // and the line starting at `offset` is whole. At most the last 256 KiB are read.
+        guard let text = readTail(of: path, maxBytes: min(size - offset + 1, 256 << 10)) else { return [] }
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: Self.isNewline)
+        if lines.last == "" { lines.removeLast() }
+        return lines.suffix(count).map { String($0).replacingCarriageReturns }
+    }
+
     /// The most recent non-empty line, for `up`'s progress display.
     public func lastLine() -> String? {
         guard let text = readTail(of: path, maxBytes: 8 << 10) else { return nil }

@@ -26,13 +26,22 @@ public final class PortTable: Sendable {
     /// `/proc/sys/net/ipv4/ip_local_port_range` (usually 20000...32767 below 32768-60999).
     public static func range(environment: [String: String]) -> ClosedRange<Int> {
         if let text = environment[rangeVariable], let parsed = parseRange(text) { return parsed }
-        guard let ephemeral = readSmallFile("/proc/sys/net/ipv4/ip_local_port_range", limit: 256).flatMap(parseEphemeral) else {
-            return fallbackRange
-        }
-        let below = max(1024, min(20000, ephemeral.lowerBound - 1))...(ephemeral.lowerBound - 1)
-        let above = (ephemeral.upperBound + 1)...65535
-        let best = [below, above].filter { $0.lowerBound <= $0.upperBound }.max { $0.count < $1.count }
-        guard let best, best.count >= 100 else { return fallbackRange }
+        return range(outside: readSmallFile("/proc/sys/net/ipv4/ip_local_port_range", limit: 256).flatMap(parseEphemeral))
+    }
+
+    /// The largest stretch of 1024...65535 outside `ephemeral` (at least 100 ports), else
+    /// the fallback.
+    public static func range(outside ephemeral: ClosedRange<Int>?) -> ClosedRange<Int> {
+        guard let ephemeral else { return fallbackRange }
+        // Bounds are checked before a range is formed: `a...b` with a > b traps, and
+        // `1024 65535` (an ephemeral range reaching either end) is a common tuning.
+        var candidates: [ClosedRange<Int>] = []
+        let belowHigh = ephemeral.lowerBound - 1
+        let belowLow = max(1024, min(20000, belowHigh))
+        if belowLow <= belowHigh { candidates.append(belowLow...belowHigh) }
+        let aboveLow = ephemeral.upperBound + 1
+        if aboveLow <= 65535 { candidates.append(aboveLow...65535) }
+        guard let best = candidates.max(by: { $0.count < $1.count }), best.count >= 100 else { return fallbackRange }
         return best
     }
 

@@ -6,7 +6,27 @@ public enum Ports {
     /// Whether `host:port` can be bound right now. Binding (not connecting) is the honest
     /// test: an engine that would fail with EADDRINUSE fails here first.
     public static func isFree(host: String, port: Int) -> Bool {
-        bindProbe(host: host, port: port) != nil
+        bindProbe(host: host, port: port) != nil && !isHeldBySocket(port: port)
+    }
+
+    /// Whether a socket is bound to `port` and listening, or bound and not yet listening
+    /// (vLLM binds its port at once and listens only once loaded). The bind test cannot
+    /// see the second kind: with SO_REUSEADDR two sockets may bind one port until one
+    /// listens, so another daemon's engine would be handed the same port (issue #10).
+    static func isHeldBySocket(port: Int) -> Bool {
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = readSmallFile(table, limit: 8 << 20) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                // st field 3: "0A" LISTEN, "07" CLOSE (bound, not connected nor listening).
+                guard fields.count > 3, fields[3] == "0A" || fields[3] == "07",
+                    let colon = fields[1].lastIndex(of: ":"),
+                    Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
+                else { continue }
+                return true
+            }
+        }
+        return false
     }
 
     /// Binds a TCP socket to host:port (0 = any) and returns the bound port, or nil.
@@ -50,22 +70,61 @@ public enum Ports {
         case foreign(String)
     }
 
-    /// Whether the socket listening on `port` belongs to one of `members`.
-    /// `members` is asked only when something listens (it may scan /proc).
-    public static func ownership(ofPort port: Int, members: () -> [Int32]) -> Ownership {
-        let listeners = listeningSockets(port: port)
-        guard !listeners.isEmpty else { return .nobody }
-        let inodes = Set(listeners.map(\.inode))
-        for pid in members() where processHolds(pid: pid, anyOf: inodes) { return .ours }
-        if let holder = holder(ofPort: port) { return .foreign(holder) }
-        let uids = Set(listeners.map(\.uid)).sorted().joined(separator: ", ")
-        return .foreign("a process of uid \(uids)")
+    /// How strictly a listener must be the engine's own.
+    public enum ListenerCheck: Sendable, Equatable {
+        /// Held by a process of the engine's tree (vLLM, Ollama bind it themselves).
+        case processTree
+        /// Held by a process of the daemon's user or root (a `command` engine may publish
+        /// its port through docker-proxy or rootless podman, outside its tree).
+        case user
+        /// Not checked (TGI: Docker publishes the port).
+        case none
     }
 
-    /// LISTEN sockets on `port` from /proc/net/tcp{,6}: their inode and owner uid.
-    static func listeningSockets(port: Int) -> [(inode: String, uid: String)] {
-        var found: [(inode: String, uid: String)] = []
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+    /// Who holds the sockets listening on `port` that a connection to `host` would reach.
+    /// `members` (the engine's tree) is asked only when something listens (it may scan /proc).
+    public static func ownership(
+        ofPort port: Int, host: String, check: ListenerCheck, members: () -> [Int32]
+    ) -> Ownership {
+        guard check != .none else { return .ours }
+        let targets = ListenAddress.targets(for: host)
+        let listeners = listeningSockets(port: port).filter { listener in
+            targets.isEmpty || targets.contains { listener.address.reaches($0) }
+        }
+        guard !listeners.isEmpty else { return .nobody }
+        let me = UInt32(geteuid())
+        if check == .user {
+            let strangers = listeners.filter { $0.uid != me && $0.uid != 0 }
+            guard let stranger = strangers.first else { return .ours }
+            return .foreign(holder(ofPort: port) ?? "a process of uid \(stranger.uid)")
+        }
+        var held: Set<String> = []
+        var unreadable = false
+        let inodes = Set(listeners.map(\.inode))
+        for pid in members() {
+            switch socketsHeld(by: pid, among: inodes) {
+            case .some(let found): held.formUnion(found)
+            case .none: unreadable = true
+            }
+        }
+        // A listener not found in the tree is foreign, unless some member's descriptors
+        // could not be read (a non-dumpable engine) and the listener is our own user's.
+        let strangers = listeners.filter { !held.contains($0.inode) && !(unreadable && $0.uid == me) }
+        guard let stranger = strangers.first else { return .ours }
+        return .foreign(holder(ofPort: port) ?? "a process of uid \(stranger.uid)")
+    }
+
+    /// A listening socket from /proc/net/tcp{,6}.
+    struct Listener {
+        var inode: String
+        var uid: UInt32
+        var address: ListenAddress
+    }
+
+    /// LISTEN sockets on `port` from /proc/net/tcp{,6}.
+    static func listeningSockets(port: Int) -> [Listener] {
+        var found: [Listener] = []
+        for (table, isV6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
             guard let text = readSmallFile(table, limit: 8 << 20) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
@@ -74,16 +133,18 @@ public enum Ports {
                     let colon = fields[1].lastIndex(of: ":"),
                     Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
                 else { continue }
-                found.append((String(fields[9]), String(fields[7])))
+                let hex = String(fields[1][..<colon])
+                found.append(Listener(inode: String(fields[9]), uid: UInt32(fields[7]) ?? UInt32.max, address: ListenAddress(isV6: isV6, hex: hex)))
             }
         }
         return found
     }
 
-    /// Whether `pid` has a socket with one of `inodes` open.
-    static func processHolds(pid: Int32, anyOf inodes: Set<String>) -> Bool {
-        guard let fdDir = opendir("/proc/\(pid)/fd") else { return false }
+    /// Which of `inodes` `pid` holds; nil when its descriptors cannot be read.
+    static func socketsHeld(by pid: Int32, among inodes: Set<String>) -> Set<String>? {
+        guard let fdDir = opendir("/proc/\(pid)/fd") else { return errno == ENOENT ? [] : nil }
         defer { closedir(fdDir) }
+        var found: Set<String> = []
         var buffer = [CChar](repeating: 0, count: 256)
         while let fdEntry = readdir(fdDir) {
             let fdName = withUnsafePointer(to: fdEntry.pointee.d_name) {
@@ -92,9 +153,11 @@ public enum Ports {
             let count = readlink("/proc/\(pid)/fd/\(fdName)", &buffer, buffer.count - 1)
             guard count > 0 else { continue }
             let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if target.hasPrefix("socket:["), inodes.contains(String(target.dropFirst(8).dropLast())) { return true }
+            guard target.hasPrefix("socket:[") else { continue }
+            let inode = String(target.dropFirst(8).dropLast())
+            if inodes.contains(inode) { found.insert(inode) }
         }
-        return false
+        return found
     }
 
     /// The process listening on `port` (any IPv4/IPv6 address), when /proc lets us see it:
@@ -107,7 +170,7 @@ public enum Ports {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
-            guard let pid = Int32(name), processHolds(pid: pid, anyOf: inodes) else { continue }
+            guard let pid = Int32(name), socketsHeld(by: pid, among: inodes)?.isEmpty == false else { continue }
             let comm = ProcStat.read(pid: pid)?.comm ?? "?"
             return "pid \(pid) (\(comm))"
         }

@@ -85,3 +85,29 @@ struct ProfileValidationTests {
         }
     }
 }
+
+/// What counts as a secret: words, not substrings (a review found `--max-num-batched-tokens
+/// 8192` blanking every "8192" in the logs).
+struct SecretNameTests {
+    @Test(arguments: ["HF_TOKEN", "VLLM_API_KEY", "OPENAI_APIKEY", "HUGGING_FACE_HUB_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY"])
+    func secretVariables(_ name: String) { #expect(Profile.isSecretKey(name)) }
+
+    @Test(arguments: ["TOKENIZERS_PARALLELISM", "MAX_TOKENS", "HF_HOME", "KEYBOARD", "CUDA_VISIBLE_DEVICES"])
+    func settingsThatAreNotSecrets(_ name: String) { #expect(!Profile.isSecretKey(name)) }
+
+    @Test(arguments: ["--api-key", "--hf-token", "--token", "--password", "--secret-key", "--api_key"])
+    func secretFlags(_ flag: String) { #expect(Profile.isSecretFlag(flag)) }
+
+    @Test(arguments: ["--max-num-batched-tokens", "--tokenizer", "--tokenizer-mode", "--max-total-tokens", "--ssl-keyfile", "--keep-alive"])
+    func flagsThatAreNotSecrets(_ flag: String) { #expect(!Profile.isSecretFlag(flag)) }
+
+    @Test func onlySecretValuesAreBlanked() {
+        let profile = Profile(
+            name: "x", engine: .vllm, model: "org/m",
+            args: ["--max-num-batched-tokens", "8192", "--tokenizer", "org/m", "--api-key", "sk-0123456789"],
+            env: ["TOKENIZERS_PARALLELISM": "false", "HF_TOKEN": "hf_abcdefghij"])
+        let line = "tokenizer org/m batched 8192 parallel false key sk-0123456789 token hf_abcdefghij"
+        #expect(profile.redact(line) == "tokenizer org/m batched 8192 parallel false key <redacted> token <redacted>")
+        #expect(Profile.redactArguments(profile.args) == ["--max-num-batched-tokens", "8192", "--tokenizer", "org/m", "--api-key", "<redacted>"])
+    }
+}

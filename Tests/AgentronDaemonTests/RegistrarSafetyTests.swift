@@ -185,6 +185,26 @@ struct RegistrarSafetyTests {
 
     /// (c) The same link where root owns the directory (no identity switch): the read
     /// itself refuses a device.
+    /// A root-owned directory inside a user's (an older agentron made `~/.openclaw` so):
+    /// its owner can swap it for a link at any moment, so it is written as that user too,
+    /// never as root (review of issue #10).
+    @Test(.enabled(if: isRoot, Comment(rawValue: rootOnly)))
+    func aRootDirectoryInsideAUsersIsWrittenAsTheUser() async throws {
+        let home = try UserDirectory()
+        let inner = home.path("dot-openclaw")
+        try FileManager.default.createDirectory(atPath: inner, withIntermediateDirectories: true)
+        chmod(inner, 0o755)
+        let registrar = Registrar(config: RegistrarConfig(providersPath: inner + "/providers.json"), logger: logger)
+        defer { Task { await registrar.stop() } }
+        #expect(await syncReturns(registrar, [server("a")], within: 5))
+        #expect(!exists(inner + "/providers.json"), "root wrote into a directory its user could have swapped")
+        // As the user the lock cannot be created there (EACCES, then the read-only open
+        // finds no file): reported, nothing written.
+        let error = try #require(await registrar.status().targets.first?.error)
+        #expect(error.contains("providers.json.lock"), "\(error)")
+        #expect(!exists(inner + "/providers.json.lock"), "root created the lock there")
+    }
+
     @Test func aLinkToDevZeroInTheDaemonsOwnDirectoryIsRefused() async throws {
         let directory = NSTemporaryDirectory() + "agentron-safety-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -1,4 +1,5 @@
-import AgentronProcess
+import Glibc
+@testable import AgentronProcess
 import Testing
 
 /// Issue #10: each auto port is handed out once, from outside the kernel's ephemeral range.
@@ -30,6 +31,17 @@ struct PortTableTests {
         #expect(table.holder(of: moved ?? 0) == nil)
     }
 
+    /// An ephemeral range reaching either end (`1024 65535` is a common tuning) must not
+    /// trap (a reversed range does) and must leave a usable range.
+    @Test(arguments: [[1024, 65535], [1, 65535], [32768, 60999], [1024, 2000], [60000, 65535], [30000, 30000]])
+    func everyEphemeralRangeGivesAUsableRange(_ bounds: [Int]) {
+        let ephemeral = bounds[0]...bounds[1]
+        let range = PortTable.range(outside: ephemeral)
+        #expect(range.count >= 100)
+        #expect(range.lowerBound >= 1 && range.upperBound <= 65535)
+        if ephemeral.count < 60000 { #expect(!range.overlaps(ephemeral)) }
+    }
+
     @Test func theDefaultRangeAvoidsTheEphemeralOne() {
         let range = PortTable.range(environment: [:])
         let text = readSmallFile("/proc/sys/net/ipv4/ip_local_port_range") ?? ""
@@ -41,4 +53,61 @@ struct PortTableTests {
         #expect(PortTable.range(environment: [PortTable.rangeVariable: "9-1"]) != 9...9)
     }
 
+}
+
+/// The readiness check compares listeners with the address a probe connects to (review of
+/// issue #10: a stranger on `::1` must count when the probe of `localhost` can reach it).
+struct ListenAddressTests {
+    @Test func addressesAreWrittenAsTheKernelPrintsThem() throws {
+        #expect(try #require(ListenAddress.v4("127.0.0.1")).hex == "0100007F")
+        #expect(try #require(ListenAddress.v6("::1")).hex == "00000000000000000000000001000000")
+    }
+
+    @Test func whatAProbeReaches() throws {
+        let loopback = try #require(ListenAddress.v4("127.0.0.1"))
+        let other = try #require(ListenAddress.v4("127.0.0.2"))
+        #expect(loopback.reaches(loopback))
+        #expect(ListenAddress.anyV4.reaches(loopback))
+        #expect(ListenAddress.anyV6.reaches(loopback), "a dual-stack :: listener takes IPv4 too")
+        #expect(ListenAddress.v4Mapped(loopback).reaches(loopback))
+        #expect(!other.reaches(loopback))
+        #expect(ListenAddress.targets(for: "localhost").count == 2)
+        #expect(ListenAddress.targets(for: "0.0.0.0") == [loopback])
+        #expect(ListenAddress.targets(for: "example.internal").isEmpty, "a name: every listener counts")
+    }
+
+    @Test func aListenerOfOursOnThePortIsFoundAndAnotherAddressIsNot() throws {
+        let listener = try #require(TCPListen(host: "127.0.0.1"))
+        defer { close(listener.fd) }
+        let mine = Ports.ownership(ofPort: listener.port, host: "127.0.0.1", check: .processTree) { [getpid()] }
+        #expect(mine == .ours)
+        let nobody = Ports.ownership(ofPort: listener.port, host: "127.0.0.2", check: .processTree) { [getpid()] }
+        #expect(nobody == .nobody, "a listener on another address is not what the probe reaches")
+        if case .foreign = Ports.ownership(ofPort: listener.port, host: "127.0.0.1", check: .processTree, members: { [] }) {
+        } else {
+            Issue.record("a listener outside the tree is foreign")
+        }
+        #expect(Ports.ownership(ofPort: listener.port, host: "127.0.0.1", check: .user) { [] } == .ours, "our own user's")
+    }
+}
+
+struct TCPListen {
+    let fd: Int32
+    let port: Int
+
+    init?(host: String) {
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        guard socketFD >= 0, inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(socketFD, 4) == 0 else {
+            close(socketFD)
+            return nil
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
+        fd = socketFD
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
 }
