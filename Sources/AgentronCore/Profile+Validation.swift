@@ -136,6 +136,9 @@ extension Profile {
                 throw problem("adopt", "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
             }
         }
+        if pull != nil, engine != .ollama, engine != .tgi {
+            throw problem("pull", "only used with engine: ollama (the model) or tgi (the image); remove it")
+        }
         if let source { try Self.checkText(source, "source", allowEmpty: true) }
     }
 
