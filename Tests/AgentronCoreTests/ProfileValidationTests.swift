@@ -57,7 +57,7 @@ struct ProfileValidationTests {
         let yaml = "engine: ollama\nmodel: llama3.2:1b\nargs: [--verbose]\n"
         let error = try #require(throws: ProfileError.self) { try Profile.parse(yaml: yaml, file: "p.yaml") }
         #expect(error.file == "p.yaml" && error.line == 3 && error.field == "args", "\(error)")
-        #expect(error.description.hasPrefix("p.yaml:3:"), "\(error)")
+        #expect(error.description.hasPrefix("p.yaml:3:7: args: ollama serve takes no arguments"), "\(error)")
         #expect(error.message.contains("set them under env:"))
     }
 
