@@ -28,7 +28,8 @@ struct ContainerShim: AsyncParsableCommand {
     @Option(name: .customLong("bind"), help: "SRC:DST bind mount; repeat.") var binds: [String] = []
     @Option(help: "Shared memory size in bytes.") var shmSize: Int64 = 1 << 30
     @Option(help: "GPU indices, e.g. 0,1.") var gpus: String = ""
-    @Flag(help: "Pull the image when it is not present.") var pull = false
+    @Option(help: "When to pull the image: missing (only when not present), always, or never.")
+    var pullPolicy: PullPolicy = .missing
     @Argument(parsing: .postTerminator, help: "The container's command (after --).") var command: [String] = []
 
     /// Exit code for "could not run the container", as `docker run` uses.
@@ -88,12 +89,15 @@ struct ContainerShim: AsyncParsableCommand {
             }
             try await docker.remove(existing.Id)
         }
-        if !(try await docker.imageExists(image)) {
-            guard pull else {
-                throw .api(status: 404, message: "image \(image) is not present; pull it with `docker pull \(image)` (or add --pull to `agentron up`)")
-            }
-            say("agentron-container-shim: pulling \(image)")
+        let present = try await docker.imageExists(image)
+        switch (pullPolicy, present) {
+        case (.never, false):
+            throw .api(status: 404, message: "image \(image) is not present and the profile says pull: never; pull it with `docker pull \(image)`, or set pull: missing")
+        case (.missing, false), (.always, _):
+            say("agentron-container-shim: pulling \(image)\(present ? " (pull: always)" : "")")
             try await docker.pull(image) { say("pull: \($0)") }
+        case (.never, true), (.missing, true):
+            break
         }
         var labelMap = ["agentron.container": name]
         for label in labels {
@@ -179,3 +183,5 @@ enum SignalThread {
         pthread_detach(thread)
     }
 }
+
+extension PullPolicy: ExpressibleByArgument {}

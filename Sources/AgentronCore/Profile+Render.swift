@@ -50,6 +50,7 @@ extension Profile {
         if let healthStatus { line("health_status", "\(healthStatus)") }
         if let image { line("image", YAMLRender.scalar(image)) }
         if adopt == true { line("adopt", "true") }
+        if let pull { line("pull", pull.rawValue) }
         return out
     }
 }

@@ -136,6 +136,14 @@ extension Profile {
                 throw problem("adopt", "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
             }
         }
+        // `ollama serve` is a cobra command with ExactArgs(0) (cmd/cmd.go): any argument
+        // makes it exit 1 at once, so refuse it here with a line that says what to do.
+        if engine == .ollama, !args.isEmpty {
+            throw problem("args", "ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:, like env: {OLLAMA_CONTEXT_LENGTH: \"8192\"}")
+        }
+        if pull != nil, engine != .ollama, engine != .tgi {
+            throw problem("pull", "only used with engine: ollama (the model) or tgi (the image); remove it")
+        }
         if let source { try Self.checkText(source, "source", allowEmpty: true) }
     }
 

@@ -55,6 +55,7 @@ extension Profile {
     public static let yamlKeys = [
         "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
         "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "adopt",
+        "pull",
     ]
     public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]
     public static let yamlRestartKeys = [
@@ -205,6 +206,12 @@ private struct ProfileReader {
                 throw fail(node, "adopt", "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
             }
             profile.adopt = adopt ? true : nil
+        }
+        if let node = top["pull"] {
+            guard engine == .ollama || engine == .tgi else {
+                throw fail(top.keyNode("pull") ?? node, "pull", "only used with engine: ollama (the model) or tgi (the image); remove it")
+            }
+            profile.pull = try choice(node, "pull", PullPolicy.self, what: "pull policy")
         }
         if let node = top["command"] {
             guard engine == .command else { throw onlyFor(.command, top.keyNode("command") ?? node, "command") }

@@ -116,6 +116,16 @@ public struct TimeSpan: Sendable, Equatable, Hashable, Comparable, Codable, Cust
     }
 }
 
+/// When an engine fetches what it serves (an Ollama model, a TGI image), like
+/// `docker run --pull`: `missing` (the default) fetches only what is not on this machine,
+/// so a model already on disk starts with the registry unreachable; `always` asks the
+/// registry on every start; `never` fails with a clear line when it is missing.
+public enum PullPolicy: String, Codable, Sendable, CaseIterable {
+    case missing
+    case always
+    case never
+}
+
 /// Liveness probing once a server is ready, like a Kubernetes liveness probe.
 public struct ProbeSettings: Codable, Sendable, Equatable, Hashable {
     /// Time between two liveness probes.
@@ -203,6 +213,8 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     /// the system service, instead of starting one. agentron then pulls, loads, probes and
     /// registers, but never stops that process. Nil means no.
     public var adopt: Bool?
+    /// `ollama` and `tgi` only: when to pull the model or image. Nil means `missing`.
+    public var pull: PullPolicy?
     /// Where this profile came from (a file path, or "flags"); informational.
     public var source: String?
 
@@ -226,6 +238,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         healthStatus: Int? = nil,
         image: String? = nil,
         adopt: Bool? = nil,
+        pull: PullPolicy? = nil,
         source: String? = nil
     ) {
         self.name = name
@@ -247,8 +260,12 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         self.healthStatus = healthStatus
         self.image = image
         self.adopt = adopt
+        self.pull = pull
         self.source = source
     }
+
+    /// The pull policy in force: the profile's, or `missing`.
+    public var pullPolicy: PullPolicy { pull ?? .missing }
 
     /// Engines bind to loopback unless a profile says otherwise (vLLM's own default is all interfaces).
     public static let defaultHost = "127.0.0.1"

@@ -170,7 +170,7 @@ actor ServerRegistry {
     private func makeSupervisor(_ profile: Profile, driver: any EngineDriver) -> Supervisor {
         Supervisor(
             profile: profile, driver: driver, logDirectory: paths.logDirectory, daemonEnvironment: daemonEnvironment,
-            cgroups: cgroups, ports: ports, instance: instance, logger: logger,
+            cgroups: cgroups, ports: ports, instance: instance, stateDirectory: paths.stateDirectory, logger: logger,
             onChange: { [weak self] in await self?.persist() })
     }
 

@@ -22,6 +22,8 @@ actor Supervisor {
     private let ports: PortTable
     /// The daemon's state directory: names and labels what this daemon owns (containers).
     private let instance: String
+    /// The daemon's state directory, handed to drivers (Ollama's model store without HOME).
+    private let stateDirectory: String
     private let logger: Logger
     /// Called after every state change (the registry persists state).
     private let onChange: @Sendable () async -> Void
@@ -74,7 +76,7 @@ actor Supervisor {
     static let startupLogWatchInterval: Duration = .milliseconds(25)
 
     init(profile: Profile, driver: any EngineDriver, logDirectory: String, daemonEnvironment: [String: String],
-         cgroups: Cgroups?, ports: PortTable, instance: String, logger: Logger,
+         cgroups: Cgroups?, ports: PortTable, instance: String, stateDirectory: String = "", logger: Logger,
          onChange: @escaping @Sendable () async -> Void) {
         self.ports = ports
         self.name = profile.name
@@ -85,6 +87,7 @@ actor Supervisor {
         self.daemonEnvironment = daemonEnvironment
         self.cgroups = cgroups
         self.instance = instance
+        self.stateDirectory = stateDirectory
         var logger = logger
         logger[metadataKey: "server"] = "\(profile.name)"
         logger[metadataKey: "engine"] = "\(profile.engine.rawValue)"
@@ -95,7 +98,8 @@ actor Supervisor {
     var state: ServerState { machine.state }
 
     private func context(port: Int) -> EngineContext {
-        EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment, instance: instance)
+        EngineContext(profile: profile, port: port, daemonEnvironment: daemonEnvironment, instance: instance,
+            stateDirectory: stateDirectory)
     }
 
     // MARK: Requests

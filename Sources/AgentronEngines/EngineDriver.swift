@@ -12,12 +12,17 @@ public struct EngineContext: Sendable {
     /// Which daemon this is (its state directory): labels its containers, so one daemon
     /// never removes another's.
     public var instance: String
+    /// The daemon's state directory (`/var/lib/agentron` for the system daemon): where an
+    /// engine keeps what must outlive one run when nothing else says where (Ollama's models
+    /// under the system unit, which sets no HOME). Empty when unknown.
+    public var stateDirectory: String
 
-    public init(profile: Profile, port: Int, daemonEnvironment: [String: String], instance: String = "") {
+    public init(profile: Profile, port: Int, daemonEnvironment: [String: String], instance: String = "", stateDirectory: String = "") {
         self.profile = profile
         self.port = port
         self.daemonEnvironment = daemonEnvironment
         self.instance = instance
+        self.stateDirectory = stateDirectory
     }
 
     /// Base URL of the engine's HTTP API: `http://127.0.0.1:8001`. A server bound to all

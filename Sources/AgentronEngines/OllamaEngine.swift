@@ -3,8 +3,10 @@ import AgentronHTTP
 import FoundationEssentials
 
 /// Ollama (DESIGN §4): `ollama serve` with `OLLAMA_HOST=<host>:<port>`, then the model is
-/// pulled (`POST /api/pull`, streamed NDJSON progress) and loaded (`POST /api/generate`
-/// with no prompt and the profile's keep-alive). Ready once `GET /api/ps` lists it.
+/// looked up (`POST /api/show`), pulled by the profile's pull policy (`POST /api/pull`,
+/// streamed NDJSON progress) and loaded with the profile's keep-alive (`POST /api/generate`
+/// with no prompt; `POST /api/embed` with no input for an embedding model). Ready once
+/// `GET /api/ps` lists it.
 ///
 /// Ollama listens at once, long before a model is usable, so "answers" and "ready" are
 /// separate steps here (`needsPreparation`). Model names pass through unchanged:
@@ -35,9 +37,14 @@ public struct OllamaEngine: EngineDriver {
         // the engine at the system Ollama's port: the profile's address always wins.
         environment["OLLAMA_HOST"] = Self.hostValue(host: profile.host, port: context.port)
         environment["OLLAMA_KEEP_ALIVE"] = keepAlive(environment)
-        // `ollama serve` takes its settings from the environment; args are passed through
-        // for flags a future Ollama may add.
-        return LaunchSpec(arguments: [program, "serve"] + profile.args, environment: environment)
+        Self.applyHomeDefaults(&environment, stateDirectory: context.stateDirectory, host: .current())
+        // `ollama serve` takes its settings from the environment and refuses any argument
+        // (cobra.ExactArgs(0)); validation refuses args, this catches a profile restored
+        // from an older state file.
+        guard profile.args.isEmpty else {
+            throw .invalidProfile("args: ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:")
+        }
+        return LaunchSpec(arguments: [program, "serve"], environment: environment)
     }
 
     /// `127.0.0.1:8001`, `[::1]:8001`: the form OLLAMA_HOST takes.
@@ -109,10 +116,60 @@ public struct OllamaEngine: EngineDriver {
 
     // MARK: Preparation: pull, then load
 
+    /// Pull by the profile's policy, then load. `missing` asks /api/show first, so a model
+    /// already on disk (pulled before, `ollama create`d, copied, imported from a GGUF) starts
+    /// without the registry, which a pull always asks even for a model it has.
     public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {
-        try await pull(context, progress: progress)
+        let model = context.profile.model
+        var presence: ModelPresence = .missing
+        if context.profile.pullPolicy != .always {
+            await progress(EngineProgress(phase: "looking up \(model)"))
+            presence = try await show(context)
+        }
+        if case .missing = presence {
+            if context.profile.pullPolicy == .never {
+                throw .startFailed(
+                    "ollama: model \"\(model)\" is not on this machine and the profile says pull: never; run `ollama pull \(model)`, or set pull: missing")
+            }
+            try await pull(context, progress: progress)
+            // Only for its capabilities: a server too old to answer is loaded by trying.
+            presence = (try? await show(context)) ?? .present(capabilities: nil)
+        }
         await progress(EngineProgress(phase: "loading model"))
-        try await load(context)
+        var capabilities: [String]?
+        if case .present(let known) = presence { capabilities = known }
+        try await load(context, capabilities: capabilities)
+    }
+
+    enum ModelPresence: Equatable {
+        /// On this machine; `capabilities` is nil where the server does not report them
+        /// (Ollama before 0.6.4).
+        case present(capabilities: [String]?)
+        case missing
+    }
+
+    /// `POST /api/show`: 200 when the model is in the server's store, 404 when it is not.
+    /// Any other answer is an error: guessing "missing" would pull on a server that is
+    /// failing, guessing "present" would skip a pull that is needed.
+    func show(_ context: EngineContext) async throws(EngineError) -> ModelPresence {
+        let model = context.profile.model
+        // `model` since Ollama 0.3; `name` for older servers (both are read, model first).
+        let request = jsonPost(context, path: "/api/show", body: #"{"model":\#(Self.quote(model)),"name":\#(Self.quote(model))}"#)
+        let response: HTTPResponse
+        do {
+            response = try await HTTPClient.shared.execute(request)
+        } catch {
+            throw .startFailed("ollama could not look up \"\(model)\" (POST /api/show): \(error)")
+        }
+        switch response.status {
+        case 200:
+            let shown = try? JSONDecoder().decode(ShowReply.self, from: Data(response.body))
+            return .present(capabilities: shown?.capabilities)
+        case 404:
+            return .missing
+        default:
+            throw .startFailed("ollama could not look up \"\(model)\" (POST /api/show): \(Self.errorMessage(response.body, status: response.status))")
+        }
     }
 
     /// `POST /api/pull` read as a stream. Ollama answers 200 and then reports errors inside
@@ -171,21 +228,41 @@ public struct OllamaEngine: EngineDriver {
         }
     }
 
-    /// `POST /api/generate` with no prompt loads the model and answers once it is in memory
-    /// (`"done_reason":"load"`); keep_alive decides how long it stays.
-    func load(_ context: EngineContext) async throws(EngineError) {
+    /// Loads the model with the profile's keep-alive. A generating model: `POST /api/generate`
+    /// with no prompt answers once it is in memory (`"done_reason":"load"`). An embedding
+    /// model (nomic-embed-text, bge-m3) has no generation, and Ollama answers that with 400
+    /// `"<model>" does not support generate`; `POST /api/embed` with no input loads it
+    /// instead. /api/show's capabilities decide; without them, generate is tried first.
+    func load(_ context: EngineContext, capabilities: [String]?) async throws(EngineError) {
         let model = context.profile.model
         let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: context.profile)
         let keepAlive = Self.keepAliveJSON(keepAlive(environment))
-        let request = jsonPost(context, path: "/api/generate", body: #"{"model":\#(Self.quote(model)),"keep_alive":\#(keepAlive)}"#)
-        let response: HTTPResponse
-        do {
-            response = try await HTTPClient.shared.execute(request)
-        } catch {
-            throw .startFailed("ollama could not load \"\(model)\": \(error)")
+        let embedding = Self.isEmbeddingOnly(capabilities)
+        if !embedding {
+            let response = try await loadRequest(context, path: "/api/generate", body: #"{"model":\#(Self.quote(model)),"keep_alive":\#(keepAlive)}"#)
+            if response.status == 200 { return }
+            let message = Self.errorMessage(response.body, status: response.status)
+            guard (capabilities ?? []).isEmpty, response.status == 400, message.hasSuffix("does not support generate") else {
+                throw .startFailed("ollama could not load \"\(model)\": \(message)")
+            }
         }
+        let response = try await loadRequest(context, path: "/api/embed", body: #"{"model":\#(Self.quote(model)),"input":[],"keep_alive":\#(keepAlive)}"#)
         guard response.status == 200 else {
-            throw .startFailed("ollama could not load \"\(model)\": \(Self.errorMessage(response.body, status: response.status))")
+            throw .startFailed("ollama could not load \"\(model)\" (embedding model, POST /api/embed): \(Self.errorMessage(response.body, status: response.status))")
+        }
+    }
+
+    /// Listed as an embedding model and not as a generating one.
+    static func isEmbeddingOnly(_ capabilities: [String]?) -> Bool {
+        guard let capabilities else { return false }
+        return capabilities.contains("embedding") && !capabilities.contains("completion")
+    }
+
+    private func loadRequest(_ context: EngineContext, path: String, body: String) async throws(EngineError) -> HTTPResponse {
+        do {
+            return try await HTTPClient.shared.execute(jsonPost(context, path: path, body: body))
+        } catch {
+            throw .startFailed("ollama could not load \"\(context.profile.model)\" (POST \(path)): \(error)")
         }
     }
 
@@ -260,6 +337,11 @@ public struct OllamaEngine: EngineDriver {
         var total: Int64?
         var completed: Int64?
         var error: String?
+    }
+
+    /// The part of /api/show's reply used here.
+    struct ShowReply: Decodable {
+        var capabilities: [String]?
     }
 
     struct RunningModels: Decodable {

@@ -37,13 +37,10 @@ public struct TGIEngine: EngineDriver {
         var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
         // Secrets and the profile's variables reach the container by name: their values
         // stay in the environment, never in argv.
-        // AGENTRON_* settings are for agentron (AGENTRON_PULL from `up --pull`), not TGI.
+        // AGENTRON_* settings are for agentron, not TGI.
         var passed = Set(profile.env.keys.filter { !$0.hasPrefix("AGENTRON_") })
         for key in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] where environment[key] != nil { passed.insert(key) }
         let cache = environment["HF_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache/huggingface")
-        // `up --pull` (the profile's env) or the daemon's AGENTRON_PULL=1: pull a missing
-        // image through the API, with progress in the log.
-        if context.daemonEnvironment["AGENTRON_PULL"] == "1" { environment["AGENTRON_PULL"] = "1" }
         var arguments = [
             shim,
             "--name", Self.containerName(profile.name, instance: context.instance),
@@ -60,7 +57,9 @@ public struct TGIEngine: EngineDriver {
         ]
         for key in passed.sorted() { arguments += ["--env", key] }
         if !profile.gpus.isEmpty { arguments += ["--gpus", profile.gpus.map(String.init).joined(separator: ",")] }
-        if environment["AGENTRON_PULL"] == "1" { arguments.append("--pull") }
+        // The profile's `pull:` (`up --pull-policy`): the shim pulls through the API, with
+        // progress in the log.
+        arguments += ["--pull-policy", profile.pullPolicy.rawValue]
         for flag in ["--port", "--hostname", "--model-id"] where profile.args.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) {
             throw .invalidProfile("args: \(flag) is set by agentron for TGI; remove it from args")
         }

@@ -72,6 +72,11 @@ struct OllamaKnobs: Sendable {
     /// FAKE_PULL_SPLIT=1: send every pull line in two chunks, split mid-JSON, 10 ms apart
     /// (a client must reassemble lines across reads).
     var splitPullLines = false
+    /// FAKE_REGISTRY_UNREACHABLE=1: every pull fails at the manifest, as offline.
+    var registryUnreachable = false
+    /// FAKE_EMBEDDING_MODELS: comma-separated names that only embed (besides any name
+    /// containing "embed").
+    var embeddingModels: [String] = []
 
     static func fromEnvironment(_ environment: (String) -> String?) throws(FaultKnobs.InvalidKnob) -> OllamaKnobs {
         var knobs = OllamaKnobs()
@@ -91,6 +96,9 @@ struct OllamaKnobs: Sendable {
             .map { String($0).trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
         knobs.noRunner = FaultKnobs.isOn(environment("FAKE_NO_RUNNER"))
         knobs.splitPullLines = FaultKnobs.isOn(environment("FAKE_PULL_SPLIT"))
+        knobs.registryUnreachable = FaultKnobs.isOn(environment("FAKE_REGISTRY_UNREACHABLE"))
+        knobs.embeddingModels = (environment("FAKE_EMBEDDING_MODELS") ?? "").split(separator: ",")
+            .map { String($0).trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
         return knobs
     }
 }
@@ -184,8 +192,21 @@ func runOllama(argv0: String, arguments: [String], environment: @escaping (Strin
     case "runner":
         OllamaRunner.run(environment: environment)
     case "serve", "start":
-        if arguments.count > 1 {
-            Console.err("Error: unknown flag: \(arguments[1])")
+        // cobra parses flags first (an unknown one is "unknown flag"), then serve's
+        // Args: cobra.ExactArgs(0) refuses any positional argument (cmd/cmd.go).
+        let extra = arguments.dropFirst()
+        if let flag = extra.first(where: { $0.hasPrefix("-") }) {
+            Console.err("Error: unknown flag: \(flag)")
+            exit(1)
+        }
+        if !extra.isEmpty {
+            Console.err("Error: accepts 0 arg(s), received \(extra.count)")
+            exit(1)
+        }
+        // RunServer's first step, initializeKeypair, needs os.UserHomeDir(), which fails
+        // on an unset or empty HOME; cobra prints the error and Ollama exits 1.
+        guard environment("HOME").map({ !$0.isEmpty }) ?? false else {
+            Console.err("Error: $HOME is not defined")
             exit(1)
         }
         let knobs: FaultKnobs
@@ -246,7 +267,8 @@ final class OllamaServer {
         let display = host.map { $0.contains(":") ? "[\($0)]:\(port)" : "\($0):\(port)" } ?? "[::]:\(port)"
         let keepAlive = KeepAlive.fromEnvironment(environment("OLLAMA_KEEP_ALIVE"))
         let explicitModels = environment("OLLAMA_MODELS").flatMap { $0.isEmpty ? nil : $0 }
-        let modelsDirectory = explicitModels ?? ((environment("HOME") ?? "/root") + "/.ollama/models")
+        // serve refuses to start without HOME (runOllama), so it is set here.
+        let modelsDirectory = explicitModels ?? ((environment("HOME") ?? "") + "/.ollama/models")
 
         let config = [
             "OLLAMA_HOST:http://\(display)", "OLLAMA_KEEP_ALIVE:\(keepAlive.goString)", "OLLAMA_MODELS:\(modelsDirectory)",

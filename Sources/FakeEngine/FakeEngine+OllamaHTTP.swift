@@ -66,6 +66,13 @@ final class OllamaServerState: Sendable {
         store.withLock { $0.pulled[name.key] }
     }
 
+    /// An embedding-only model (its GGUF has a pooling type, so Ollama lists "embedding"
+    /// and not "completion"): any name containing "embed", and FAKE_EMBEDDING_MODELS.
+    func isEmbedding(_ name: OllamaName) -> Bool {
+        if name.model.lowercased().contains("embed") { return true }
+        return ollamaKnobs.embeddingModels.contains { OllamaName($0)?.key == name.key }
+    }
+
     // MARK: Loading and unloading
 
     /// Starts loading `info` unless it is loaded or loading; returns how long until it is
@@ -268,6 +275,8 @@ enum OllamaRoutes {
         "/api/generate": ["POST"],
         "/api/chat": ["POST"],
         "/api/delete": ["DELETE"],
+        "/api/show": ["POST"],
+        "/api/embed": ["POST"],
         "/v1/models": ["GET"],
         "/v1/chat/completions": ["POST"],
     ]
@@ -320,6 +329,8 @@ enum OllamaRoutes {
         case "/api/generate": return generate(json, chat: false, state: state)
         case "/api/chat": return generate(json, chat: true, state: state)
         case "/api/delete": return delete(json, state: state)
+        case "/api/show": return show(json, state: state)
+        case "/api/embed": return embed(json, state: state)
         case "/v1/chat/completions": return openAIChat(json, state: state)
         default: return .full(status: .notFound, contentType: "text/plain", body: "404 page not found")
         }
@@ -378,8 +389,16 @@ enum OllamaRoutes {
         let cached = state.pulledModel(name)
         let info = cached ?? OllamaModelInfo(name: name, modelBytes: state.ollamaKnobs.modelBytes)
 
+        // Offline: PullModel asks the registry for the manifest first, for a model it already
+        // has too, and the transport error comes back as "pull model manifest: <url.Error>"
+        // (server/images.go PullModel, makeRequestWithRetry logs "request failed: ...").
+        let unreachable = state.ollamaKnobs.registryUnreachable ? registryError(name) : nil
+        if let unreachable {
+            state.log.info("images.go:1015", "request failed: \(unreachable)")
+        }
         if !streaming {
             // waitForStream: the last progress, or the error with status 500.
+            if let unreachable { return .error(.internalServerError, "pull model manifest: \(unreachable)") }
             if unknown { return .error(.internalServerError, "pull model manifest: file does not exist") }
             let seconds = cached == nil ? state.ollamaKnobs.pullSeconds : 0
             return .deferred(seconds: seconds) {
@@ -389,6 +408,11 @@ enum OllamaRoutes {
         }
 
         var steps = [OllamaStreamStep(line(#"{"status":"pulling manifest"}"#))]
+        if let unreachable {
+            let message = JSON.quote("pull model manifest: \(unreachable)")
+            steps.append(OllamaStreamStep(delay: manifestLookupDelay, line(#"{"error":\#(message)}"#)))
+            return .stream(contentType: "application/x-ndjson", steps: state.ollamaKnobs.splitPullLines ? split(steps) : steps)
+        }
         if unknown {
             steps.append(OllamaStreamStep(delay: manifestLookupDelay, line(#"{"error":"pull model manifest: file does not exist"}"#)))
             return .stream(contentType: "application/x-ndjson", steps: state.ollamaKnobs.splitPullLines ? split(steps) : steps)
@@ -426,6 +450,85 @@ enum OllamaRoutes {
                 OllamaStreamStep(delay: step.delay, String(step.chunk[..<cut]), action: step.action),
                 OllamaStreamStep(delay: splitGap, String(step.chunk[cut...])),
             ]
+        }
+    }
+
+    /// Go's url.Error for a registry that cannot be resolved: the manifest URL is
+    /// n.BaseURL() + /v2/<namespace>/<model>/manifests/<tag> (pullModelManifest).
+    static func registryError(_ name: OllamaName) -> String {
+        let url = "https://\(name.host)/v2/\(name.namespace)/\(name.model)/manifests/\(name.tag)"
+        return "Get \"\(url)\": dial tcp: lookup \(name.host): no such host"
+    }
+
+    // MARK: Show and embed
+
+    /// /api/show (ShowHandler): `model`, or the older `name`; 404 "model '<name>' not found"
+    /// for a model not in the store; for one that is, its details and, since Ollama 0.6.4,
+    /// `capabilities` (completion for a generating model, embedding for an embedding one).
+    static func show(_ json: JSONValue, state: OllamaServerState) -> OllamaReply {
+        let requested = json["model"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? json["name"]?.stringValue ?? ""
+        guard !requested.isEmpty else { return .error(.badRequest, "model is required") }
+        guard let name = OllamaName(requested) else { return .error(.badRequest, "invalid model name") }
+        guard let info = state.pulledModel(name) else { return .error(.notFound, "model '\(requested)' not found") }
+        let embedding = state.isEmbedding(name)
+        let capabilities = embedding ? #"["embedding"]"# : #"["completion"]"#
+        let architecture = embedding ? "nomic-bert" : info.family
+        let modelInfo =
+            #"{"general.architecture":\#(JSON.quote(architecture)),"general.parameter_count":1235814432,"#
+            + #""\#(architecture).context_length":\#(embedding ? 2048 : 131072),"\#(architecture).embedding_length":\#(embedding ? 768 : 2048)}"#
+        let template = embedding ? "{{ .Prompt }}" : "{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}"
+        return .json(
+            .ok,
+            #"{"license":"","modelfile":\#(JSON.quote("# Modelfile generated by \"ollama show\"\nFROM \(info.name.shortName)\n")),"#
+                + #""parameters":"","template":\#(JSON.quote(template)),"details":\#(info.detailsJSON),"#
+                + #""model_info":\#(modelInfo),"capabilities":\#(capabilities),"#
+                + #""modified_at":\#(JSON.quote(OllamaTime.rfc3339(info.modifiedAt)))}"#)
+    }
+
+    /// /api/embed (EmbedHandler): `input` is a string, a list of strings or absent; the model
+    /// is loaded (a runner starts) before the input is looked at, so an empty input loads it
+    /// and answers `{"model":…,"embeddings":[]}`. Otherwise one fake vector per input.
+    static func embed(_ json: JSONValue, state: OllamaServerState) -> OllamaReply {
+        let requested = json["model"]?.stringValue ?? ""
+        var inputs: [String] = []
+        switch json["input"] {
+        case nil, .null?: break
+        case .string(let text)?: if !text.isEmpty { inputs = [text] }
+        case .array(let items)?:
+            for item in items {
+                guard case .string(let text) = item else { return .error(.badRequest, "invalid input type") }
+                inputs.append(text)
+            }
+        default: return .error(.badRequest, "invalid input type")
+        }
+        let info: OllamaModelInfo
+        switch resolve(requested, state: state) {
+        case .success(let resolved): info = resolved
+        case .failure(let failure): return .error(HTTPResponseStatus(statusCode: failure.status), failure.message)
+        }
+        let keepAlive: KeepAlive?
+        switch KeepAlive.fromRequest(json["keep_alive"]) {
+        case .success(let parsed): keepAlive = parsed
+        case .failure(let failure): return .error(.badRequest, failure.message)
+        }
+        let model = JSON.quote(requested)
+        let texts = inputs
+        return afterLoad(info, keepAlive: keepAlive ?? state.defaultKeepAlive, state: state) {
+            let inputs = texts
+            guard !inputs.isEmpty else { return .json(.ok, #"{"model":\#(model),"embeddings":[]}"#) }
+            let vectors = inputs.map { text in
+                let seed = OllamaModelInfo.hex(text)
+                let values = (0..<8).map { index -> String in
+                    let byte = Int(seed.utf8.dropFirst(index * 2).first ?? 48) % 16
+                    return String(Double(byte - 8) / 8)
+                }
+                return "[" + values.joined(separator: ",") + "]"
+            }
+            let tokens = inputs.reduce(0) { $0 + VLLMCompletions.wordCount($1) + 2 }
+            return .json(
+                .ok,
+                #"{"model":\#(model),"embeddings":[\#(vectors.joined(separator: ","))],"total_duration":12345678,"#
+                    + #""load_duration":1234567,"prompt_eval_count":\#(tokens)}"#)
         }
     }
 
@@ -480,6 +583,11 @@ enum OllamaRoutes {
         switch resolve(requested, state: state) {
         case .success(let resolved): info = resolved
         case .failure(let failure): return .error(HTTPResponseStatus(statusCode: failure.status), failure.message)
+        }
+        // scheduleRunner asks for CapabilityCompletion, which an embedding model lacks: 400
+        // before anything loads, with or without a prompt (GenerateHandler/ChatHandler).
+        if state.isEmbedding(info.name) {
+            return .error(.badRequest, "\(JSON.quote(requested)) does not support \(chat ? "chat" : "generate")")
         }
         let keepAlive: KeepAlive?
         switch KeepAlive.fromRequest(json["keep_alive"]) {
@@ -552,6 +660,9 @@ enum OllamaRoutes {
         switch resolve(requested, state: state) {
         case .success(let resolved): info = resolved
         case .failure(let failure): return .openAIError(HTTPResponseStatus(statusCode: failure.status), failure.message)
+        }
+        if state.isEmbedding(info.name) {
+            return .openAIError(.badRequest, "\(JSON.quote(requested)) does not support chat")
         }
         let contents = messages.map { ($0["role"]?.stringValue, VLLMCompletions.text(of: $0["content"])) }
         let prompt = contents.last { $0.0 == "user" }?.1 ?? ""

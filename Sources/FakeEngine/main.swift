@@ -65,6 +65,18 @@
 //   FAKE_NO_RUNNER=1              load without a runner child.
 //   FAKE_PULL_SPLIT=1             send each pull line in two chunks cut mid-JSON, 10 ms
 //                                 apart (clients must reassemble lines across reads).
+//   FAKE_REGISTRY_UNREACHABLE=1   every pull (of a model on disk too) fails at the manifest
+//                                 as offline: 200, "pulling manifest", then {"error":"pull
+//                                 model manifest: Get \"https://<host>/v2/<ns>/<model>/
+//                                 manifests/<tag>\": dial tcp: lookup <host>: no such host"}.
+//   FAKE_EMBEDDING_MODELS=a,b     names that only embed (also any name containing "embed"):
+//                                 /api/show lists ["embedding"], /api/generate and /api/chat
+//                                 answer 400 "\"<model>\" does not support generate" (chat),
+//                                 /api/embed loads them.
+// Like Ollama, serve exits 1 with "Error: $HOME is not defined" when HOME is unset or
+// empty, and "Error: accepts 0 arg(s), received N" when given arguments. /api/show answers
+// 404 "model '<name>' not found" for a model not in the store, else details and
+// capabilities; /api/embed with no input loads the model and answers "embeddings":[].
 //   FAKE_CRASH_AFTER/_CODE/_SIGNAL, FAKE_HANG_AFTER, FAKE_IGNORE_SIGTERM (runners ignore it
 //   too), FAKE_ESCAPE_HELPER, FAKE_EXIT_AT_START (prints "Error: <text>", exit 1) and
 //   FAKE_PID_FILE ("<server> <first runner> <helper>", rewritten when a runner starts) as

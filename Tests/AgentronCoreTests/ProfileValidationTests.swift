@@ -47,6 +47,20 @@ struct ProfileValidationTests {
         #expect(error.field == "probe.failure_threshold")
     }
 
+    /// `ollama serve` accepts no arguments (cobra.ExactArgs(0) in Ollama's cmd/cmd.go): args
+    /// are refused for engine ollama, by the daemon and with the YAML file's line.
+    @Test func ollamaArgsAreRefusedWithTheirLine() throws {
+        let profile = Profile(name: "x", engine: .ollama, model: "llama3.2:1b", args: ["--verbose"])
+        #expect(profile.validationProblem?.field == "args")
+        #expect(profile.validationProblem?.message.hasPrefix("ollama serve takes no arguments") == true)
+        #expect(Profile(name: "x", engine: .ollama, model: "llama3.2:1b").validationProblem == nil)
+        let yaml = "engine: ollama\nmodel: llama3.2:1b\nargs: [--verbose]\n"
+        let error = try #require(throws: ProfileError.self) { try Profile.parse(yaml: yaml, file: "p.yaml") }
+        #expect(error.file == "p.yaml" && error.line == 3 && error.field == "args", "\(error)")
+        #expect(error.description.hasPrefix("p.yaml:3:7: args: ollama serve takes no arguments"), "\(error)")
+        #expect(error.message.contains("set them under env:"))
+    }
+
     /// Thousands of generated profiles: each is refused with a ProfileError or passes the
     /// daemon's limits; none traps.
     @Test func generatedProfilesNeverTrapAndWhatParsesIsValid() {

@@ -52,12 +52,15 @@ final class Harness: @unchecked Sendable {
     var socketPath: String { home.appendingPathComponent("run/agentron.sock").path }
     var logDirectory: URL { home.appendingPathComponent("state/logs") }
 
-    /// Starts agentrond and waits until its socket answers.
+    /// Starts agentrond and waits until its socket answers. `unsetting` removes variables
+    /// the test process has (HOME: the system unit sets none).
     @discardableResult
-    func startDaemon(environment overrides: [String: String] = [:]) async throws -> Process {
+    func startDaemon(environment overrides: [String: String] = [:], unsetting: [String] = []) async throws -> Process {
         let process = Process()
         process.executableURL = binDirectory.appendingPathComponent("agentrond")
-        process.environment = environment.merging(overrides) { $1 }
+        var daemonEnvironment = environment.merging(overrides) { $1 }
+        for name in unsetting { daemonEnvironment.removeValue(forKey: name) }
+        process.environment = daemonEnvironment
         let log = home.appendingPathComponent("agentrond.test.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

@@ -24,8 +24,10 @@ struct TGIEngineTests {
         return docker
     }
 
-    static func profile(_ harness: Harness, name: String, image: String = TGIEngineTests.image, env: [String: String] = [:]) throws -> String {
-        var yaml = "name: \(name)\nengine: tgi\nmodel: org/tiny\nimage: \(image)\nstop_timeout: 15s\n"
+    static func profile(
+        _ harness: Harness, name: String, image: String = TGIEngineTests.image, env: [String: String] = [:], extra: String = ""
+    ) throws -> String {
+        var yaml = "name: \(name)\nengine: tgi\nmodel: org/tiny\nimage: \(image)\nstop_timeout: 15s\n" + extra
         if !env.isEmpty {
             yaml += "env:\n" + env.sorted { $0.key < $1.key }.map { "  \($0.key): \"\($0.value)\"\n" }.joined()
         }
@@ -102,9 +104,11 @@ struct TGIEngineTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        let up = try await harness.run(["up", try Self.profile(harness, name: "tgi3", image: "agentron-test/no-such-image:1")])
+        let up = try await harness.run([
+            "up", try Self.profile(harness, name: "tgi3", image: "agentron-test/no-such-image:1", extra: "pull: never\n"),
+        ])
         #expect(up.code == 1)
-        #expect(up.stderr.contains("image agentron-test/no-such-image:1 is not present"), "\(up.stderr)")
+        #expect(up.stderr.contains("image agentron-test/no-such-image:1 is not present and the profile says pull: never"), "\(up.stderr)")
         #expect(up.stderr.contains("docker pull agentron-test/no-such-image:1"))
     }
 

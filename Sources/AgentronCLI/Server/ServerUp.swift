@@ -54,7 +54,10 @@ struct ServerUp: AsyncParsableCommand {
     @Flag(help: "Do not write this server into the shared provider config.")
     var noRegister = false
 
-    @Flag(help: "tgi: pull the image through the Docker API when it is not present.")
+    @Option(help: "ollama, tgi: when to pull the model or image: missing (default: only what is not here), always, or never.")
+    var pullPolicy: String?
+
+    @Flag(help: "Same as --pull-policy always (kept for one release).")
     var pull = false
 
     @Flag(help: "ollama: use the Ollama already answering on --port (e.g. the system service) instead of starting one; agentron never stops it.")
@@ -67,8 +70,12 @@ struct ServerUp: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        if pull, let engine, engine != EngineKind.tgi.rawValue {
-            throw ValidationError("--pull is for the tgi engine (a Docker image); \(engine) pulls its own model")
+        if pull || pullPolicy != nil, let engine, engine != EngineKind.tgi.rawValue, engine != EngineKind.ollama.rawValue {
+            throw ValidationError("--pull and --pull-policy are for the ollama and tgi engines; \(engine) fetches its own model")
+        }
+        if pull && pullPolicy != nil { throw ValidationError("give --pull-policy or --pull, not both") }
+        if let pullPolicy, PullPolicy(rawValue: pullPolicy) == nil {
+            throw ValidationError("unknown pull policy \"\(pullPolicy)\"; choose one of: \(PullPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let engine, EngineKind(rawValue: engine) == nil {
             throw ValidationError("unknown engine \"\(engine)\"; choose one of: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -180,7 +187,8 @@ struct ServerUp: AsyncParsableCommand {
         if let startupTimeout { profile.startupTimeout = startupTimeout }
         if let stopTimeout { profile.stopTimeout = stopTimeout }
         if noRegister { profile.register = false }
-        if pull { profile.env["AGENTRON_PULL"] = "1" }
+        if pull { profile.pull = .always }
+        if let pullPolicy { profile.pull = PullPolicy(rawValue: pullPolicy) }
         if adopt {
             guard profile.engine == .ollama else {
                 throw ProfileError(file: "", message: "--adopt is for the ollama engine")
