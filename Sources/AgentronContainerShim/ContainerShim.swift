@@ -27,7 +27,10 @@ struct ContainerShim: AsyncParsableCommand {
     @Option(name: .customLong("env"), help: "Name of a variable of this process to pass to the container; repeat.") var envNames: [String] = []
     @Option(name: .customLong("bind"), help: "SRC:DST bind mount; repeat.") var binds: [String] = []
     @Option(help: "Shared memory size in bytes.") var shmSize: Int64 = 1 << 30
-    @Option(help: "GPU indices, e.g. 0,1.") var gpus: String = ""
+    @Option(help: "GPUs: indices (0,1), all, auto (all on a host with NVIDIA GPUs, none elsewhere), or none.")
+    var gpus: String = "none"
+    @Option(help: "Container argument that takes the GPU count (e.g. --num-shard); appended unless the command has it.")
+    var gpuCountArg: String?
     @Option(help: "When to pull the image: missing (only when not present), always, or never.")
     var pullPolicy: PullPolicy = .missing
     @Argument(parsing: .postTerminator, help: "The container's command (after --).") var command: [String] = []
@@ -81,7 +84,7 @@ struct ContainerShim: AsyncParsableCommand {
 
     /// Creates and starts the container, or adopts one of ours already running under the
     /// name (the shim was restarted while its container kept serving).
-    private func prepareContainer(_ docker: DockerClient, environment: [String: String]) async throws(DockerError) -> String {
+    private func prepareContainer(_ docker: DockerClient, environment: [String: String]) async throws -> String {
         for existing in try await docker.containers(label: "agentron.container", value: name) {
             if existing.State == "running" {
                 say("agentron-container-shim: adopting running container \(name) (\(existing.Id.prefix(12)))")
@@ -89,10 +92,11 @@ struct ContainerShim: AsyncParsableCommand {
             }
             try await docker.remove(existing.Id)
         }
+        try createBindSources()
         let present = try await docker.imageExists(image)
         switch (pullPolicy, present) {
         case (.never, false):
-            throw .api(status: 404, message: "image \(image) is not present and the profile says pull: never; pull it with `docker pull \(image)`, or set pull: missing")
+            throw DockerError.api(status: 404, message: "image \(image) is not present and the profile says pull: never; pull it with `docker pull \(image)`, or set pull: missing")
         case (.missing, false), (.always, _):
             say("agentron-container-shim: pulling \(image)\(present ? " (pull: always)" : "")")
             try await docker.pull(image) { say("pull: \($0)") }
@@ -106,15 +110,106 @@ struct ContainerShim: AsyncParsableCommand {
         }
         // Values come from this process's environment, never from argv (secrets).
         let env = envNames.compactMap { key in environment[key].map { "\(key)=\($0)" } }
+        let (devices, count) = try await resolveGPUs(docker, environment: environment)
+        var command = command
+        if let flag = gpuCountArg, let count, !command.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) {
+            command += [flag, String(count)]
+        }
         let spec = ContainerSpec(
             image: image, command: command, environment: env, labels: labelMap, containerPort: containerPort,
-            hostIP: host, hostPort: port, binds: binds, shmSize: shmSize,
-            gpus: gpus.split(separator: ",").compactMap { Int($0) }, stopTimeout: stopTimeout)
+            hostIP: host, hostPort: port, binds: binds, shmSize: shmSize, gpus: devices, stopTimeout: stopTimeout)
         let id = try await docker.createContainer(name: name, spec: spec)
-        try await docker.start(id)
+        do { try await docker.start(id) } catch {
+            // A container that never started is no use to a later shim: leave nothing behind.
+            try? await docker.remove(id)
+            throw error
+        }
         say("agentron-container-shim: started container \(name) (\(id.prefix(12))) from \(image)")
         return id
     }
+}
+
+extension ContainerShim {
+    /// Docker exposes GPUs only when the create asks for them, and asking on a host without
+    /// the NVIDIA runtime fails the create ("could not select device driver"), so `auto`
+    /// asks for all GPUs exactly when the host has them: NVIDIA device nodes, or dockerd
+    /// reporting the `nvidia` runtime. Returns the request and the GPU count when known
+    /// (the listed indices, or the /dev/nvidiaN nodes for all).
+    /// AGENTRON_GPU_DEVICES_DIR replaces /dev for the device-node check (tests simulate a
+    /// GPU host with it).
+    func resolveGPUs(_ docker: DockerClient, environment: [String: String]) async throws(ShimError) -> (ContainerSpec.GPUs, Int?) {
+        switch gpus {
+        case "", "none":
+            return (.none, nil)
+        case "all", "auto":
+            let directory = environment["AGENTRON_GPU_DEVICES_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/dev"
+            let nodes = Self.nvidiaDevices(in: directory)
+            let count = nodes.gpus > 0 ? nodes.gpus : nil
+            if gpus == "all" { return (.all, count) }
+            var runtimes: [String] = []
+            if !nodes.present { runtimes = (try? await docker.runtimes()) ?? [] }
+            guard nodes.present || runtimes.contains("nvidia") else {
+                say("agentron-container-shim: no NVIDIA GPU on this host (no \(directory)/nvidia*, no nvidia runtime in Docker): running without GPUs")
+                return (.none, nil)
+            }
+            say("agentron-container-shim: GPUs: all (\(count.map(String.init) ?? "an unknown number of") found)")
+            return (.all, count)
+        default:
+            var indices: [Int] = []
+            for part in gpus.split(separator: ",") {
+                guard let index = Int(part.trimmingPrefix(" ")), index >= 0 else {
+                    throw ShimError("--gpus \(gpus): not a list of GPU indices; use e.g. 0,1, all, auto or none")
+                }
+                indices.append(index)
+            }
+            return (.indices(indices), indices.count)
+        }
+    }
+
+    /// `nvidiactl` or any `nvidiaN` under `directory`, and how many `nvidiaN` there are.
+    static func nvidiaDevices(in directory: String) -> (present: Bool, gpus: Int) {
+        guard let dir = opendir(directory) else { return (false, 0) }
+        defer { closedir(dir) }
+        var present = false
+        var gpus = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard name.hasPrefix("nvidia") else { continue }
+            let suffix = name.dropFirst("nvidia".count)
+            if suffix == "ctl" { present = true }
+            if !suffix.isEmpty, suffix.allSatisfy(\.isASCII), suffix.allSatisfy(\.isNumber) {
+                present = true
+                gpus += 1
+            }
+        }
+        return (present, gpus)
+    }
+
+    /// Creates each missing bind-mount source as this process's user (the daemon's) before
+    /// the container exists: Docker would create it as root, and a later run as a user then
+    /// fails writing into it (the TGI download's PermissionError in the HF cache).
+    func createBindSources() throws(ShimError) {
+        for bind in binds {
+            guard bind.hasPrefix("/"), let colon = bind.firstIndex(of: ":") else { continue }
+            let source = String(bind[..<colon])
+            var path = ""
+            for component in source.split(separator: "/") {
+                path += "/" + component
+                if mkdir(path, 0o755) != 0, errno != EEXIST {
+                    let reason = String(cString: strerror(errno))
+                    throw ShimError("cannot create \(path) for the bind mount \(bind): \(reason); create it writable for uid \(getuid()), or change the path in the profile")
+                }
+            }
+        }
+    }
+}
+
+/// A failure of the shim's own (not Docker's answer): one line.
+struct ShimError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Stops the container once, however many signals arrive.

@@ -19,6 +19,9 @@ public struct TGIEngine: EngineDriver {
     public let installHint =
         "it ships next to agentrond; reinstall agentron (the TGI engine also needs Docker: apt-get install docker.io, and a running dockerd)"
 
+    /// Host-side HF cache locations; never passed into the container (see launch).
+    static let hostCacheVariables: Set<String> = ["HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"]
+
     /// The TGI release used when a profile names no image.
     public static let defaultImage = "ghcr.io/huggingface/text-generation-inference:3.3.5"
     /// TGI's own port inside the container.
@@ -37,8 +40,11 @@ public struct TGIEngine: EngineDriver {
         var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
         // Secrets and the profile's variables reach the container by name: their values
         // stay in the environment, never in argv.
-        // AGENTRON_* settings are for agentron, not TGI.
-        var passed = Set(profile.env.keys.filter { !$0.hasPrefix("AGENTRON_") })
+        // AGENTRON_* settings are for agentron, not TGI. The HF cache variables name host
+        // paths: the host cache is mounted at /data, which the image already makes HF_HOME
+        // (TGI's Dockerfile: ENV HF_HOME=/data), so passing them would send the downloads
+        // into the container's own layer, lost when it is removed.
+        var passed = Set(profile.env.keys.filter { !$0.hasPrefix("AGENTRON_") && !Self.hostCacheVariables.contains($0) })
         for key in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] where environment[key] != nil { passed.insert(key) }
         let cache = environment["HF_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache/huggingface")
         var arguments = [
@@ -56,7 +62,15 @@ public struct TGIEngine: EngineDriver {
             "--shm-size", String(Self.shmSize),
         ]
         for key in passed.sorted() { arguments += ["--env", key] }
-        if !profile.gpus.isEmpty { arguments += ["--gpus", profile.gpus.map(String.init).joined(separator: ",")] }
+        // Docker gives a container no GPU unless asked: the profile's GPUs, else all of
+        // them on a host that has NVIDIA GPUs (the shim checks). TGI counts one shard when
+        // it sees NVIDIA_VISIBLE_DEVICES=all (launcher find_num_shards splits it on ','),
+        // so the shim passes --num-shard with the real count unless the args set it.
+        arguments += ["--gpus", profile.gpus.isEmpty ? "auto" : profile.gpus.map(String.init).joined(separator: ",")]
+        if !profile.args.contains(where: { $0 == "--num-shard" || $0.hasPrefix("--num-shard=") || $0 == "--sharded" || $0.hasPrefix("--sharded=") }) {
+            // One word: the value starts with "--", which the parser would take for a flag.
+            arguments += ["--gpu-count-arg=--num-shard"]
+        }
         // The profile's `pull:` (`up --pull-policy`): the shim pulls through the API, with
         // progress in the log.
         arguments += ["--pull-policy", profile.pullPolicy.rawValue]

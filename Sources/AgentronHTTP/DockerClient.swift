@@ -54,14 +54,25 @@ public struct DockerClient: Sendable {
             throw map(error)
         }
         var buffer: [UInt8] = []
+        // A refused pull (no registry, unknown repository, denied) answers an HTTP error
+        // with one `{"message": ...}` body; a pull that fails midway answers 200 and puts
+        // `{"error": ..., "errorDetail": {"message": ...}}` in the stream. Both carry
+        // Docker's own words, which are the only useful part of the failure.
+        var body: [UInt8] = []
         do {
             for try await chunk in response.body {
+                if response.status != 200 {
+                    body += chunk
+                    continue
+                }
                 buffer += chunk
                 while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = Array(buffer[..<newline])
                     buffer.removeSubrange(...newline)
                     if let status = try? JSONDecoder().decode(PullLine.self, from: Data(line)) {
-                        if let error = status.error { throw DockerError.api(status: 500, message: error) }
+                        if let error = status.errorDetail?.message ?? status.error ?? status.message {
+                            throw DockerError.api(status: 500, message: "pulling \(image) failed: \(error)")
+                        }
                         progress([status.status, status.id, status.progress].compactMap { $0 }.joined(separator: " "))
                     }
                 }
@@ -72,15 +83,35 @@ public struct DockerClient: Sendable {
             throw map(error)
         }
         guard response.status == 200 else {
-            throw .api(status: response.status, message: "pulling \(image) failed")
+            throw .api(status: response.status, message: "pulling \(image) failed: \(Self.message(in: body))")
         }
     }
 
     struct PullLine: Decodable {
+        struct Detail: Decodable { var message: String? }
         var status: String?
         var id: String?
         var progress: String?
         var error: String?
+        var errorDetail: Detail?
+        var message: String?
+    }
+
+    /// Docker's error text: the `message` of its JSON error body, else the body as text.
+    static func message(in body: [UInt8]) -> String {
+        struct Message: Decodable { var message: String }
+        if let message = try? JSONDecoder().decode(Message.self, from: Data(body)) { return message.message }
+        let text = String(String(decoding: body, as: UTF8.self).filter { $0 != "\n" && $0 != "\r" })
+        return text.allSatisfy(\.isWhitespace) ? "(no message from Docker)" : text
+    }
+
+    /// The container runtimes dockerd knows (`/info` Runtimes): `nvidia` is there when the
+    /// NVIDIA container toolkit registered itself with Docker.
+    public func runtimes() async throws(DockerError) -> [String] {
+        struct Info: Decodable { var Runtimes: [String: Runtime]? }
+        struct Runtime: Decodable {}
+        let response = try await send("GET", "/info")
+        return try decode(Info.self, response).Runtimes.map { Array($0.keys).sorted() } ?? []
     }
 
     /// Creates a container; returns its id.
@@ -180,9 +211,7 @@ public struct DockerClient: Sendable {
             throw map(error)
         }
         guard expect.contains(response.status) else {
-            struct Message: Decodable { var message: String }
-            let message = (try? JSONDecoder().decode(Message.self, from: Data(response.body)))?.message ?? response.bodyText
-            throw .api(status: response.status, message: message)
+            throw .api(status: response.status, message: Self.message(in: response.body))
         }
         return response
     }
@@ -255,15 +284,25 @@ public struct ContainerSpec: Encodable, Sendable {
         public var HostPort: String
     }
 
+    /// Docker's DeviceRequest: either DeviceIDs (these GPUs) or Count (-1: all of them),
+    /// as `docker run --gpus 0,1` and `--gpus all` send it.
     public struct DeviceRequest: Encodable, Sendable {
         public var Driver: String
-        public var DeviceIDs: [String]
+        public var Count: Int?
+        public var DeviceIDs: [String]?
         public var Capabilities: [[String]]
+    }
+
+    /// Which GPUs the container gets.
+    public enum GPUs: Sendable, Equatable {
+        case none
+        case all
+        case indices([Int])
     }
 
     public init(
         image: String, command: [String], environment: [String], labels: [String: String], containerPort: Int,
-        hostIP: String, hostPort: Int, binds: [String], shmSize: Int64, gpus: [Int], stopTimeout: Int
+        hostIP: String, hostPort: Int, binds: [String], shmSize: Int64, gpus: GPUs, stopTimeout: Int
     ) {
         Image = image
         Cmd = command
@@ -273,9 +312,16 @@ public struct ContainerSpec: Encodable, Sendable {
         StopTimeout = stopTimeout
         HostConfig = Host(
             PortBindings: ["\(containerPort)/tcp": [PortBinding(HostIp: hostIP, HostPort: String(hostPort))]],
-            Binds: binds, ShmSize: shmSize, Init: true,
-            DeviceRequests: gpus.isEmpty
-                ? nil : [DeviceRequest(Driver: "nvidia", DeviceIDs: gpus.map(String.init), Capabilities: [["gpu"]])])
+            Binds: binds, ShmSize: shmSize, Init: true, DeviceRequests: Self.deviceRequests(gpus))
+    }
+
+    static func deviceRequests(_ gpus: GPUs) -> [DeviceRequest]? {
+        switch gpus {
+        case .none: nil
+        case .all: [DeviceRequest(Driver: "", Count: -1, Capabilities: [["gpu"]])]
+        case .indices(let list) where list.isEmpty: nil
+        case .indices(let list): [DeviceRequest(Driver: "", DeviceIDs: list.map(String.init), Capabilities: [["gpu"]])]
+        }
     }
 }
 

@@ -102,6 +102,9 @@ struct TGIOptions: Equatable, Sendable {
     var port: Int = TGI.defaultPort
     var apiKey: String?
     var numShard: Int?
+    /// `--huggingface-hub-cache` / HUGGINGFACE_HUB_CACHE: the launcher hands it to the
+    /// download process as HUGGINGFACE_HUB_CACHE.
+    var huggingfaceHubCache: String?
     var maxInputTokens: Int?
     var maxTotalTokens: Int?
     /// The `Args { ... }` fields, Rust-Debug rendered, in declaration order.
@@ -302,6 +305,7 @@ enum TGIArguments {
             options.port = port
         }
         options.numShard = try integer("num_shard")
+        options.huggingfaceHubCache = lookup(fields.first { $0.key == "huggingface_hub_cache" }!)
         options.maxInputTokens = try integer("max_input_tokens")
         options.maxTotalTokens = try integer("max_total_tokens")
         options.apiKey = lookup(fields.first { $0.key == "api_key" }!)
@@ -404,8 +408,14 @@ func runTGI(arguments: [String], environment: @escaping (String) -> String?) -> 
             exit(2)
         }
         let token = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"].lazy.compactMap { environment($0) }.first { !$0.isEmpty }
-        let hfHome = environment("HF_HOME").flatMap { $0.isEmpty ? nil : $0 } ?? "/root/.cache/huggingface"
-        TGIServer(options: options, knobs: knobs, hasToken: token != nil, hfHome: hfHome).run()
+        // huggingface_hub's own resolution: HF_HOME, else ~/.cache/huggingface (the image
+        // sets ENV HF_HOME=/data); the hub cache is HF_HUB_CACHE, else
+        // HUGGINGFACE_HUB_CACHE (which the launcher sets from --huggingface-hub-cache),
+        // else $HF_HOME/hub.
+        func nonEmpty(_ name: String) -> String? { environment(name).flatMap { $0.isEmpty ? nil : $0 } }
+        let hfHome = nonEmpty("HF_HOME") ?? (nonEmpty("HOME") ?? "/root") + "/.cache/huggingface"
+        let hubCache = nonEmpty("HF_HUB_CACHE") ?? options.huggingfaceHubCache ?? nonEmpty("HUGGINGFACE_HUB_CACHE") ?? hfHome + "/hub"
+        TGIServer(options: options, knobs: knobs, hasToken: token != nil, hfHome: hfHome, hubCache: hubCache).run()
     }
 }
 
@@ -416,6 +426,7 @@ final class TGIServer {
     let knobs: FaultKnobs
     let hasToken: Bool
     let hfHome: String
+    let hubCache: String
     let pid = getpid()
     let log = TGILog()
     let state: TGIServerState
@@ -424,11 +435,12 @@ final class TGIServer {
     private var group: MultiThreadedEventLoopGroup?
     private var serverChannel: Channel?
 
-    init(options: TGIOptions, knobs: FaultKnobs, hasToken: Bool, hfHome: String) {
+    init(options: TGIOptions, knobs: FaultKnobs, hasToken: Bool, hfHome: String, hubCache: String) {
         self.options = options
         self.knobs = knobs
         self.hasToken = hasToken
         self.hfHome = hfHome
+        self.hubCache = hubCache
         self.state = TGIServerState(options: options, log: log)
     }
 
@@ -465,11 +477,56 @@ final class TGIServer {
             Console.err("Error: DownloadError")
             exit(1)
         }
-        log.info("Download file: model.safetensors")
+        if let failure = storeWeights() {
+            log.error("Download encountered an error: \n" + failure, span: "download")
+            Console.err("Error: DownloadError")
+            exit(1)
+        }
         log.info("Successfully downloaded weights for \(options.modelID)", span: "download")
         for rank in 0..<options.shardCount { log.shard("Starting shard", rank: rank) }
 
         lifecycle(loadDeadline: startedAt + knobs.loadSeconds, startedAt: startedAt)
+    }
+
+    /// The download as huggingface_hub lays it out in the hub cache:
+    /// `models--<org>--<name>/refs/main` holding the revision, and
+    /// `snapshots/<revision>/model.safetensors` (here a few bytes). Already there: nothing
+    /// is downloaded (the log says so, as the real download logs no "Download file" line
+    /// for a cached file). A cache it cannot write fails like the real download, with
+    /// Python's PermissionError in the launcher's error event. Returns that error text.
+    private func storeWeights() -> String? {
+        let repo = hubCache + "/models--" + options.modelID.split(separator: "/").joined(separator: "--")
+        let snapshot = repo + "/snapshots/" + TGI.sha
+        let weights = snapshot + "/model.safetensors"
+        if access(weights, F_OK) == 0 {
+            log.info("Files are already present on the host. Skipping download.")
+            return nil
+        }
+        log.info("Download file: model.safetensors")
+        for (path, contents) in [(repo + "/refs/main", TGI.sha), (weights, "fake-engine weights for \(options.modelID)\n")] {
+            if let failed = Self.makeParents(of: path) ?? Self.write(contents, to: path) {
+                return "PermissionError: [Errno \(failed.code)] \(String(cString: strerror(failed.code))): '\(failed.path)'"
+            }
+        }
+        return nil
+    }
+
+    private static func makeParents(of path: String) -> (code: Int32, path: String)? {
+        var prefix = ""
+        for component in path.split(separator: "/").dropLast() {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0, errno != EEXIST { return (errno, prefix) }
+        }
+        return nil
+    }
+
+    private static func write(_ contents: String, to path: String) -> (code: Int32, path: String)? {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { return (errno, path) }
+        defer { close(fd) }
+        let bytes = Array(contents.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, bytes.count) }) == bytes.count else { return (errno, path) }
+        return nil
     }
 
     // MARK: Lifecycle loop

@@ -120,4 +120,141 @@ struct TGIEngineTests {
         #expect(up.code == 1)
         #expect(up.stderr.contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"), "\(up.stderr)")
     }
+
+    // MARK: The container's shape (issue: real engines, not our picture of them)
+
+    /// `GET /containers/{id}/json` from the real dockerd.
+    static func inspect(_ id: String) async throws -> [String: Any] {
+        let response = try await HTTPClient.shared.execute(HTTPRequest(
+            url: "http://localhost/containers/\(id)/json", unixSocketPath: "/var/run/docker.sock", timeout: .seconds(10)))
+        #expect(response.status == 200)
+        return try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+    }
+
+    @Test func aHostHFHomeIsMountedAtDataAndNoHostPathEntersTheContainer() async throws {
+        let docker = try await Self.requireDocker()
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        try await harness.startDaemon()
+        let cache = harness.home.appendingPathComponent("hf-cache").path
+        let profile = try Self.profile(
+            harness, name: "tgi5", env: ["HF_HOME": cache, "HF_HUB_CACHE": cache + "/hub", "HUGGINGFACE_HUB_CACHE": cache + "/hub"])
+        let up = try await harness.run(["up", profile])
+        #expect(up.code == 0, "\(up.stderr)")
+        let container = try #require(try await Self.containers(docker, server: "tgi5").first)
+        let info = try await Self.inspect(container.Id)
+        let env = try #require((info["Config"] as? [String: Any])?["Env"] as? [String])
+        #expect(!env.contains { $0.contains(cache) }, "no host path in the container's environment: \(env)")
+        #expect(env.contains("HF_HOME=/data"), "the image's own HF_HOME stays: \(env)")
+        let binds = try #require((info["HostConfig"] as? [String: Any])?["Binds"] as? [String])
+        #expect(binds == ["\(cache):/data"])
+
+        // The fake downloads as huggingface_hub does, into $HF_HOME/hub: the host's cache.
+        let snapshots = cache + "/hub/models--org--tiny/snapshots"
+        let revisions = (try? FileManager.default.contentsOfDirectory(atPath: snapshots)) ?? []
+        #expect(revisions.count == 1, "the weights land in the host cache \(snapshots)")
+        if let revision = revisions.first {
+            #expect(FileManager.default.fileExists(atPath: "\(snapshots)/\(revision)/model.safetensors"))
+        }
+        #expect(try await harness.run(["down", "tgi5"]).code == 0)
+        #expect(try await Self.containers(docker, server: "tgi5").isEmpty)
+
+        // A second start finds the weights: nothing is downloaded again.
+        #expect(try await harness.run(["up", profile]).code == 0)
+        let logs = try await harness.run(["logs", "tgi5", "--tail", "200"])
+        #expect(logs.stdout.contains("Files are already present on the host. Skipping download."), "\(logs.stdout)")
+        #expect(try await harness.run(["down", "tgi5"]).code == 0)
+        #expect(try await Self.containers(docker, server: "tgi5").isEmpty)
+        // The files the container wrote are root's; the harness removes its home as root.
+    }
+
+    @Test func aMissingHostCacheIsCreatedAsTheDaemonsUserBeforeTheContainer() async throws {
+        _ = try await Self.requireDocker()
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        try await harness.startDaemon()
+        let cache = harness.home.appendingPathComponent("not/yet/hf").path
+        // pull: never with no such image: the run fails before any container exists, so
+        // only agentron can have created the directory.
+        let up = try await harness.run([
+            "up",
+            try Self.profile(
+                harness, name: "tgi6", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache], extra: "pull: never\n"),
+        ])
+        #expect(up.code == 1)
+        var info = stat()
+        #expect(stat(cache, &info) == 0, "the cache directory was created")
+        #expect(info.st_uid == getuid(), "owned by the daemon's user")
+        #expect(info.st_mode & S_IFMT == S_IFDIR)
+    }
+
+    @Test func aPullFailureShowsDockersOwnMessage() async throws {
+        _ = try await Self.requireDocker()
+        let image = "agentron-test/no-such-image:1"
+        // What Docker itself says about this pull here (no registry: a lookup error; with
+        // one: "pull access denied ... repository does not exist").
+        let direct = try await HTTPClient.shared.execute(HTTPRequest(
+            method: "POST", url: "http://localhost/images/create?fromImage=agentron-test/no-such-image&tag=1",
+            unixSocketPath: "/var/run/docker.sock", timeout: .seconds(60)))
+        struct Message: Decodable { var message: String }
+        let docker = try #require(try? JSONDecoder().decode(Message.self, from: Data(direct.body)), "\(direct.bodyText)").message
+
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        try await harness.startDaemon()
+        // The default policy, missing: the absent image is pulled.
+        let up = try await harness.run(["up", try Self.profile(harness, name: "tgi7", image: image)])
+        #expect(up.code == 1)
+        #expect(up.stderr.contains("pulling \(image) failed: \(docker)"), "Docker's words, not only ours: \(up.stderr)")
+    }
+
+    /// The create request against a fake Docker API: the host's GPUs decide the device
+    /// request and --num-shard (TGI would count one shard from NVIDIA_VISIBLE_DEVICES=all).
+    @Test func gpusFollowTheHostAndNumShardFollowsTheGPUs() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let fake = try FakeDockerAPI(socketPath: harness.home.appendingPathComponent("docker.sock").path)
+        defer { fake.stop() }
+        try await harness.startDaemon(environment: ["DOCKER_HOST": "unix://\(fake.socketPath)"])
+        let gpuHost = harness.home.appendingPathComponent("dev-gpu")
+        let cpuHost = harness.home.appendingPathComponent("dev-cpu")
+        try FileManager.default.createDirectory(at: gpuHost, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: cpuHost, withIntermediateDirectories: true)
+        for node in ["nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"] {
+            FileManager.default.createFile(atPath: gpuHost.appendingPathComponent(node).path, contents: nil)
+        }
+
+        func create(_ name: String, devices: URL, extra: String = "") async throws -> [String: Any] {
+            let before = fake.requests.count
+            let up = try await harness.run([
+                "up", try Self.profile(harness, name: name, env: ["AGENTRON_GPU_DEVICES_DIR": devices.path], extra: extra),
+            ])
+            #expect(up.code == 1, "the fake refuses the start")
+            let body = fake.requests[before...].first { $0.method == "POST" && $0.path.hasPrefix("/containers/create") }
+            let data = try #require(body?.body, "no create for \(name): \(up.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        }
+
+        let gpu = try await create("tgi-gpu", devices: gpuHost)
+        let requests = try #require((gpu["HostConfig"] as? [String: Any])?["DeviceRequests"] as? [[String: Any]])
+        #expect(requests.count == 1)
+        #expect(requests.first?["Count"] as? Int == -1, "all GPUs")
+        #expect(requests.first?["Capabilities"] as? [[String]] == [["gpu"]])
+        let command = try #require(gpu["Cmd"] as? [String])
+        #expect(command.suffix(2) == ["--num-shard", "2"], "\(command)")
+        #expect(!((gpu["Env"] as? [String]) ?? []).contains { $0.hasPrefix("AGENTRON_") })
+
+        let cpu = try await create("tgi-cpu", devices: cpuHost)
+        #expect((cpu["HostConfig"] as? [String: Any])?["DeviceRequests"] == nil, "a CPU-only host asks for no GPU")
+        #expect(!((cpu["Cmd"] as? [String]) ?? []).contains("--num-shard"))
+
+        let pinned = try await create("tgi-pinned", devices: gpuHost, extra: "args: [--num-shard, \"1\"]\n")
+        let pinnedCommand = try #require(pinned["Cmd"] as? [String])
+        #expect(pinnedCommand.filter { $0 == "--num-shard" }.count == 1, "the profile's --num-shard wins: \(pinnedCommand)")
+
+        let listed = try await create("tgi-listed", devices: cpuHost, extra: "gpus: [1]\n")
+        let listedRequests = try #require((listed["HostConfig"] as? [String: Any])?["DeviceRequests"] as? [[String: Any]])
+        #expect(listedRequests.first?["DeviceIDs"] as? [String] == ["1"])
+        #expect((listed["Cmd"] as? [String] ?? []).suffix(2) == ["--num-shard", "1"])
+    }
 }
