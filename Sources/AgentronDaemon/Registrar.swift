@@ -15,14 +15,20 @@ public struct RegisteredServer: Sendable, Equatable {
     public var apiKey: String?
     /// `ready`, `unhealthy` or `restarting`.
     public var status: String
+    /// Tokens the server's context holds, when known (Profile.contextLength).
+    public var contextLength: Int?
 
-    public init(name: String, engine: EngineKind, endpoint: String, model: String, apiKey: String?, status: String) {
+    public init(
+        name: String, engine: EngineKind, endpoint: String, model: String, apiKey: String?, status: String,
+        contextLength: Int? = nil
+    ) {
         self.name = name
         self.engine = engine
         self.endpoint = endpoint
         self.model = model
         self.apiKey = apiKey
         self.status = status
+        self.contextLength = contextLength
     }
 }
 

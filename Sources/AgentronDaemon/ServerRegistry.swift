@@ -431,7 +431,7 @@ actor ServerRegistry {
             desired.append(
                 RegisteredServer(
                     name: name, engine: info.engine, endpoint: endpoint, model: info.servedModel,
-                    apiKey: Self.apiKey(of: record.profile), status: status))
+                    apiKey: Self.apiKey(of: record.profile), status: status, contextLength: record.profile.contextLength))
         }
         do { try store.save(records) } catch {
             logger.error("cannot save state: \(error)")

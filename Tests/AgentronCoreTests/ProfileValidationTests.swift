@@ -125,3 +125,17 @@ struct SecretNameTests {
         #expect(Profile.redactArguments(profile.args) == ["--max-num-batched-tokens", "8192", "--tokenizer", "org/m", "--api-key", "<redacted>"])
     }
 }
+
+/// The context length a profile sets, as each engine reads its own flag (issue #17).
+struct ContextLengthTests {
+    @Test func eachEnginesFlag() {
+        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len", "8192"]).contextLength == 8192)
+        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len=8k"]).contextLength == 8000)
+        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len", "4K"]).contextLength == 4096)
+        #expect(Profile(name: "a", engine: .vllm, model: "m").contextLength == nil)
+        #expect(Profile(name: "a", engine: .tgi, model: "m", args: ["--max-total-tokens", "4096"]).contextLength == 4096)
+        #expect(Profile(name: "a", engine: .ollama, model: "m", env: ["OLLAMA_CONTEXT_LENGTH": "16384"]).contextLength == 16384)
+        #expect(Profile(name: "a", engine: .command, model: "m", command: ["llama-server", "-c", "2048"]).contextLength == 2048)
+        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len", "1e300k"]).contextLength == nil)
+    }
+}
