@@ -543,8 +543,8 @@ actor Supervisor {
             if driver.needsPreparation {
                 // The engine must answer before its slow work (a pull) can begin.
                 let serving = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
-                    if let foreign = await self?.foreignListener(run: run) { return .failed(foreign) }
-                    return await Self.confirmed(await driver.probeServing(context, timeout: timeout), run: run, by: self)
+                    if let blocker = await self?.probeBlocker(run: run) { return .failed(blocker) }
+                    return await driver.probeServing(context, timeout: timeout)
                 } record: { await self?.record($0) }
                 guard let self, !Task.isCancelled else { return }
                 guard serving.passed else {
@@ -560,8 +560,8 @@ actor Supervisor {
                 guard !Task.isCancelled else { return }
             }
             let ready = await Self.probeUntilPassed(deadline: deadline, logs: logs) { timeout in
-                if let foreign = await self?.foreignListener(run: run) { return .failed(foreign) }
-                return await Self.confirmed(await driver.probeReadiness(context, timeout: timeout), run: run, by: self)
+                if let blocker = await self?.probeBlocker(run: run) { return .failed(blocker) }
+                return await driver.probeReadiness(context, timeout: timeout)
             } record: { await self?.record($0) }
             guard let self, !Task.isCancelled else { return }
             if ready.passed {
@@ -609,11 +609,13 @@ actor Supervisor {
     /// process cannot hand its listening socket to another once it holds it.
     private var listenerConfirmedRun: Int?
 
-    /// Before a startup probe: when something listens on the port and it is not a process
-    /// of the engine's tree (another user bound the port first), a description of it; the
-    /// probe is then not sent, so it can neither make the server ready nor carry the
-    /// engine's API key to a stranger (issue #10).
-    private func foreignListener(run: Int) -> String? {
+    /// Before a startup probe: why it must not be sent, or nil to send it. A probe goes
+    /// only to a listener known to be the engine's own (a process of its tree): when
+    /// nothing listens yet it would be refused anyway, and a stranger who binds the port
+    /// first (another user) is never sent one, so it can neither make the server ready nor
+    /// receive the engine's API key (issue #10). Once confirmed, the engine holds the
+    /// listening socket and no one else can take that address, so later probes go at once.
+    private func probeBlocker(run: Int) -> String? {
         guard run == self.run, !external, driver.listenerCheck != .none, listenerConfirmedRun != run,
             let port, let tree
         else { return nil }
@@ -621,21 +623,15 @@ actor Supervisor {
             ofPort: port, host: profile.host, check: driver.listenerCheck, members: { tree.currentMembers().map(\.pid) })
         switch ownership {
         case .nobody:
-            return nil
+            // The same words as a refused probe: the startup loop watches the engine's log
+            // to probe again as soon as it starts listening.
+            return "connection refused: nothing listens on port \(port) yet"
         case .ours:
             listenerConfirmedRun = run
             return nil
         case .foreign(let holder):
             return "port \(port) is answered by \(holder), not by the engine; not probing it"
         }
-    }
-
-    /// A probe that passed while nobody was known to listen: checked once more, so a
-    /// stranger who bound the port between the check and the probe does not make the
-    /// server ready (the probe itself has reached them by then).
-    private static func confirmed(_ outcome: ProbeOutcome, run: Int, by supervisor: Supervisor?) async -> ProbeOutcome {
-        guard outcome.passed, let supervisor, let foreign = await supervisor.foreignListener(run: run) else { return outcome }
-        return .failed(foreign)
     }
 
     private func setProgress(_ update: EngineProgress, run: Int) {

@@ -128,7 +128,7 @@ struct SupervisionTests {
         try await harness.startDaemon()
         let path = try Self.profile(
             harness, name: "hung", env: ["FAKE_HANG_AFTER": "0.3", "FAKE_PID_FILE": harness.pidFile("hung").path],
-            stopTimeout: "1s", probeInterval: "300ms", probeTimeout: "200ms", threshold: 3)
+            stopTimeout: "1s", probeInterval: "300ms", probeTimeout: "200ms", threshold: 6)
         #expect(try await harness.run(["up", path]).code == 0)
         let first = try await harness.readPids("hung")
         let unhealthy = try await Self.waitFor(harness, "hung", "unhealthy") { $0["state"] as? String == "unhealthy" }
