@@ -3,31 +3,76 @@ import AgentronCore
 /// OpenClaw's config (`~/.openclaw/openclaw.json`), opt-in: agentron keeps
 /// `models.providers.agentron-<name>` true and touches no other key (issue #4).
 ///
+/// OpenClaw validates this file strictly and an invalid or incomplete one stops its gateway,
+/// so what agentron writes is held to the schema of current OpenClaw (`ModelProviderSchema`
+/// and `ModelDefinitionSchema` in src/config/zod-schema.core.ts, both `.strict()`):
+///
 /// - Ids carry the `agentron-` prefix: a provider named `vllm` or `ollama` would switch off
 ///   OpenClaw's own discovery of those engines.
-/// - OpenClaw's schema is strict (unknown keys are an error), so the value holds only
-///   `baseUrl`, `api`, `models` and, when the server has one, `apiKey` (the schema's
-///   `ModelProviderSchema` accepts an optional string there).
+/// - The provider holds only `baseUrl`, `api`, `models` and, when the server has one,
+///   `apiKey`; a model only `id`, `name` and, when the profile sets the context length,
+///   `contextWindow` and `maxTokens`.
+/// - The file is never created: OpenClaw's own setup writes a complete one (`gateway.mode`
+///   and the rest), and a file holding only `models` keeps recent gateways from starting.
 /// - The file is JSON5. When it is not strict JSON (comments, unquoted keys, trailing
 ///   commas) agentron leaves it alone and offers the snippet to paste instead.
 enum OpenClawFile {
     static let idPrefix = "agentron-"
-    static let api = "openai-completions"
+    /// OpenClaw's client for OpenAI-compatible chat completions (`<baseUrl>/chat/completions`).
+    static let openAICompletions = "openai-completions"
+    /// OpenClaw's client for Ollama's native `/api/chat`: its docs say the `/v1` route breaks
+    /// tool calling (the model's tool JSON arrives as plain text). In OpenClaw since
+    /// February 2026 (openclaw/openclaw#11853).
+    static let ollamaNative = "ollama"
+    /// Below this many tokens OpenClaw refuses to run an agent on a model
+    /// (`CONTEXT_WINDOW_HARD_MIN_TOKENS` in src/agents/context-window-guard.ts).
+    static let minimumContext = 16_000
+    /// The most output `maxTokens` asks for: a reply rarely needs more, and what it reserves
+    /// is taken from the prompt's share of the window.
+    static let maxOutputTokens = 8192
 
     static func providerId(_ server: RegisteredServer) -> String { idPrefix + server.name }
 
-    /// The OpenAI-compatible base OpenClaw appends `/chat/completions` to.
+    static func api(_ server: RegisteredServer) -> String {
+        server.engine == .ollama ? ollamaNative : openAICompletions
+    }
+
+    /// Where OpenClaw sends requests: the server's endpoint plus `/v1` for the OpenAI client
+    /// (it appends `/chat/completions`); Ollama's own root for the native one (it appends
+    /// `/api/chat`).
     static func baseUrl(_ server: RegisteredServer) -> String {
         var base = server.endpoint
         while base.hasSuffix("/") { base.removeLast() }
+        if server.engine == .ollama {
+            if base.hasSuffix("/v1") { base.removeLast(3) }
+            return base
+        }
         return base.hasSuffix("/v1") ? base : base + "/v1"
+    }
+
+    /// The output share of a `contextLength`-token window: a quarter, at most 8192, so a
+    /// long prompt still fits beside it. vLLM refuses a request whose prompt plus
+    /// `max_tokens` exceeds `--max-model-len`.
+    static func maxTokens(contextLength: Int) -> Int {
+        max(1, min(contextLength / 4, maxOutputTokens))
+    }
+
+    static func model(_ server: RegisteredServer) -> JSONValue {
+        var members: [(key: String, value: JSONValue)] = [("id", .string(server.model)), ("name", .string(server.model))]
+        // Unknown: left out, and OpenClaw falls back to its own default. A guess could be
+        // larger than the engine's window (requests fail) or smaller (prompts cut short).
+        if let context = server.contextLength, context > 0 {
+            members.append(("contextWindow", .number(String(context))))
+            members.append(("maxTokens", .number(String(maxTokens(contextLength: context)))))
+        }
+        return JSONRender.sortedObject(members)
     }
 
     static func value(_ server: RegisteredServer, apiKey: String? = nil) -> JSONValue {
         var members: [(key: String, value: JSONValue)] = [
             ("baseUrl", .string(baseUrl(server))),
-            ("api", .string(api)),
-            ("models", .array([.object([("id", .string(server.model)), ("name", .string(server.model))])])),
+            ("api", .string(api(server))),
+            ("models", .array([model(server)])),
         ]
         if let key = apiKey ?? server.apiKey { members.append(("apiKey", .string(key))) }
         return JSONRender.sortedObject(members)
@@ -35,8 +80,23 @@ enum OpenClawFile {
 
     static func view(_ server: RegisteredServer) -> ProviderEntryView {
         ProviderEntryView(
-            id: providerId(server), provider: api, endpoint: baseUrl(server), model: server.model, status: nil,
+            id: providerId(server), provider: api(server), endpoint: baseUrl(server), model: server.model, status: nil,
             hasApiKey: server.apiKey != nil)
+    }
+
+    /// Why a registered server will not work in OpenClaw although its entry is written: a
+    /// context under OpenClaw's minimum. Nil when there is nothing to say.
+    static func warning(_ desired: [RegisteredServer]) -> String? {
+        let small = desired.filter { ($0.contextLength ?? minimumContext) < minimumContext }
+        guard !small.isEmpty else { return nil }
+        let names = small.map { "\(providerId($0)) (\($0.contextLength ?? 0))" }.joined(separator: ", ")
+        return "OpenClaw refuses models with a context under \(minimumContext) tokens: \(names); "
+            + "raise the profile's context length (vLLM --max-model-len) to use them there"
+    }
+
+    /// What `agentron providers` says while the config file does not exist.
+    static func missing(_ path: String) -> String {
+        "no OpenClaw config at \(path); run openclaw once (or openclaw setup) to create it, then agentron registers there"
     }
 
     /// What to paste under `models.providers` by hand. API keys are not printed: the
@@ -54,12 +114,12 @@ enum OpenClawFile {
     static func plan(existing: [UInt8]?, desired: [RegisteredServer]) throws(RegistrarFileError) -> RegistrarPlan {
         let providersValue = JSONValue.object(desired.map { (key: providerId($0), value: value($0)) })
         guard let existing else {
+            // Never created (see above); the registrar does not get this far for a missing
+            // file, so this is an empty one, which OpenClaw's setup fills.
             guard !desired.isEmpty else { return RegistrarPlan(bytes: nil, entries: []) }
-            let document = JSONValue.object([("models", .object([("providers", providersValue)]))])
-            let text = JSONRender.render(document, indent: "", unit: "  ", multiline: true) + "\n"
-            return RegistrarPlan(
-                bytes: Array(text.utf8), entries: desired.map(view),
-                summary: "created with " + desired.map(providerId).joined(separator: ", "))
+            throw RegistrarFileError(
+                description: "empty: not an OpenClaw config yet; run openclaw once (or openclaw setup) to fill it, "
+                    + "then agentron registers there")
         }
         let root: JSONNode
         do {
@@ -94,7 +154,7 @@ enum OpenClawFile {
                 splice.fallbackUnit = unit
                 let bytes = splice.apply(edits: Array(repeating: .keep, count: container.items.count), append: [render])
                 return RegistrarPlan(
-                    bytes: bytes, entries: desired.map(view),
+                    bytes: bytes, entries: desired.map(view), warning: warning(desired),
                     summary: "added " + desired.map(providerId).joined(separator: ", "))
             }
             guard next.isObject else {
@@ -144,7 +204,7 @@ enum OpenClawFile {
             added.append(id)
         }
         guard !(added.isEmpty && updated.isEmpty && removed.isEmpty) else {
-            return RegistrarPlan(bytes: nil, entries: entries)
+            return RegistrarPlan(bytes: nil, entries: entries, warning: warning(desired))
         }
         var splice = JSONSplice(bytes: existing, container: container)
         splice.fallbackUnit = unit
@@ -153,6 +213,6 @@ enum OpenClawFile {
         if !added.isEmpty { parts.append("added " + added.joined(separator: ", ")) }
         if !updated.isEmpty { parts.append("updated " + updated.joined(separator: ", ")) }
         if !removed.isEmpty { parts.append("removed " + removed.joined(separator: ", ")) }
-        return RegistrarPlan(bytes: bytes, entries: entries, summary: parts.joined(separator: "; "))
+        return RegistrarPlan(bytes: bytes, entries: entries, warning: warning(desired), summary: parts.joined(separator: "; "))
     }
 }

@@ -189,6 +189,16 @@ public actor Registrar {
             targets[index].seen = nil
             return
         }
+        if targets[index].kind == ProviderTarget.openClaw, FileStamp.of(path) == nil {
+            // Never created, nor its directory or lock: OpenClaw's setup writes a complete
+            // file, and one holding only models.providers would stop its gateway. The file
+            // appearing changes the stamp and brings a pass.
+            targets[index].entries = []
+            targets[index].snippet = OpenClawFile.snippet(desired, path: path)
+            targets[index].seen = nil
+            fail(index, OpenClawFile.missing(path), retry: false)
+            return
+        }
         // Tries until the lock is free: each try is synchronous (its identity switch must
         // not span an await), the waits between them are not.
         let clock = ContinuousClock()

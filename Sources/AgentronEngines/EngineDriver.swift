@@ -25,11 +25,20 @@ public struct EngineContext: Sendable {
         self.stateDirectory = stateDirectory
     }
 
-    /// Base URL of the engine's HTTP API: `http://127.0.0.1:8001`. A server bound to all
-    /// interfaces is still reached over loopback.
+    /// Base URL of the engine's HTTP API: `http://127.0.0.1:8001`, `http://[::1]:8001`. A
+    /// server bound to all interfaces is still reached over loopback. An IPv6 literal is
+    /// bracketed (RFC 3986): `http://::1:8001` is no URL, and every app this is registered
+    /// with would fail to parse it.
     public var baseURL: String {
         let host = profile.host == "0.0.0.0" || profile.host == "::" ? "127.0.0.1" : profile.host
-        return "http://\(host):\(port)"
+        return "http://\(Self.urlHost(host)):\(port)"
+    }
+
+    /// `host` as the authority of a URL: an IPv6 literal (anything holding a colon) in
+    /// brackets, unless it already has them.
+    public static func urlHost(_ host: String) -> String {
+        guard host.contains(":"), !host.hasPrefix("[") else { return host }
+        return "[" + host + "]"
     }
 }
 

@@ -168,7 +168,21 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
         #expect(tgi.image == "ghcr.io/huggingface/text-generation-inference:3.3.5")
         let vllm = try catalog.resolve("qwen2.5-1.5b-instruct")
         #expect(vllm.model == "Qwen/Qwen2.5-1.5B-Instruct")
-        #expect(vllm.args == ["--max-model-len", "8192", "--gpu-memory-utilization", "0.90"])
+        #expect(
+            vllm.args == [
+                "--max-model-len", "8192", "--gpu-memory-utilization", "0.90", "--enable-auto-tool-choice", "--tool-call-parser",
+                "hermes",
+            ])
+        #expect(vllm.contextLength == 8192)
+        // Tool calling out of the box, with the parser vLLM's docs name for each family.
+        for (name, parser) in [
+            ("llama-3.2-1b-instruct", "llama3_json"), ("llama-3.2-3b-instruct", "llama3_json"),
+            ("qwen2.5-1.5b-instruct", "hermes"), ("qwen2.5-7b-instruct", "hermes"),
+        ] {
+            let args = try catalog.resolve(name).args
+            #expect(args.contains("--enable-auto-tool-choice"), "\(name)")
+            #expect(args.firstIndex(of: "--tool-call-parser").map { args[$0 + 1] } == parser, "\(name)")
+        }
         #expect(try catalog.resolve("llama3.2-1b-ollama").model == "llama3.2:1b")
         #expect(try catalog.resolve("qwen2.5-1.5b-ollama").model == "qwen2.5:1.5b")
     }

@@ -225,14 +225,15 @@ struct RegistrarSafetyTests {
     @Test(.enabled(if: isRoot, Comment(rawValue: rootOnly)))
     func whatIsCreatedInAUsersDirectoryIsTheirs() async throws {
         let home = try UserDirectory()
-        let file = home.path(".openclaw/config/openclaw.json")
-        let config = RegistrarConfig(providersPath: home.path("providers.json"), openClawPath: file)
+        // agentron's own file: OpenClaw's is never created (docs/providers.md).
+        let file = home.path(".config/agentron/providers.json")
+        let config = RegistrarConfig(providersPath: file)
         let registrar = Registrar(config: config, logger: logger)
         defer { Task { await registrar.stop() } }
 
         #expect(await syncReturns(registrar, [server("a")], within: 5))
         #expect(await registrar.status().targets.allSatisfy { $0.error == nil })
-        for path in [home.path(".openclaw"), home.path(".openclaw/config"), file, file + ".lock", home.path("providers.json")] {
+        for path in [home.path(".config"), home.path(".config/agentron"), file, file + ".lock"] {
             let found = owner(path)
             #expect(found?.uid == nobody && found?.gid == nogroup, "\(path): \(String(describing: found))")
         }

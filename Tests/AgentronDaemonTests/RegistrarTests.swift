@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronEngines
 import Foundation
 import Logging
 import Testing
@@ -45,11 +46,19 @@ private final class Scratch: @unchecked Sendable {
 
 private let logger = Logger(label: "registrar-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
-private func server(_ name: String, _ engine: EngineKind = .vllm, port: Int = 8001, status: String = "ready", apiKey: String? = nil)
-    -> RegisteredServer
-{
+private func server(
+    _ name: String, _ engine: EngineKind = .vllm, port: Int = 8001, status: String = "ready", apiKey: String? = nil,
+    contextLength: Int? = nil
+) -> RegisteredServer {
     RegisteredServer(
-        name: name, engine: engine, endpoint: "http://127.0.0.1:\(port)", model: name, apiKey: apiKey, status: status)
+        name: name, engine: engine, endpoint: "http://127.0.0.1:\(port)", model: name, apiKey: apiKey, status: status,
+        contextLength: contextLength)
+}
+
+/// The first model of an OpenClaw provider value.
+private func firstModel(_ provider: JSONValue) -> JSONValue? {
+    guard case .array(let models)? = provider["models"] else { return nil }
+    return models.first
 }
 
 private func ours(_ entries: [[String: Any]]) -> [[String: Any]] {
@@ -495,6 +504,114 @@ struct RegistrarTests {
         #expect(text.hasPrefix("{\n  \"gateway\": {\"port\": 18789},\n  \"models\": {\n    \"providers\": {\n      \"agentron-a\": {\n"))
         let document = try scratch.json("openclaw.json")
         #expect((document["gateway"] as? [String: Any])?["port"] as? Int == 18789)
+    }
+
+    @Test func openClawConfigIsNeverCreated() async throws {
+        let scratch = try Scratch()
+        let path = scratch.path(".openclaw/openclaw.json")
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json"), openClawPath: path), logger: logger)
+        defer { Task { await registrar.stop() } }
+        await registrar.sync([server("a")])
+
+        // Not the file, nor its directory, nor a lock: a file agentron made would hold only
+        // models.providers, and recent OpenClaw refuses to start its gateway from that.
+        #expect(!FileManager.default.fileExists(atPath: scratch.path(".openclaw")))
+        #expect(try scratch.providers().count == 1, "the agentron target is written regardless")
+        let claw = try #require(await registrar.status().targets.first { $0.kind == "openclaw" })
+        #expect(
+            claw.error
+                == "no OpenClaw config at \(path); run openclaw once (or openclaw setup) to create it, then agentron registers there")
+        #expect(claw.entries.isEmpty)
+        #expect(claw.snippet?.contains("\"agentron-a\": {") == true)
+
+        // Once OpenClaw has made its file, agentron registers there.
+        try scratch.write(".openclaw/openclaw.json", "{\n  \"gateway\": {\"mode\": \"local\"}\n}\n")
+        await registrar.sync([server("a")])
+        let document = try scratch.json(".openclaw/openclaw.json")
+        #expect((document["gateway"] as? [String: Any])?["mode"] as? String == "local")
+        let providers = try #require((document["models"] as? [String: Any])?["providers"] as? [String: Any])
+        #expect(Set(providers.keys) == ["agentron-a"])
+        let after = try #require(await registrar.status().targets.first { $0.kind == "openclaw" })
+        #expect(after.error == nil)
+        #expect(after.snippet == nil)
+    }
+
+    @Test func openClawEmptyConfigIsNotFilledIn() throws {
+        let error = try #require(throws: RegistrarFileError.self) { try OpenClawFile.plan(existing: nil, desired: [server("a")]) }
+        #expect(error.description.contains("run openclaw once"))
+        #expect(try OpenClawFile.plan(existing: nil, desired: []).bytes == nil)
+    }
+
+    @Test func openClawModelCarriesTheContextWhenKnown() throws {
+        let known = OpenClawFile.value(server("big", contextLength: 32768))
+        let model = try #require(firstModel(known))
+        #expect(model.same(as: .object([
+            ("contextWindow", .number("32768")), ("id", .string("big")), ("maxTokens", .number("8192")), ("name", .string("big")),
+        ])))
+        // A quarter of the window for the reply, at most 8192: the prompt keeps the rest.
+        #expect(OpenClawFile.maxTokens(contextLength: 20000) == 5000)
+        #expect(OpenClawFile.maxTokens(contextLength: 131072) == 8192)
+
+        let unknown = OpenClawFile.value(server("plain"))
+        let bare = try #require(firstModel(unknown))
+        #expect(bare.same(as: .object([("id", .string("plain")), ("name", .string("plain"))])), "no guess when unknown")
+        #expect(OpenClawFile.warning([server("plain"), server("big", contextLength: 32768)]) == nil)
+    }
+
+    @Test func openClawSmallContextIsWrittenWithAWarning() async throws {
+        let scratch = try Scratch()
+        try scratch.write("openclaw.json", "{}\n")
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
+            logger: logger)
+        defer { Task { await registrar.stop() } }
+        await registrar.sync([server("small", contextLength: 8192)])
+
+        let document = try scratch.json("openclaw.json")
+        let providers = try #require((document["models"] as? [String: Any])?["providers"] as? [String: Any])
+        let entry = try #require(providers["agentron-small"] as? [String: Any])
+        let models = try #require(entry["models"] as? [[String: Any]])
+        #expect(models.first?["contextWindow"] as? Int == 8192)
+        #expect(models.first?["maxTokens"] as? Int == 2048)
+        let claw = try #require(await registrar.status().targets.first { $0.kind == "openclaw" })
+        #expect(claw.entries.map(\.id) == ["agentron-small"])
+        #expect(claw.error?.contains("under 16000 tokens: agentron-small (8192)") == true)
+    }
+
+    @Test func openClawOllamaUsesTheNativeAPI() throws {
+        for endpoint in ["http://127.0.0.1:11434", "http://127.0.0.1:11434/", "http://127.0.0.1:11434/v1"] {
+            let ollama = RegisteredServer(
+                name: "llama", engine: .ollama, endpoint: endpoint, model: "llama3.2:1b", apiKey: nil, status: "ready",
+                contextLength: 16384)
+            let value = OpenClawFile.value(ollama)
+            #expect(value["api"]?.stringValue == "ollama")
+            #expect(value["baseUrl"]?.stringValue == "http://127.0.0.1:11434", "no /v1: it breaks tool calling")
+            #expect(firstModel(value)?["contextWindow"]?.same(as: .number("16384")) == true)
+            #expect(OpenClawFile.view(ollama).provider == "ollama")
+        }
+        let vllm = OpenClawFile.value(server("v"))
+        #expect(vllm["api"]?.stringValue == "openai-completions")
+        #expect(vllm["baseUrl"]?.stringValue == "http://127.0.0.1:8001/v1")
+    }
+
+    @Test func ipv6HostsAreBracketedInEveryURL() throws {
+        func url(_ host: String) -> String {
+            var profile = Profile(name: "p", engine: .vllm, model: "m")
+            profile.host = host
+            return EngineContext(profile: profile, port: 8001, daemonEnvironment: [:]).baseURL
+        }
+        #expect(url("::1") == "http://[::1]:8001")
+        #expect(url("fe80::1%eth0") == "http://[fe80::1%eth0]:8001")
+        #expect(url("[::1]") == "http://[::1]:8001")
+        #expect(url("::") == "http://127.0.0.1:8001", "all interfaces are reached over loopback")
+        #expect(url("0.0.0.0") == "http://127.0.0.1:8001")
+        #expect(url("127.0.0.1") == "http://127.0.0.1:8001")
+
+        let v6 = RegisteredServer(
+            name: "six", engine: .vllm, endpoint: url("::1"), model: "m", apiKey: nil, status: "ready")
+        #expect(OpenClawFile.value(v6)["baseUrl"]?.stringValue == "http://[::1]:8001/v1")
+        #expect(ProvidersFile.view(v6).endpoint == "http://[::1]:8001")
     }
 
     // MARK: Concurrency
