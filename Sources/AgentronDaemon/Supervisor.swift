@@ -20,7 +20,8 @@ actor Supervisor {
     private let cgroups: Cgroups?
     /// Auto ports handed out daemon-wide, so no two servers get one port (issue #10).
     private let ports: PortTable
-    /// The daemon's state directory: names and labels what this daemon owns (containers).
+    /// The daemon's random identity (DaemonIdentity): names and labels what this daemon
+    /// owns (containers).
     private let instance: String
     /// The daemon's state directory, handed to drivers (Ollama's model store without HOME).
     private let stateDirectory: String
