@@ -122,6 +122,11 @@ struct ContainerShim: AsyncParsableCommand {
         do { try await docker.start(id) } catch {
             // A container that never started is no use to a later shim: leave nothing behind.
             try? await docker.remove(id)
+            // NVIDIA device nodes without the container toolkit: Docker cannot hand the
+            // GPUs over, and its own words do not say what to do.
+            if devices != .none, "\(error)".contains("could not select device driver") {
+                say("agentron-container-shim: Docker cannot give this container the GPUs (\(error)); install the NVIDIA Container Toolkit (nvidia-container-toolkit) and restart dockerd")
+            }
             throw error
         }
         say("agentron-container-shim: started container \(name) (\(id.prefix(12))) from \(image)")

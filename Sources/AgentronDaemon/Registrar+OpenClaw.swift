@@ -32,6 +32,8 @@ enum OpenClawFile {
     static let maxOutputTokens = 8192
 
     static func providerId(_ server: RegisteredServer) -> String { idPrefix + server.name }
+    /// What a server without an API key is registered with.
+    static let noKey = "agentron-no-key"
 
     static func api(_ server: RegisteredServer) -> String {
         server.engine == .ollama ? ollamaNative : openAICompletions
@@ -74,7 +76,10 @@ enum OpenClawFile {
             ("api", .string(api(server))),
             ("models", .array([model(server)])),
         ]
-        if let key = apiKey ?? server.apiKey { members.append(("apiKey", .string(key))) }
+        // Always a key: OpenClaw refuses to call a custom provider without one ("No API key
+        // found for provider", openclaw/openclaw#42890, #49736), and a server without a key
+        // ignores whatever is sent.
+        members.append(("apiKey", .string(apiKey ?? server.apiKey ?? Self.noKey)))
         return JSONRender.sortedObject(members)
     }
 

@@ -9,61 +9,47 @@ import Glibc
 // agentrond with no HOME at all, so the Ollama child gets one here.
 
 extension OllamaEngine {
-    /// Where the Linux installer (install.sh) puts the `ollama` service user's home, and
-    /// with it the model store of the system's own Ollama.
-    static let installerHome = "/usr/share/ollama"
-
     /// What the host tells us, gathered once per launch so the decision below stays pure.
     struct HostFacts {
         var uid: uid_t
         /// The home directory of `uid` in the password database.
         var homeOfUser: String?
-        /// The home directory of the `ollama` user (the installer's service user).
-        var ollamaUserHome: String?
-        var isReadableDirectory: (String) -> Bool
 
         static func current() -> HostFacts {
             let uid = getuid()
-            return HostFacts(
-                uid: uid, homeOfUser: PasswordDatabase.home(uid: uid), ollamaUserHome: PasswordDatabase.home(user: "ollama"),
-                isReadableDirectory: PasswordDatabase.isReadableDirectory)
+            return HostFacts(uid: uid, homeOfUser: PasswordDatabase.home(uid: uid))
         }
     }
 
-    /// HOME and OLLAMA_MODELS for the child when the daemon has no HOME. A HOME or
-    /// OLLAMA_MODELS already in `environment` (the profile's env, or the daemon's own) wins.
-    /// - HOME: the daemon user's home from the password database; without an entry, a
-    ///   directory under the state directory.
-    /// - OLLAMA_MODELS, for the system daemon (uid 0) only: the system Ollama's store when it
-    ///   exists and is readable (models pulled with `ollama pull` are served without a second
-    ///   download), else `<state dir>/ollama/models`, which stays put across restarts and
-    ///   upgrades instead of landing in /root.
+    /// HOME and OLLAMA_MODELS for the child. A HOME or OLLAMA_MODELS already in
+    /// `environment` (the profile's env, or the daemon's own) wins.
+    /// - HOME, when there is none: the daemon user's home from the password database;
+    ///   without an entry, a directory under the state directory.
+    /// - OLLAMA_MODELS, for the system daemon (uid 0) only, whether or not it has a HOME (so
+    ///   models do not move between a daemon run by systemd and one run by `sudo`):
+    ///   `<state dir>/ollama/models`. Never the system Ollama's own store by default: a
+    ///   root `ollama serve` writes root-owned files there that its `ollama` user can no
+    ///   longer remove, and it prunes blobs it does not know at start (unless
+    ///   OLLAMA_NOPRUNE), which could cut short a pull of the system service. Sharing it is
+    ///   a profile's choice (docs/engines.md).
     static func applyHomeDefaults(_ environment: inout [String: String], stateDirectory: String, host: HostFacts) {
-        guard environment["HOME"].map({ $0.isEmpty }) ?? true else { return }
         let stateStore = stateDirectory.isEmpty ? nil : stateDirectory + "/ollama"
-        if let home = host.homeOfUser, !home.isEmpty {
-            environment["HOME"] = home
-        } else if let stateStore {
-            environment["HOME"] = stateStore
+        if environment["HOME"].map({ $0.isEmpty }) ?? true {
+            if let home = host.homeOfUser, !home.isEmpty {
+                environment["HOME"] = home
+            } else if let stateStore {
+                environment["HOME"] = stateStore
+            }
         }
-        guard host.uid == 0, environment["OLLAMA_MODELS"].map({ $0.isEmpty }) ?? true else { return }
-        let systemStore = (host.ollamaUserHome.flatMap { $0.isEmpty ? nil : $0 } ?? installerHome) + "/.ollama/models"
-        if host.isReadableDirectory(systemStore) {
-            environment["OLLAMA_MODELS"] = systemStore
-        } else if let stateStore {
-            environment["OLLAMA_MODELS"] = stateStore + "/models"
-        }
+        guard host.uid == 0, environment["OLLAMA_MODELS"].map({ $0.isEmpty }) ?? true, let stateStore else { return }
+        environment["OLLAMA_MODELS"] = stateStore + "/models"
     }
 }
 
-/// getpwuid_r/getpwnam_r without Foundation.
+/// getpwuid_r without Foundation.
 enum PasswordDatabase {
     static func home(uid: uid_t) -> String? {
         lookup { entry, buffer, size, result in getpwuid_r(uid, entry, buffer, size, result) }
-    }
-
-    static func home(user: String) -> String? {
-        lookup { entry, buffer, size, result in getpwnam_r(user, entry, buffer, size, result) }
     }
 
     private static func lookup(
@@ -89,12 +75,5 @@ enum PasswordDatabase {
             return home
         }
         return nil
-    }
-
-    /// A directory this process can list and read from.
-    static func isReadableDirectory(_ path: String) -> Bool {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return false }
-        return access(path, R_OK | X_OK) == 0
     }
 }

@@ -67,7 +67,10 @@ public struct TGIEngine: EngineDriver {
         // it sees NVIDIA_VISIBLE_DEVICES=all (launcher find_num_shards splits it on ','),
         // so the shim passes --num-shard with the real count unless the args set it.
         arguments += ["--gpus", profile.gpus.isEmpty ? "auto" : profile.gpus.map(String.init).joined(separator: ",")]
-        if !profile.args.contains(where: { $0 == "--num-shard" || $0.hasPrefix("--num-shard=") || $0 == "--sharded" || $0.hasPrefix("--sharded=") }) {
+        // The launcher reads NUM_SHARD and SHARDED from its environment too.
+        let shardingSet = profile.args.contains { $0 == "--num-shard" || $0.hasPrefix("--num-shard=") || $0 == "--sharded" || $0.hasPrefix("--sharded=") }
+            || profile.env["NUM_SHARD"] != nil || profile.env["SHARDED"] != nil
+        if !shardingSet {
             // One word: the value starts with "--", which the parser would take for a flag.
             arguments += ["--gpu-count-arg=--num-shard"]
         }

@@ -253,7 +253,12 @@ public struct DockerClient: Sendable {
 
     /// `ghcr.io/x/y:3.3` → (`ghcr.io/x/y`, `3.3`); no tag → `latest`. A port in the
     /// registry host (`host:5000/img`) is not a tag.
+    /// A digest reference (`img@sha256:…`) is name and digest: Docker's `tag` parameter
+    /// takes "a tag or digest".
     static func splitTag(_ image: String) -> (String, String) {
+        if let at = image.lastIndex(of: "@") {
+            return (String(image[..<at]), String(image[image.index(after: at)...]))
+        }
         if let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") {
             return (String(image[..<colon]), String(image[image.index(after: colon)...]))
         }
