@@ -29,7 +29,8 @@ private final class AppDatabase: @unchecked Sendable {
 
     /// A directory with no database in it.
     init() throws {
-        directory = NSTemporaryDirectory() + "agentron-app-\(UUID().uuidString.prefix(8))"
+        // /tmp, not $TMPDIR: the root tests hand it to uid 65534, who must reach it.
+        directory = "/tmp/agentron-app-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         path = directory + "/agentron.sqlite"
     }
@@ -446,4 +447,71 @@ private final class LockHolder: @unchecked Sendable {
 private struct UnsafeSendable<T>: @unchecked Sendable {
     var value: T
     init(_ value: T) { self.value = value }
+}
+
+private let nobody: uid_t = 65534
+private let nogroup: gid_t = 65534
+private let rootOnly = "needs root: it checks what a root daemon does to a database in a directory owned by uid 65534"
+
+/// As root, the app's database in a user's directory is opened and written as that user:
+/// the kernel checks SQLite's opens as the user, and what SQLite makes there is the user's.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct AgentronAppTargetAsRootTests {
+    /// A database of the app's, in a directory under /tmp (uid 65534 must reach it), both
+    /// owned by nobody.
+    private func usersDatabase(mode: mode_t) throws -> AppDatabase {
+        let database = try AppDatabase(schema: appSchema + foreignRow)
+        chmod(database.directory, 0o755)
+        try #require(chown(database.directory, nobody, nogroup) == 0)
+        try #require(chown(database.path, nobody, nogroup) == 0)
+        chmod(database.path, mode)
+        return database
+    }
+
+    private func owners(_ directory: String) throws -> [String: uid_t] {
+        var result: [String: uid_t] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
+            var info = stat()
+            if lstat(directory + "/" + name, &info) == 0 { result[name] = info.st_uid }
+        }
+        return result
+    }
+
+    @Test(.enabled(if: getuid() == 0, Comment(rawValue: rootOnly)))
+    func theUsersDatabaseIsWrittenAsTheUser() async throws {
+        let database = try usersDatabase(mode: 0o644)
+        let registrar = registrar(database)
+        defer { Task { await registrar.stop() } }
+        await registrar.sync([server("a")])
+        #expect(try await appTarget(registrar).error == nil)
+        #expect(try database.row("agentron-a") != nil)
+        let owners = try owners(database.directory)
+        #expect(owners.filter { $0.key.hasPrefix("agentron.sqlite") }.allSatisfy { $0.value == nobody }, "\(owners)")
+        try database.expectIntact()
+    }
+
+    @Test(.enabled(if: getuid() == 0, Comment(rawValue: rootOnly)))
+    func aDatabaseTheUserCannotWriteIsNotWrittenByRoot() async throws {
+        let database = try usersDatabase(mode: 0o444)
+        let before = try database.bytes()
+        let registrar = registrar(database)
+        defer { Task { await registrar.stop() } }
+        await registrar.sync([server("a")])
+        #expect(try database.bytes() == before)
+        let error = try #require(try await appTarget(registrar).error)
+        #expect(error.contains("read-only"), "\(error)")
+    }
+
+    @Test(.enabled(if: getuid() == 0, Comment(rawValue: rootOnly)))
+    func aDatabaseOfAnotherUserInTheUsersDirectoryIsLeftAlone() async throws {
+        let database = try usersDatabase(mode: 0o644)
+        try #require(chown(database.path, 0, 0) == 0)
+        let before = try database.bytes()
+        let registrar = registrar(database)
+        defer { Task { await registrar.stop() } }
+        await registrar.sync([server("a")])
+        #expect(try database.bytes() == before)
+        let error = try #require(try await appTarget(registrar).error)
+        #expect(error.contains("owned by uid 0, not by the directory's owner uid 65534"), "\(error)")
+    }
 }
