@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // The Agentron app keeps its providers in SQLite (docs/providers.md).
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "CAgentronShims",
             linkerSettings: [.linkedLibrary("curl")]
@@ -44,7 +46,7 @@ let package = Package(
         .target(
             name: "AgentronDaemon",
             dependencies: [
-                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "CAgentronShims",
+                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "CAgentronShims", "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -89,10 +91,10 @@ let package = Package(
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
-        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore"]),
+        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP"]
+            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
         ),
     ]
 )

@@ -13,10 +13,14 @@ public struct ProviderTarget: Codable, Sendable, Equatable {
     public static let agentron = "agentron"
     /// OpenClaw's config (`models.providers.agentron-<name>`), opt-in.
     public static let openClaw = "openclaw"
+    /// The Agentron app's SQLite database (`llm_configs` rows `agentron-<name>`).
+    public static let agentronApp = "agentron-app"
 
-    /// `agentron` or `openclaw`; a plain string so a newer daemon's kinds decode too.
+    /// `agentron`, `openclaw` or `agentron-app`; a plain string so a newer daemon's kinds
+    /// decode too.
     public var kind: String
-    /// The file; nil for a target that is off.
+    /// The file; nil for a target that is off (the Agentron app's: the database looked for,
+    /// with `enabled` false while it does not exist).
     public var path: String?
     public var enabled: Bool
     /// agentron-owned entries the file holds as of the last successful read or write.

@@ -38,29 +38,64 @@ public struct RegistrarConfig: Sendable, Equatable {
     public var providersPath: String
     /// OpenClaw's config; nil keeps OpenClaw off (the default).
     public var openClawPath: String?
+    /// The Agentron app's SQLite database; nil keeps that target off. Written only while
+    /// the file exists: agentron never creates it.
+    public var agentronAppPath: String?
 
-    public init(providersPath: String, openClawPath: String? = nil) {
+    public init(providersPath: String, openClawPath: String? = nil, agentronAppPath: String? = nil) {
         self.providersPath = providersPath
         self.openClawPath = openClawPath
+        self.agentronAppPath = agentronAppPath
     }
 
     /// Overrides the provider file's location (default: `<config dir>/providers.json`, DESIGN §5).
     public static let providersFileVariable = "AGENTRON_PROVIDERS_FILE"
     /// Turns the OpenClaw target on, naming its config file (e.g. `~/.openclaw/openclaw.json`).
     public static let openClawVariable = "AGENTRON_OPENCLAW_CONFIG"
+    /// The Agentron app's database (`<path>`), or `off`; overrides where the app's own
+    /// variables say it is.
+    public static let agentronAppVariable = "AGENTRON_APP_DB"
+    /// The app's own variables, read as the app reads them: the database, else its directory.
+    static let appDatabaseVariable = "AGENTRON_DB_PATH"
+    static let appDataDirectoryVariable = "AGENTRON_DATA_DIR"
+    /// Where the app's Linux desktop build keeps its data, under `$HOME`.
+    static let appDesktopDirectory = ".config/Agentron Studio"
 
     /// `$XDG_CONFIG_HOME/agentron/providers.json` (root: `/etc/agentron/providers.json`;
     /// under `AGENTRON_HOME`: `<dir>/config/providers.json`), or `AGENTRON_PROVIDERS_FILE`;
     /// OpenClaw only when `AGENTRON_OPENCLAW_CONFIG` names a file. A leading `~/` is the
-    /// daemon's `$HOME`.
-    public static func resolve(paths: AgentronPaths, environment: [String: String]) -> RegistrarConfig {
+    /// daemon's `$HOME`. The Agentron app's database: see `agentronAppDatabase`.
+    public static func resolve(
+        paths: AgentronPaths, environment: [String: String], isRoot: Bool = geteuid() == 0
+    ) -> RegistrarConfig {
         func expand(_ path: String) -> String {
             guard path.hasPrefix("~/"), let home = environment["HOME"], !home.isEmpty else { return path }
             return home + path.dropFirst(1)
         }
         let providers = environment[providersFileVariable].flatMap { $0.isEmpty ? nil : expand($0) }
         let openClaw = environment[openClawVariable].flatMap { $0.isEmpty ? nil : expand($0) }
-        return RegistrarConfig(providersPath: providers ?? paths.configDirectory + "/providers.json", openClawPath: openClaw)
+        return RegistrarConfig(
+            providersPath: providers ?? paths.configDirectory + "/providers.json", openClawPath: openClaw,
+            agentronAppPath: agentronAppDatabase(environment: environment, isRoot: isRoot, expand: expand))
+    }
+
+    /// The Agentron app's database, found as the app finds it: `AGENTRON_APP_DB` (`off`
+    /// turns the target off), else `AGENTRON_DB_PATH`, else `AGENTRON_DATA_DIR/agentron.sqlite`,
+    /// else the desktop build's `$HOME/.config/Agentron Studio/agentron.sqlite`. The last is
+    /// skipped for root (root's home is no user's app) and under `AGENTRON_HOME` (an
+    /// isolated agentron, such as the tests', must not write a real user's app).
+    static func agentronAppDatabase(
+        environment: [String: String], isRoot: Bool, expand: (String) -> String
+    ) -> String? {
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        if let explicit = value(agentronAppVariable) { return explicit == "off" ? nil : expand(explicit) }
+        if let database = value(appDatabaseVariable) { return expand(database) }
+        if var directory = value(appDataDirectoryVariable) {
+            while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
+            return expand(directory) + "/agentron.sqlite"
+        }
+        guard !isRoot, value("AGENTRON_HOME") == nil, let home = value("HOME") else { return nil }
+        return home + "/" + appDesktopDirectory + "/agentron.sqlite"
     }
 }
 
@@ -96,6 +131,10 @@ public actor Registrar {
         var seen: FileStamp?
         /// A pass failed for a reason a later try may not meet (a lock held, a write error).
         var retry = false
+        /// The Agentron app's database: whether the file was there at the last pass.
+        var present = true
+        /// The app's database in WAL mode: its writes land in `-wal` until a checkpoint.
+        var seenWAL: FileStamp?
     }
 
     let config: RegistrarConfig
@@ -117,6 +156,9 @@ public actor Registrar {
         var targets = [Target(kind: ProviderTarget.agentron, path: config.providersPath)]
         if let openClaw = config.openClawPath {
             targets.append(Target(kind: ProviderTarget.openClaw, path: openClaw))
+        }
+        if let database = config.agentronAppPath {
+            targets.append(Target(kind: ProviderTarget.agentronApp, path: database))
         }
         self.targets = targets
     }
@@ -147,11 +189,14 @@ public actor Registrar {
     public func status() -> ProvidersStatus {
         var result = targets.map { target in
             ProviderTarget(
-                kind: target.kind, path: target.path, enabled: true, entries: target.entries, error: target.error,
-                snippet: target.snippet, lastWrite: target.lastWrite)
+                kind: target.kind, path: target.path, enabled: target.present, entries: target.entries,
+                error: target.error, snippet: target.snippet, lastWrite: target.lastWrite)
         }
         if config.openClawPath == nil {
             result.append(ProviderTarget(kind: ProviderTarget.openClaw, path: nil, enabled: false, entries: []))
+        }
+        if config.agentronAppPath == nil {
+            result.append(ProviderTarget(kind: ProviderTarget.agentronApp, path: nil, enabled: false, entries: []))
         }
         return ProvidersStatus(targets: result)
     }
@@ -178,6 +223,10 @@ public actor Registrar {
     }
 
     private func pass(target index: Int) async {
+        if targets[index].kind == ProviderTarget.agentronApp {
+            passAgentronApp(index)
+            return
+        }
         let path = targets[index].path
         if desired.isEmpty, FileStamp.of(path) == nil {
             // Nothing to register and no file: nothing to create, not even a directory or a
@@ -336,6 +385,59 @@ public actor Registrar {
         return nil
     }
 
+    /// One pass over the Agentron app's database (Registrar+AgentronApp.swift). Synchronous:
+    /// the SQLite work runs as the directory's owner (FileIdentity), which cannot span an
+    /// await; a lock held by the app makes it wait up to AgentronAppDatabase.busyTimeout.
+    private func passAgentronApp(_ index: Int) {
+        let path = targets[index].path
+        let file = ProviderFileIO.resolve(path)
+        defer {
+            targets[index].seen = FileStamp.of(file)
+            targets[index].seenWAL = FileStamp.of(file + "-wal")
+        }
+        guard FileStamp.of(file) != nil else {
+            // agentron never creates the app's database: the app makes it on its first
+            // start, and the poll sees it appear.
+            targets[index].present = false
+            targets[index].entries = []
+            targets[index].error = nil
+            targets[index].retry = false
+            return
+        }
+        targets[index].present = true
+        let identity = FileIdentity.forWriting(file)
+        if let identity, let refusal = Self.foreignFile(path: path, file: file, identity: identity) {
+            targets[index].entries = []
+            fail(index, refusal, retry: false)
+            return
+        }
+        let servers = desired
+        let outcome: AgentronAppDatabase.Outcome
+        do {
+            outcome = try FileIdentity.run(as: identity) { AgentronAppDatabase.sync(path: path, desired: servers) }
+        } catch {
+            fail(index, "\(path): \(error)", retry: true)
+            return
+        }
+        if let entries = outcome.entries { targets[index].entries = entries }
+        if let failure = outcome.failure {
+            fail(index, failure, retry: outcome.retry)
+            return
+        }
+        if let summary = outcome.summary {
+            targets[index].lastWrite = Self.now()
+            log(.info, "Agentron app database updated", metadata: ["file": "\(path)", "change": "\(summary)"])
+        }
+        targets[index].retry = false
+        if let previous = targets[index].error, outcome.warning == nil {
+            log(.info, "Agentron app database writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
+        }
+        if let warning = outcome.warning, warning != targets[index].error {
+            log(.warning, "Agentron app database: \(warning)", metadata: ["file": "\(path)"])
+        }
+        targets[index].error = outcome.warning
+    }
+
     /// Why `path` (reached through a link when `file` differs) must not be written as
     /// `identity`: the file there is someone else's. A link to it may have been planted to
     /// make root rewrite it; and a file of another user's in this directory could only be
@@ -392,7 +494,9 @@ public actor Registrar {
     /// for another try.
     private func poll() async {
         let due = targets.contains { target in
-            target.retry || FileStamp.of(ProviderFileIO.resolve(target.path)) != target.seen
+            let file = ProviderFileIO.resolve(target.path)
+            return target.retry || FileStamp.of(file) != target.seen
+                || (target.kind == ProviderTarget.agentronApp && FileStamp.of(file + "-wal") != target.seenWAL)
         }
         if due { await runPass() }
     }

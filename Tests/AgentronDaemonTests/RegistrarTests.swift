@@ -164,7 +164,8 @@ struct RegistrarTests {
         #expect(RegistrarConfig.resolve(paths: paths, environment: [:]) == RegistrarConfig(providersPath: "/tmp/h/config/providers.json"))
         let custom = RegistrarConfig.resolve(
             paths: paths,
-            environment: ["AGENTRON_PROVIDERS_FILE": "/srv/p.json", "AGENTRON_OPENCLAW_CONFIG": "~/.openclaw/openclaw.json", "HOME": "/home/u"])
+            environment: ["AGENTRON_PROVIDERS_FILE": "/srv/p.json", "AGENTRON_OPENCLAW_CONFIG": "~/.openclaw/openclaw.json", "HOME": "/home/u"],
+            isRoot: true)
         #expect(custom == RegistrarConfig(providersPath: "/srv/p.json", openClawPath: "/home/u/.openclaw/openclaw.json"))
     }
 
@@ -197,7 +198,7 @@ struct RegistrarTests {
         #expect(info.st_mode & 0o777 == 0o600, "entries may hold API keys")
 
         let status = await registrar.status()
-        #expect(status.targets.map(\.kind) == ["agentron", "openclaw"])
+        #expect(status.targets.map(\.kind) == ["agentron", "openclaw", "agentron-app"])
         #expect(status.targets[0].entries.map(\.id) == ["a", "b"])
         #expect(status.targets[0].entries[0].hasApiKey)
         #expect(status.targets[0].error == nil)

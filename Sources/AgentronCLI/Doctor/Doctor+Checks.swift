@@ -56,6 +56,9 @@ struct DaemonCheck: Codable, Sendable {
     /// Servers the daemon runs (any state but stopped).
     var servers: Int?
     var error: String?
+    /// Provider targets the daemon could not write, or wrote with something left out:
+    /// `<kind> <path>: <why>` (the same text `agentron providers` shows).
+    var providerProblems: [String]?
 }
 
 struct PortCheck: Codable, Sendable {
@@ -264,6 +267,11 @@ struct DoctorChecks {
             check.version = info.version
             let servers = (try? await client.list(all: false)) ?? []
             check.servers = servers.count
+            if let providers = try? await client.providers(timeout: Self.socketTimeout) {
+                check.providerProblems = providers.targets.compactMap { target in
+                    target.error.map { "\(target.kind) \(target.path ?? "-"): \($0)" }
+                }
+            }
             return (check, servers)
         } catch .daemonNotRunning {
             return (check, [])

@@ -106,6 +106,9 @@ struct DoctorRendering {
             var line = "  \(mark(.ok)) agentrond \(daemon.version ?? "?") running, pid \(daemon.pid.map(String.init) ?? "?"), socket \(daemon.socket)"
             if let servers = daemon.servers { line += ", \(servers) server\(servers == 1 ? "" : "s")" }
             lines.append(line)
+            for problem in daemon.providerProblems ?? [] {
+                lines.append("  \(mark(.missing)) provider config \(problem)")
+            }
         } else if let error = daemon.error {
             lines.append("  \(mark(.missing)) \(error)")
         } else {

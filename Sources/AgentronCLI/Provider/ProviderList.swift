@@ -11,8 +11,9 @@ struct ProviderList: AsyncParsableCommand {
         discussion: """
             agentrond writes every ready server with `register: true` into
             $XDG_CONFIG_HOME/agentron/providers.json (AGENTRON_PROVIDERS_FILE overrides it),
-            and into OpenClaw's config when AGENTRON_OPENCLAW_CONFIG names it. It owns only
-            the entries it marks as its own. See docs/providers.md.
+            into OpenClaw's config when AGENTRON_OPENCLAW_CONFIG names it, and into the
+            Agentron app's database when it exists (AGENTRON_APP_DB overrides where). It owns
+            only the entries it marks as its own. See docs/providers.md.
             """
     )
 
@@ -42,13 +43,28 @@ struct ProviderList: AsyncParsableCommand {
         Output.writeStdout(Array(Self.render(status).utf8))
     }
 
+    /// How to turn a target that is off on.
+    static func offHint(_ target: ProviderTarget) -> String {
+        switch target.kind {
+        case ProviderTarget.openClaw:
+            return " (set AGENTRON_OPENCLAW_CONFIG=<path to openclaw.json> for agentrond)"
+        case ProviderTarget.agentronApp:
+            if let path = target.path {
+                return " (no database at \(path); agentron never creates it, and writes it once the Agentron app has)"
+            }
+            return " (set AGENTRON_APP_DB=<path to agentron.sqlite> or AGENTRON_DATA_DIR for agentrond)"
+        default:
+            return ""
+        }
+    }
+
     /// The table, then one line per target that is off, has an error or a snippet.
     static func render(_ status: ProvidersStatus) -> String {
         var table = Table(header: ["TARGET", "PATH", "ID", "MODEL", "ENDPOINT", "STATUS"])
         var notes: [String] = []
         for target in status.targets {
             guard target.enabled, let path = target.path else {
-                notes.append("\(target.kind): off" + (target.kind == ProviderTarget.openClaw ? " (set AGENTRON_OPENCLAW_CONFIG=<path to openclaw.json> for agentrond)" : ""))
+                notes.append("\(target.kind): off" + offHint(target))
                 continue
             }
             if target.entries.isEmpty {
