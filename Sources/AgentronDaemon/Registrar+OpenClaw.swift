@@ -9,8 +9,8 @@ import AgentronCore
 ///
 /// - Ids carry the `agentron-` prefix: a provider named `vllm` or `ollama` would switch off
 ///   OpenClaw's own discovery of those engines.
-/// - The provider holds only `baseUrl`, `api`, `models` and, when the server has one,
-///   `apiKey`; a model only `id`, `name` and, when the profile sets the context length,
+/// - The provider holds only `baseUrl`, `api`, `models` and `apiKey` (a placeholder for a
+///   server without a key); a model only `id`, `name` and, when the profile sets the context length,
 ///   `contextWindow` and `maxTokens`.
 /// - The file is never created: OpenClaw's own setup writes a complete one (`gateway.mode`
 ///   and the rest), and a file holding only `models` keeps recent gateways from starting.
