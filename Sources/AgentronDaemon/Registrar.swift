@@ -1,4 +1,5 @@
 import AgentronCore
+import Dispatch
 import Glibc
 import Logging
 
@@ -224,7 +225,7 @@ public actor Registrar {
 
     private func pass(target index: Int) async {
         if targets[index].kind == ProviderTarget.agentronApp {
-            passAgentronApp(index)
+            await passAgentronApp(index)
             return
         }
         let path = targets[index].path
@@ -385,10 +386,29 @@ public actor Registrar {
         return nil
     }
 
-    /// One pass over the Agentron app's database (Registrar+AgentronApp.swift). Synchronous:
-    /// the SQLite work runs as the directory's owner (FileIdentity), which cannot span an
-    /// await; a lock held by the app makes it wait up to AgentronAppDatabase.busyTimeout.
-    private func passAgentronApp(_ index: Int) {
+    /// Work that may block (SQLite waiting out another process's lock) runs here, one item
+    /// at a time, off Swift's cooperative threads.
+    private static let blockingQueue = DispatchQueue(label: "agentron.registrar.blocking")
+
+    private static func onBlockingThread<T: Sendable>(
+        _ body: @escaping @Sendable () throws(FileIdentity.SwitchFailure) -> T
+    ) async -> Result<T, FileIdentity.SwitchFailure> {
+        await withCheckedContinuation { continuation in
+            blockingQueue.async {
+                do throws(FileIdentity.SwitchFailure) {
+                    continuation.resume(returning: .success(try body()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+    }
+
+    /// One pass over the Agentron app's database (Registrar+AgentronApp.swift). The SQLite
+    /// work runs as the directory's owner (FileIdentity, which cannot span an await) and may
+    /// wait up to AgentronAppDatabase.busyTimeout for the app's lock: so it runs on a thread
+    /// of its own, never on one of the few threads every server's supervision shares.
+    private func passAgentronApp(_ index: Int) async {
         let path = targets[index].path
         let file = ProviderFileIO.resolve(path)
         defer {
@@ -413,9 +433,11 @@ public actor Registrar {
         }
         let servers = desired
         let outcome: AgentronAppDatabase.Outcome
-        do {
-            outcome = try FileIdentity.run(as: identity) { AgentronAppDatabase.sync(path: path, desired: servers) }
-        } catch {
+        switch await Self.onBlockingThread({ () throws(FileIdentity.SwitchFailure) in
+            try FileIdentity.run(as: identity) { AgentronAppDatabase.sync(path: path, desired: servers) }
+        }) {
+        case .success(let result): outcome = result
+        case .failure(let error):
             fail(index, "\(path): \(error)", retry: true)
             return
         }
