@@ -192,19 +192,31 @@ extension ContainerShim {
         return (present, gpus)
     }
 
-    /// Creates each missing bind-mount source as this process's user (the daemon's) before
-    /// the container exists: Docker would create it as root, and a later run as a user then
-    /// fails writing into it (the TGI download's PermissionError in the HF cache).
+    /// Creates each missing bind-mount source before the container exists, as this
+    /// process's user (the daemon's), or for a root daemon as the owner of the directory it
+    /// is made in: Docker would create it as root, and a later run as the user then fails
+    /// writing into it (the TGI download's PermissionError in the HF cache).
     func createBindSources() throws(ShimError) {
         for bind in binds {
             guard bind.hasPrefix("/"), let colon = bind.firstIndex(of: ":") else { continue }
             let source = String(bind[..<colon])
             var path = ""
             for component in source.split(separator: "/") {
+                let parent = path.isEmpty ? "/" : path
                 path += "/" + component
-                if mkdir(path, 0o755) != 0, errno != EEXIST {
-                    let reason = String(cString: strerror(errno))
-                    throw ShimError("cannot create \(path) for the bind mount \(bind): \(reason); create it writable for uid \(getuid()), or change the path in the profile")
+                if mkdir(path, 0o755) != 0 {
+                    guard errno == EEXIST else {
+                        let reason = String(cString: strerror(errno))
+                        throw ShimError("cannot create \(path) for the bind mount \(bind): \(reason); create it writable for uid \(getuid()), or change the path in the profile")
+                    }
+                    continue
+                }
+                // A root daemon creating a cache in a user's home (HF_HOME=/home/alice/...)
+                // gives the new directory to the owner of the one it is in, so the user can
+                // still write their own cache (lchown: never through a link).
+                var info = stat()
+                if geteuid() == 0, lstat(parent, &info) == 0, info.st_uid != 0 {
+                    lchown(path, info.st_uid, info.st_gid)
                 }
             }
         }

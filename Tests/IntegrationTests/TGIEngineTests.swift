@@ -188,6 +188,29 @@ struct TGIEngineTests {
         #expect(info.st_mode & S_IFMT == S_IFDIR)
     }
 
+    /// A root daemon making a cache in a user's directory gives it to that user, who could
+    /// otherwise no longer write their own cache.
+    @Test(.enabled(if: getuid() == 0)) func aRootDaemonMakesAUsersCacheTheUsers() async throws {
+        _ = try await Self.requireDocker()
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        try await harness.startDaemon()
+        let userHome = harness.home.appendingPathComponent("alice").path
+        try FileManager.default.createDirectory(atPath: userHome, withIntermediateDirectories: true)
+        chown(userHome, 65534, 65534)
+        let cache = userHome + "/.cache/huggingface"
+        let up = try await harness.run([
+            "up",
+            try Self.profile(
+                harness, name: "tgi7", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache], extra: "pull: never\n"),
+        ])
+        #expect(up.code == 1)
+        for path in [userHome + "/.cache", cache] {
+            var info = stat()
+            #expect(lstat(path, &info) == 0 && info.st_uid == 65534, "\(path) is the user's")
+        }
+    }
+
     @Test func aPullFailureShowsDockersOwnMessage() async throws {
         _ = try await Self.requireDocker()
         let image = "agentron-test/no-such-image:1"
