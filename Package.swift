@@ -1,7 +1,7 @@
 // swift-tools-version:6.2
 // agentron: a supervisor and launcher for local LLM inference servers.
-// Layout follows ../shared/DESIGN.md §9: thin executables, logic in libraries, the CLI
-// never links daemon code. Both binaries stay off full Foundation (DESIGN §8).
+// Layout: docs/architecture.md; thin executables, logic in libraries, the CLI
+// never links daemon code. Both binaries stay off full Foundation (docs/PERFORMANCE.md).
 import PackageDescription
 
 let package = Package(

@@ -391,7 +391,7 @@ for p in "${TREE_PIDS[@]}"; do
 done
 say "engine processes while ready:"; describe "${TREE_PIDS[@]}" >&2
 
-# Informational until the registrar is wired in: DESIGN §5's file under AGENTRON_HOME.
+# Informational until the registrar is wired in: docs/providers.md's file under AGENTRON_HOME.
 PROVIDERS=$HOME_DIR/config/providers.json
 PROVIDER="absent"
 if [[ -f $PROVIDERS ]] && grep -qF "$ENDPOINT" "$PROVIDERS"; then PROVIDER="registered"; fi

@@ -2,7 +2,7 @@ import AgentronCore
 import ArgumentParser
 
 /// `agentron`: the thin client. It parses, calls the daemon, renders (a table or `--json`),
-/// and shows progress while it waits (DESIGN §2).
+/// and shows progress while it waits (docs/architecture.md).
 public struct AgentronCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agentron",

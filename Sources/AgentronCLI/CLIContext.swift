@@ -16,7 +16,7 @@ struct CLIContext {
     var catalog: ProfileCatalog { ProfileCatalog(paths: paths) }
 }
 
-/// Diagnostics go to stderr, results to stdout (STYLE rule 5).
+/// Diagnostics go to stderr, results to stdout (docs/conventions.md rule 5).
 enum Output {
     static func error(_ message: String) {
         writeStderr("error: \(message)\n")

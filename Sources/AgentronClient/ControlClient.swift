@@ -3,7 +3,7 @@ import AgentronHTTP
 import FoundationEssentials
 import Glibc
 
-/// Typed client of the daemon's control API (DESIGN §7), over the Unix socket.
+/// Typed client of the daemon's control API (docs/architecture.md), over the Unix socket.
 ///
 /// Before every call it checks that nobody else controls the socket's directory
 /// (RuntimeDirectory), and it sends nothing to a listener that runs as neither this user

@@ -1,4 +1,4 @@
-// Types of the control API (DESIGN §7): HTTP/1.1 + JSON on a Unix socket, versioned paths.
+// Types of the control API (docs/architecture.md): HTTP/1.1 + JSON on a Unix socket, versioned paths.
 // Both the daemon and the CLI link AgentronCore, so the wire shape lives in one place.
 
 /// The API version prefix of every path.

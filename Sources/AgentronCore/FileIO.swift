@@ -1,7 +1,7 @@
 import Glibc
 
 /// Small, careful file operations shared by the daemon and the CLI: whole-file reads, atomic
-/// replacement (temp file, fsync, rename, directory fsync: STYLE rule 8), mkdir -p.
+/// replacement (temp file, fsync, rename, directory fsync: docs/conventions.md rule 8), mkdir -p.
 public enum FileIO {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var path: String
@@ -93,7 +93,7 @@ public enum FileIO {
     }
 
     /// Writes `bytes` to a temp file beside `path`, fsyncs it, renames it over `path` and
-    /// fsyncs the directory (STYLE rule 8). The new file gets `mode`, and `owner` when given
+    /// fsyncs the directory (docs/conventions.md rule 8). The new file gets `mode`, and `owner` when given
     /// and different from what the new file already has (root keeps an app's file owned by
     /// the app). `suffix` names the temp file; tests pass a fixed one.
     public static func writeAtomically(

@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// Where agentron keeps its socket, state, logs and configuration (DESIGN §7).
+/// Where agentron keeps its socket, state, logs and configuration (docs/architecture.md).
 ///
 /// - `AGENTRON_HOME=<dir>`: everything under `<dir>/run`, `<dir>/state`, `<dir>/config`
 ///   (tests use it so they never touch the real locations).
@@ -83,7 +83,7 @@ public struct AgentronPaths: Sendable, Equatable {
 
     /// Built-in profiles, found relative to the executable: an installed
     /// `<prefix>/share/agentron/profiles`, or the source tree's `profiles/` when run from
-    /// `.build/<config>/` (DESIGN §6).
+    /// `.build/<config>/` (docs/systemd.md).
     public static func builtinProfileDirectory(executablePath: String? = currentExecutablePath()) -> String? {
         guard let exe = executablePath else { return nil }
         let binDir = parentDirectory(of: exe)

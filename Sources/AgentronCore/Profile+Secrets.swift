@@ -1,4 +1,4 @@
-// Secrets stay secret (DESIGN §3, issue #10): a token passed in a profile's env or as an
+// Secrets stay secret (docs/configuration.md, "Secrets"; issue #10): a token passed in a profile's env or as an
 // engine argument (`--api-key`, `--hf-token`, a `command` array) never shows in the
 // "starting" line of the engine log, `inspect`, a failure's log tail or `logs`.
 

@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-// Profiles as YAML files (DESIGN §2). The reader is strict: unknown keys, duplicate keys
+// Profiles as YAML files (docs/architecture.md). The reader is strict: unknown keys, duplicate keys
 // and wrong types are errors that point at the line, because a typo in a profile otherwise
 // shows up minutes later as an engine that will not start.
 //

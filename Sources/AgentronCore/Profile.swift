@@ -1,9 +1,9 @@
 // A profile describes one server: which engine runs which model, where, and how it is
-// supervised. Profiles are data (DESIGN §2): YAML files on disk (see Profile+YAML.swift),
+// supervised. Profiles are data (docs/architecture.md): YAML files on disk (see Profile+YAML.swift),
 // or built by `agentron up <hf-id> --engine X` from flags and defaults. The daemon receives
 // the resolved profile as JSON over the control API.
 
-/// The engines agentron knows how to drive (DESIGN §4).
+/// The engines agentron knows how to drive (docs/engines.md).
 public enum EngineKind: String, Codable, Sendable, CaseIterable {
     case vllm
     case ollama
@@ -148,7 +148,7 @@ public enum RestartMode: String, Codable, Sendable, CaseIterable {
     case never
 }
 
-/// When and how fast a server that died is started again (DESIGN §3).
+/// When and how fast a server that died is started again (docs/state-machine.md).
 public struct RestartPolicy: Codable, Sendable, Equatable, Hashable {
     public var mode: RestartMode
     /// Delay before the first restart; each further one is `factor` times longer, up to `maxDelay`.
@@ -200,7 +200,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     /// Grace between SIGTERM and SIGKILL on stop. vLLM and TGI need up to 90 s.
     public var stopTimeout: TimeSpan
     public var autostart: Bool
-    /// Whether the ready server is written into the shared provider config (DESIGN §5).
+    /// Whether the ready server is written into the shared provider config (docs/providers.md).
     public var register: Bool
     /// `command` engine only: argv with `{host}`, `{port}`, `{model}`, `{name}` placeholders.
     public var command: [String]?

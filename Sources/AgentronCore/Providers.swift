@@ -1,4 +1,4 @@
-// Wire types of `GET /v1/providers` (issue #4, DESIGN §5): what agentron registered in
+// Wire types of `GET /v1/providers` (issue #4, docs/providers.md): what agentron registered in
 // which shared config, and anything it could not write and why.
 
 /// `GET /v1/providers`: one element per target file.

@@ -1,5 +1,5 @@
 /// One server's supervision logic as a pure value type: events in, actions out, no I/O
-/// (DESIGN §3, STYLE "Hummingbird / SwiftNIO school"). The daemon's supervisor actor feeds
+/// (docs/state-machine.md, docs/conventions.md). The daemon's supervisor actor feeds
 /// it events and performs the actions it returns. Time is passed in (`now`, seconds on a
 /// monotonic clock) so tests drive it without clocks or processes.
 public struct ServerStateMachine: Sendable, Equatable {

@@ -1,4 +1,4 @@
-/// The public states of one server (DESIGN §3):
+/// The public states of one server (docs/state-machine.md):
 ///
 ///     stopped → starting → ready ⇄ unhealthy → stopping → stopped
 ///                  ↘ backoff → starting …        ↘ failed (gave up; reason kept)

@@ -3,7 +3,7 @@ import AgentronProcess
 import FoundationEssentials
 import Glibc
 
-/// The wire adapter of the control API (DESIGN §7): decode a request, call the registry,
+/// The wire adapter of the control API (docs/architecture.md): decode a request, call the registry,
 /// encode the reply. It holds no state of its own; the transport is ControlServer.
 struct ControlAPI: Sendable {
     let registry: ServerRegistry

@@ -139,7 +139,7 @@ public enum Daemon {
 }
 
 /// Keeps the engines: on graceful shutdown it stops every one of them and waits until they
-/// are gone (DESIGN §3: nothing outlives the daemon's stop unless live restore is asked for).
+/// are gone (docs/state-machine.md: nothing outlives the daemon's stop unless live restore is asked for).
 struct EngineService: Service {
     let registry: ServerRegistry
     let liveRestore: Bool

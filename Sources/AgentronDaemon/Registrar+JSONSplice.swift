@@ -427,7 +427,7 @@ enum JSONRender {
         }
     }
 
-    /// Members with their keys sorted (STYLE rule 8: stable writes).
+    /// Members with their keys sorted (docs/conventions.md rule 8: stable writes).
     static func sortedObject(_ members: [(key: String, value: JSONValue)]) -> JSONValue {
         .object(members.sorted { $0.key < $1.key })
     }

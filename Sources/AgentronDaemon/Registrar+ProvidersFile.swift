@@ -27,7 +27,7 @@ enum ProvidersFile {
     /// survives an update.
     static let ownedKeys: Set<String> = ["id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt"]
 
-    /// The provider type an app's adapter knows the engine by (DESIGN §4).
+    /// The provider type an app's adapter knows the engine by (docs/engines.md).
     static func providerType(_ engine: EngineKind) -> String {
         switch engine {
         case .vllm: "vllm"

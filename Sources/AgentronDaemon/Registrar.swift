@@ -49,7 +49,7 @@ public struct RegistrarConfig: Sendable, Equatable {
         self.agentronAppPath = agentronAppPath
     }
 
-    /// Overrides the provider file's location (default: `<config dir>/providers.json`, DESIGN §5).
+    /// Overrides the provider file's location (default: `<config dir>/providers.json`, docs/providers.md).
     public static let providersFileVariable = "AGENTRON_PROVIDERS_FILE"
     /// Turns the OpenClaw target on, naming its config file (e.g. `~/.openclaw/openclaw.json`).
     public static let openClawVariable = "AGENTRON_OPENCLAW_CONFIG"
@@ -102,7 +102,7 @@ public struct RegistrarConfig: Sendable, Equatable {
 
 /// Keeps the shared provider config (and, opted in, OpenClaw's) true: the servers the
 /// daemon passes to `sync` are registered, every other agentron-owned entry is removed, and
-/// nothing else in either file is touched (DESIGN §5, issue #4, docs/providers.md).
+/// nothing else in either file is touched (docs/providers.md, issue #4, docs/providers.md).
 ///
 /// Every pass runs one at a time (a chain of tasks), and each takes the file's sidecar
 /// lock, reads, plans without I/O, and writes atomically, with no suspension point between

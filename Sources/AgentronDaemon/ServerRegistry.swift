@@ -35,7 +35,7 @@ actor ServerRegistry {
         self.store = StateStore(path: paths.stateFile)
     }
 
-    /// Live restore: takes up every server the state file lists (DESIGN §3). Engines still
+    /// Live restore: takes up every server the state file lists (docs/state-machine.md). Engines still
     /// running are re-adopted untouched; dead ones are restarted by their policy.
     func restoreFromDisk() async {
         let records: [StateStore.Record]
@@ -338,7 +338,7 @@ actor ServerRegistry {
     private var nameWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
 
     /// Waits until no other start of `name` runs, then marks it running. The check and the
-    /// mark happen with no suspension between them (STYLE rule 4).
+    /// mark happen with no suspension between them (docs/conventions.md rule 4).
     private func lockName(_ name: String) async {
         while busyNames.contains(name) {
             await withCheckedContinuation { nameWaiters[name, default: []].append($0) }

@@ -2,9 +2,9 @@ import AgentronCore
 import FoundationEssentials
 import Glibc
 
-/// What the daemon runs, persisted atomically (temp file, fsync, rename: STYLE rule 8) so
+/// What the daemon runs, persisted atomically (temp file, fsync, rename: docs/conventions.md rule 8) so
 /// a later daemon knows which servers were up, with pid + process start time so a reused
-/// pid cannot fool it (DESIGN §3, live restore).
+/// pid cannot fool it (docs/state-machine.md, live restore).
 struct StateStore: Sendable {
     struct Descendant: Codable, Sendable, Equatable {
         var pid: Int32

@@ -6,7 +6,7 @@ import Logging
 
 /// Owns one server: its state machine, its engine process and the tasks that probe and
 /// watch it. Every event is handled synchronously on the actor (feed the machine, perform
-/// the actions it returns), so no state is checked across an `await` (STYLE rule 4).
+/// the actions it returns), so no state is checked across an `await` (docs/conventions.md rule 4).
 /// Async work (probes, exit watching, termination, backoff timers) runs in tasks that
 /// report back as events tagged with the run they belong to; stale reports are dropped.
 actor Supervisor {
@@ -57,7 +57,7 @@ actor Supervisor {
     static let historyLimit = 50
     static let probeHistoryLimit = 20
     /// Startup probes start fast (an engine can be ready in tens of milliseconds) and ease
-    /// to about a second for engines that load for minutes (DESIGN §3, issue #3).
+    /// to about a second for engines that load for minutes (docs/state-machine.md, issue #3).
     static let startupProbeFirstInterval: Duration = .milliseconds(25)
     static let startupProbeMaxInterval: Duration = .seconds(1)
     static let startupProbeGrowth = 1.25
@@ -212,7 +212,7 @@ actor Supervisor {
 
     // MARK: Live restore
 
-    /// Picks a server up from the state file after a daemon restart (DESIGN §3): a live
+    /// Picks a server up from the state file after a daemon restart (docs/state-machine.md): a live
     /// engine is re-adopted as it is (same pid, counters kept) and watched through a pidfd;
     /// one that died while the daemon was away is cleaned up and restarted by policy.
     func restore(from record: StateStore.Record) async {

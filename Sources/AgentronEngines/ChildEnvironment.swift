@@ -1,6 +1,6 @@
 import AgentronCore
 
-/// The child's environment is built, not inherited (DESIGN §3): the profile's env on top of
+/// The child's environment is built, not inherited (docs/configuration.md, "The engine's environment"): the profile's env on top of
 /// a small allow-list from the daemon's. Never NOTIFY_SOCKET, WATCHDOG_* or LISTEN_*: an
 /// engine that saw them would talk to systemd as if it were the daemon.
 public enum ChildEnvironment {

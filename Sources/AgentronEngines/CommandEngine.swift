@@ -1,7 +1,7 @@
 import AgentronCore
 import AgentronProcess
 
-/// Any OpenAI-compatible server agentron can start from an argv (DESIGN §4): llama.cpp's
+/// Any OpenAI-compatible server agentron can start from an argv (docs/engines.md): llama.cpp's
 /// `llama-server`, SGLang, a script. The profile's `command` carries `{host}`, `{port}`,
 /// `{model}` and `{name}` placeholders, filled in at launch; the profile's `args` follow.
 /// Ready (and live) when the health path answers the expected status: llama-server's

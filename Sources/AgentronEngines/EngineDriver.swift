@@ -87,7 +87,7 @@ public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 /// An engine driver: how to build the launch, how to probe readiness and liveness
-/// (DESIGN §2 "Engines are drivers behind one protocol").
+/// (docs/architecture.md).
 public protocol EngineDriver: Sendable {
     var kind: EngineKind { get }
     /// The program that must be on PATH, and how to get it when it is not.

@@ -2,7 +2,7 @@ import AgentronCore
 import AgentronHTTP
 import FoundationEssentials
 
-/// Ollama (DESIGN §4): `ollama serve` with `OLLAMA_HOST=<host>:<port>`, then the model is
+/// Ollama (docs/engines.md): `ollama serve` with `OLLAMA_HOST=<host>:<port>`, then the model is
 /// looked up (`POST /api/show`), pulled by the profile's pull policy (`POST /api/pull`,
 /// streamed NDJSON progress) and loaded with the profile's keep-alive (`POST /api/generate`
 /// with no prompt; `POST /api/embed` with no input for an embedding model). Ready once

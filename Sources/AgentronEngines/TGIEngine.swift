@@ -2,7 +2,7 @@ import AgentronCore
 import AgentronHTTP
 import Glibc
 
-/// Hugging Face TGI as a Docker container (DESIGN §4). The daemon runs
+/// Hugging Face TGI as a Docker container (docs/engines.md). The daemon runs
 /// `agentron-container-shim`, which drives the container through the Docker Engine API:
 /// image from the profile, `--model-id <model>` plus the profile's args, container port 80
 /// published on host:P, the HF cache mounted at /data, HF_TOKEN by environment, an init

@@ -2,7 +2,7 @@ import AgentronCore
 import AgentronHTTP
 import FoundationEssentials
 
-/// vLLM's OpenAI-compatible server (DESIGN §4):
+/// vLLM's OpenAI-compatible server (docs/engines.md):
 /// `vllm serve <model> --host 127.0.0.1 --port P --served-model-name <name>` + profile args.
 /// The API key, when set, goes by `VLLM_API_KEY` in the environment, which vLLM reads
 /// itself, so it never appears in argv (visible to every user in `ps`).

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Glibc
 
-/// The Docker Engine API over its Unix socket, through the libcurl client (DESIGN §4:
+/// The Docker Engine API over its Unix socket, through the libcurl client (docs/engines.md:
 /// TGI runs as a container driven by the API, not by shelling out to `docker`).
 /// `DOCKER_HOST=unix:///path` is honoured; TCP hosts are refused with a clear error.
 public struct DockerClient: Sendable {

@@ -1,7 +1,8 @@
 import Glibc
 
-/// Port checks done before spawning (DESIGN §3: "the requested port is checked before
-/// spawn; `port: auto` picks a free one; address in use is reported as such").
+/// Port checks done before spawning: a requested port is checked before spawn, `port: auto`
+/// gets a free one (PortTable), and "address in use" is reported as such
+/// (docs/configuration.md, `port`).
 public enum Ports {
     /// Whether `host:port` can be bound right now. Binding (not connecting) is the honest
     /// test: an engine that would fail with EADDRINUSE fails here first.

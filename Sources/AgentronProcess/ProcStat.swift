@@ -2,7 +2,7 @@ import AgentronCore
 import Glibc
 
 /// One process as /proc/<pid>/stat describes it: enough to find an engine's whole tree and
-/// to tell a live process from a reused pid (DESIGN §3: pid + start time).
+/// to tell a live process from a reused pid (docs/state-machine.md: pid + start time).
 public struct ProcStat: Sendable, Equatable {
     public var pid: Int32
     public var comm: String

@@ -5,7 +5,7 @@ import Glibc
 /// every descendant reachable by parent links, and the descendants seen earlier that have
 /// since left the session (setsid) and may have been reparented to the daemon.
 ///
-/// Nothing outlives `down` (DESIGN §3): vLLM's EngineCore and workers survive a killed API
+/// Nothing outlives `down` (docs/state-machine.md): vLLM's EngineCore and workers survive a killed API
 /// server and keep the GPU; this is what finds and kills them.
 public struct ProcessTree: Sendable, Equatable {
     public let leader: Int32

@@ -8,7 +8,7 @@ import Glibc
 ///
 /// NOTIFY_SOCKET stays in the environment (unset_environment=0) because the daemon
 /// notifies for as long as it runs. Engines never see it: their environment is built from
-/// an allow-list that denies it (ChildEnvironment, DESIGN §3).
+/// an allow-list that denies it (ChildEnvironment, docs/configuration.md).
 public struct SystemdNotifier: Sendable, Equatable {
     public enum Destination: Sendable, Equatable {
         /// Not run by systemd: every call does nothing.

@@ -1,5 +1,5 @@
 // A small JSON reader and writer for request bodies and replies. The fixture stays off
-// Foundation (DESIGN §8) and only needs to read a few fields of a request, so a
+// Foundation (docs/PERFORMANCE.md) and only needs to read a few fields of a request, so a
 // 150-line recursive-descent parser is cheaper than pulling in FoundationEssentials.
 
 /// A parsed JSON value. Objects keep their last value for a repeated key, like Python's json.

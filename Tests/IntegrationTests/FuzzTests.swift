@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// The daemon never dies of input (issue #10, DESIGN §7): the requests that once killed it,
+/// The daemon never dies of input (issue #10, docs/architecture.md): the requests that once killed it,
 /// then thousands of generated malformed ones (garbage request lines, huge and negative
 /// numbers, NaN/inf, wrong JSON types, deep nesting, oversized bodies and headers, bodies
 /// cut short, stalled clients) thrown at a real agentrond with one ready server. It must

@@ -168,7 +168,7 @@ struct OllamaEngineTests {
         #expect(try await harness.run(["down", "short"]).code == 0)
     }
 
-    /// DESIGN §1: Ollama runners outlive a killed server and keep the GPU. When `ollama
+    /// Ollama runners outlive a killed server and keep the GPU. When `ollama
     /// serve` dies by SIGKILL, its orphaned runner goes too, and the server comes back.
     @Test func aKilledServersOrphanedRunnerIsCleanedUpAndTheServerRestarts() async throws {
         let harness = try Self.makeHarness()

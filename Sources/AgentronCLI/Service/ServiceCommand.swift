@@ -3,7 +3,7 @@ import AgentronCore
 import ArgumentParser
 import Glibc
 
-/// `agentron service`: the systemd side of the daemon (DESIGN §6, issue #6).
+/// `agentron service`: the systemd side of the daemon (docs/systemd.md, issue #6).
 struct ServiceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "service",
@@ -101,7 +101,7 @@ struct ServiceScope {
 }
 
 /// Runs a program (systemctl) with its output captured. The CLI stays off Foundation's
-/// Process (DESIGN §8), so this is posix_spawnp with a pipe.
+/// Process (docs/PERFORMANCE.md), so this is posix_spawnp with a pipe.
 enum Subprocess {
     struct Outcome {
         var status: Int32
@@ -149,7 +149,7 @@ enum Subprocess {
     }
 }
 
-/// Writes `text` to `path` atomically (temp file, fsync, rename; STYLE rule 8), creating
+/// Writes `text` to `path` atomically (temp file, fsync, rename; docs/conventions.md rule 8), creating
 /// the directory when needed.
 func writeFileAtomically(_ text: String, to path: String, mode: mode_t = 0o644) throws(ServiceFileError) {
     do {

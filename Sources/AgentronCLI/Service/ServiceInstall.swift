@@ -45,7 +45,7 @@ struct ServiceInstall: AsyncParsableCommand {
             Output.note("warning: \(message)")
         }
         if daemon.contains("/.build/") {
-            Output.note("note: \(daemon) is inside a build directory; the unit breaks when it is rebuilt or cleaned. Install a release build (DESIGN §6) for boot-time use.")
+            Output.note("note: \(daemon) is inside a build directory; the unit breaks when it is rebuilt or cleaned. Install a release build (docs/systemd.md) for boot-time use.")
         }
 
         var files = [(path: scope.servicePath, text: UnitTemplates.service(user: user, agentrond: daemon))]

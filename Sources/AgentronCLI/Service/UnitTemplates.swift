@@ -123,7 +123,7 @@ enum UnitTemplates {
     Description=agentron control socket
 
     [Socket]
-    # The path agentron looks for as root (DESIGN §7).
+    # The path agentron looks for as root (docs/architecture.md).
     ListenStream=/run/agentron/agentron.sock
     # Root and the socket's group may drive the daemon; add SocketGroup= in a drop-in
     # (systemctl edit agentrond.socket) to let a group of users in.
@@ -145,7 +145,7 @@ enum UnitTemplates {
     Description=agentron control socket
 
     [Socket]
-    # $XDG_RUNTIME_DIR/agentron/agentron.sock: the path agentron looks for (DESIGN §7).
+    # $XDG_RUNTIME_DIR/agentron/agentron.sock: the path agentron looks for (docs/architecture.md).
     ListenStream=%t/agentron/agentron.sock
     # Only this user may drive the daemon.
     SocketMode=0600
