@@ -51,12 +51,12 @@ extension Profile {
         func problem(_ field: String, _ message: String) -> ProfileProblem { ProfileProblem(field: field, message: message) }
 
         guard Profile.isValidName(name) else {
-            throw problem("name", "invalid server name \"\(Self.clip(name))\"; use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters")
+            throw problem("name", "invalid server name \"\(name.clippedForMessage)\"; use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters")
         }
         try Self.checkText(model, "model", allowEmpty: false)
         try Self.checkText(host, "host", allowEmpty: false)
         guard !host.contains(where: { $0 == " " || $0 == "/" }) else {
-            throw problem("host", "invalid host \"\(Self.clip(host))\"; write an address like 127.0.0.1 or 0.0.0.0")
+            throw problem("host", "invalid host \"\(host.clippedForMessage)\"; write an address like 127.0.0.1 or 0.0.0.0")
         }
         if case .fixed(let port) = port, !PortSpec.validRange.contains(port) {
             throw problem("port", "port \(port) is out of range; use a number from 1 to 65535, or auto")
@@ -75,7 +75,7 @@ extension Profile {
         }
         for (key, value) in env {
             guard Self.isEnvironmentName(key) else {
-                throw problem("env.\(Self.clip(key))", "invalid variable name; use letters, digits and _, not starting with a digit")
+                throw problem("env.\(key.clippedForMessage)", "invalid variable name; use letters, digits and _, not starting with a digit")
             }
             guard value.utf8.count <= Limits.maxArgumentBytes, !value.utf8.contains(0) else {
                 throw problem("env.\(key)", "the value is longer than \(Limits.maxArgumentBytes / 1024) KiB or contains a NUL byte")
@@ -117,7 +117,7 @@ extension Profile {
             guard engine == .command else { throw onlyFor(.command, "health_path") }
             try Self.checkText(healthPath, "health_path", allowEmpty: false)
             guard healthPath.hasPrefix("/"), !healthPath.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else {
-                throw problem("health_path", "invalid path \"\(Self.clip(healthPath))\"; write an HTTP path starting with /, like /health")
+                throw problem("health_path", "invalid path \"\(healthPath.clippedForMessage)\"; write an HTTP path starting with /, like /health")
             }
         }
         if let healthStatus {
@@ -188,10 +188,5 @@ extension Profile {
     public static func isEnvironmentName(_ key: String) -> Bool {
         guard let first = key.utf8.first, !(48...57).contains(first), key.utf8.count <= 256 else { return false }
         return key.utf8.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
-    }
-
-    /// At most 80 characters of untrusted text, for messages.
-    static func clip(_ text: String) -> String {
-        text.count > 80 ? String(text.prefix(80)) + "…" : text
     }
 }

@@ -332,6 +332,12 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
 }
 
 extension String {
+    /// Untrusted text for an error message: at most 80 characters, so a 64 KiB name in a
+    /// request cannot make a 64 KiB reply or log line.
+    public var clippedForMessage: String {
+        count > 80 ? String(prefix(80)) + "…" : self
+    }
+
     /// Leading and trailing spaces, tabs and newlines removed (no Foundation needed).
     public var trimmingSpaces: String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }

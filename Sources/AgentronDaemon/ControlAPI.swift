@@ -72,7 +72,7 @@ struct ControlAPI: Sendable {
             var timeout: TimeSpan?
             if let text = request.query["timeout"] {
                 guard let span = TimeSpan(parsing: text), span <= Profile.Limits.maxDuration else {
-                    throw APIError(.invalidRequest, "invalid timeout \"\(Self.clip(text))\"; write it like 30s or 2m (at most a year)")
+                    throw APIError(.invalidRequest, "invalid timeout \"\(text.clippedForMessage)\"; write it like 30s or 2m (at most a year)")
                 }
                 timeout = span
             }
@@ -103,7 +103,7 @@ struct ControlAPI: Sendable {
     /// `?wait=<seconds>`: any number, clamped to 0...maxWait; not a number is a 400.
     static func waitTimeout(_ text: String) throws(APIError) -> Duration {
         guard let seconds = Double(text), !seconds.isNaN else {
-            throw APIError(.invalidRequest, "invalid wait \"\(clip(text))\"; give a number of seconds, like wait=30")
+            throw APIError(.invalidRequest, "invalid wait \"\(text.clippedForMessage)\"; give a number of seconds, like wait=30")
         }
         let clamped = min(max(0, seconds), maxWait.seconds)
         return TimeSpan(seconds: clamped).duration
@@ -115,14 +115,9 @@ struct ControlAPI: Sendable {
         guard let lines = Int(text), lines >= 0 else {
             // All digits but past Int: as many lines as there are.
             if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) { return maxTailLines }
-            throw APIError(.invalidRequest, "invalid tail \"\(clip(text))\"; give a number of lines, like tail=100")
+            throw APIError(.invalidRequest, "invalid tail \"\(text.clippedForMessage)\"; give a number of lines, like tail=100")
         }
         return min(lines, maxTailLines)
-    }
-
-    /// Untrusted text in an error message: at most 80 characters.
-    static func clip(_ text: String) -> String {
-        text.count > 80 ? String(text.prefix(80)) + "…" : text
     }
 
     /// The already-read tail, then whatever the engine writes next, until the client goes.

@@ -375,15 +375,22 @@ public actor Registrar {
 
         targets[index].entries = plan.entries
         targets[index].snippet = nil
-        targets[index].retry = false
-        if let previous = targets[index].error, plan.warning == nil {
-            log(.info, "provider config writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
-        }
-        if let warning = plan.warning, warning != targets[index].error {
-            log(.warning, "provider config: \(warning)", metadata: ["file": "\(path)"])
-        }
-        targets[index].error = plan.warning
+        settle(index, warning: plan.warning, what: "provider config")
         return nil
+    }
+
+    /// A pass that reached its target: no retry is due, a recovery or a new warning is
+    /// logged once, and the warning (or nothing) is what `status()` shows.
+    private func settle(_ index: Int, warning: String?, what: String) {
+        let path = targets[index].path
+        targets[index].retry = false
+        if let previous = targets[index].error, warning == nil {
+            log(.info, "\(what) writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
+        }
+        if let warning, warning != targets[index].error {
+            log(.warning, "\(what): \(warning)", metadata: ["file": "\(path)"])
+        }
+        targets[index].error = warning
     }
 
     /// Work that may block (SQLite waiting out another process's lock) runs here, one item
@@ -450,14 +457,7 @@ public actor Registrar {
             targets[index].lastWrite = Self.now()
             log(.info, "Agentron app database updated", metadata: ["file": "\(path)", "change": "\(summary)"])
         }
-        targets[index].retry = false
-        if let previous = targets[index].error, outcome.warning == nil {
-            log(.info, "Agentron app database writable again", metadata: ["file": "\(path)", "was": "\(previous)"])
-        }
-        if let warning = outcome.warning, warning != targets[index].error {
-            log(.warning, "Agentron app database: \(warning)", metadata: ["file": "\(path)"])
-        }
-        targets[index].error = outcome.warning
+        settle(index, warning: outcome.warning, what: "Agentron app database")
     }
 
     /// Why `path` (reached through a link when `file` differs) must not be written as

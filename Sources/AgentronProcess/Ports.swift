@@ -15,19 +15,7 @@ public enum Ports {
     /// see the second kind: with SO_REUSEADDR two sockets may bind one port until one
     /// listens, so another daemon's engine would be handed the same port (issue #10).
     static func isHeldBySocket(port: Int) -> Bool {
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = readSmallFile(table, limit: 8 << 20) else { continue }
-            for line in text.split(separator: "\n").dropFirst() {
-                let fields = line.split(separator: " ")
-                // st field 3: "0A" LISTEN, "07" CLOSE (bound, not connected nor listening).
-                guard fields.count > 3, fields[3] == "0A" || fields[3] == "07",
-                    let colon = fields[1].lastIndex(of: ":"),
-                    Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
-                else { continue }
-                return true
-            }
-        }
-        return false
+        !sockets(port: port, states: [listenState, boundState]).isEmpty
     }
 
     /// Binds a TCP socket to host:port (0 = any) and returns the bound port, or nil.
@@ -115,7 +103,7 @@ public enum Ports {
         return .foreign(holder(ofPort: port) ?? "a process of uid \(stranger.uid)")
     }
 
-    /// A listening socket from /proc/net/tcp{,6}.
+    /// A socket from /proc/net/tcp{,6}.
     struct Listener {
         var inode: String
         var uid: UInt32
@@ -124,13 +112,23 @@ public enum Ports {
 
     /// LISTEN sockets on `port` from /proc/net/tcp{,6}.
     static func listeningSockets(port: Int) -> [Listener] {
+        sockets(port: port, states: [listenState])
+    }
+
+    /// The `st` column of /proc/net/tcp: LISTEN, and CLOSE (bound, neither connected nor
+    /// listening).
+    static let listenState = "0A"
+    static let boundState = "07"
+
+    /// Sockets on local `port` in one of `states`, from /proc/net/tcp and /proc/net/tcp6.
+    static func sockets(port: Int, states: Set<String>) -> [Listener] {
         var found: [Listener] = []
         for (table, isV6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
             guard let text = readSmallFile(table, limit: 8 << 20) else { continue }
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
-                // local_address "HEX_IP:HEX_PORT", st field 3 ("0A" = LISTEN), uid field 7, inode field 9.
-                guard fields.count > 9, fields[3] == "0A",
+                // local_address "HEX_IP:HEX_PORT" field 1, st field 3, uid field 7, inode field 9.
+                guard fields.count > 9, states.contains(String(fields[3])),
                     let colon = fields[1].lastIndex(of: ":"),
                     Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
                 else { continue }
