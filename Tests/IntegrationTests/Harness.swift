@@ -117,16 +117,8 @@ final class Harness: @unchecked Sendable {
         process.standardError = try FileHandle(forWritingTo: err)
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                throw HarnessError("agentron \(arguments.joined(separator: " ")) did not finish within \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        process.waitUntilExit()
+        try await Self.waitForExit(
+            process, timeout: timeout, else: "agentron \(arguments.joined(separator: " ")) did not finish within \(timeout)")
         let result = Result(
             code: process.terminationStatus,
             stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
@@ -134,6 +126,21 @@ final class Harness: @unchecked Sendable {
         try? FileManager.default.removeItem(at: out)
         try? FileManager.default.removeItem(at: err)
         return result
+    }
+
+    /// Waits, without blocking a thread, for `process` to exit; after `timeout` it is killed
+    /// by pid and `message` thrown.
+    static func waitForExit(_ process: Process, timeout: Duration, else message: String) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                throw HarnessError(message)
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        process.waitUntilExit()
     }
 
     /// A pid file the FakeEngine writes: "main enginecore helper" (0 when absent).

@@ -41,16 +41,15 @@ struct HousekeepingTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         // 12 MB of output, then silence: it never answers, so it stays starting.
-        let profile = harness.home.appendingPathComponent("noisy.yaml")
-        try """
+        let profile = try CommandEngineTests.writeProfile(harness, "noisy", """
             name: noisy
             engine: command
             model: m
             port: 9
             command: [sh, -c, "head -c 12000000 /dev/zero | tr '\\\\0' x | fold -w 100; exec sleep 60"]
             startup_timeout: 2m
-            """.write(to: profile, atomically: true, encoding: .utf8)
-        let up = try await harness.run(["up", profile.path, "--detach"])
+            """)
+        let up = try await harness.run(["up", profile, "--detach"])
         #expect(up.code == 0, "\(up.stderr)")
         let rotated = harness.logDirectory.appendingPathComponent("noisy.log.1")
         let deadline = Date().addingTimeInterval(20)
@@ -74,15 +73,14 @@ struct HousekeepingTests {
         // A follower that stalls a write this long is dropped (30 s by default).
         let daemon = try await harness.startDaemon(environment: ["AGENTRON_CONTROL_IDLE_TIMEOUT": "3s"])
         // About 10 MB of log a second, for as long as it runs.
-        let profile = harness.home.appendingPathComponent("chatty.yaml")
-        try """
+        let profile = try CommandEngineTests.writeProfile(harness, "chatty", """
             name: chatty
             engine: command
             model: m
             port: 9
             command: [sh, -c, "while true; do head -c 1000000 /dev/zero | tr '\\\\0' a; echo; sleep 0.1; done"]
-            """.write(to: profile, atomically: true, encoding: .utf8)
-        let up = try await harness.run(["up", profile.path, "--detach"])
+            """)
+        let up = try await harness.run(["up", profile, "--detach"])
         #expect(up.code == 0, "\(up.stderr)")
         let before = try #require(Self.residentKiB(daemon.processIdentifier))
         let reader = try #require(RawClient.connect(harness.socketPath))
@@ -118,9 +116,8 @@ struct HousekeepingTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        let profile = harness.home.appendingPathComponent("leaky.yaml")
         // The engine echoes its arguments and environment, as vLLM's "non-default args" does.
-        try """
+        let profile = try CommandEngineTests.writeProfile(harness, "leaky", """
             name: leaky
             engine: command
             model: m
@@ -128,8 +125,8 @@ struct HousekeepingTests {
             command: [sh, -c, "echo args $1 $2; echo token $HF_TOKEN; exit 3", sh, --api-key, sk-argument-secret-1]
             env:
               HF_TOKEN: hf_environment_secret_2
-            """.write(to: profile, atomically: true, encoding: .utf8)
-        let up = try await harness.run(["up", profile.path])
+            """)
+        let up = try await harness.run(["up", profile])
         #expect(up.code == 1)
         let inspect = try await harness.run(["inspect", "leaky", "--json"])
         let logs = try await harness.run(["logs", "leaky"])

@@ -158,16 +158,7 @@ extension Harness {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: err)
         try process.run()
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                throw HarnessError("agentrond kept running instead of refusing to start")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        process.waitUntilExit()
+        try await Self.waitForExit(process, timeout: timeout, else: "agentrond kept running instead of refusing to start")
         return Result(
             code: process.terminationStatus, stdout: "",
             stderr: (try? String(contentsOfFile: err.path, encoding: .utf8)) ?? "")
