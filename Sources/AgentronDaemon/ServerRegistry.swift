@@ -66,7 +66,7 @@ actor ServerRegistry {
             supervisors[record.profile.name] = supervisor
             await supervisor.restore(from: record)
             // Up when the daemon last stopped (cleanly: engines were stopped with it).
-            if record.wanted == true, record.state == .stopped, await supervisor.state == .stopped {
+            if await supervisor.startsAtBoot {
                 bootStarts.append(record.profile)
             }
         }

@@ -34,7 +34,7 @@ private let terminate90 = Action.terminate(grace: .seconds(90))
 /// t = 0…3 s; the event under test comes at t = 10 s.
 enum MachineFixture: String, Sendable, CaseIterable {
     case stopped
-    /// startRequested (the spawn is in flight).
+    /// startRequested, spawned: the engine runs and is probed.
     case starting
     /// startRequested, spawned, startupProbePassed.
     case ready
@@ -46,29 +46,41 @@ enum MachineFixture: String, Sendable, CaseIterable {
     case stopping
     /// startRequested, spawnFailed.
     case failed
-    /// Extra rows: `starting` again after a crash (backoff, then backoffElapsed). An exit
-    /// here is a crash handled by the restart policy, not a failed first start.
+    /// Extra rows: `starting` before the spawn has reported (startRequested only).
+    case startingSpawnInFlight
+    /// Extra rows: `starting` again after a crash (backoff, then backoffElapsed; the spawn
+    /// in flight). An exit here is a crash handled by the restart policy, not a failed
+    /// first start.
     case startingAfterCrash
     /// Extra rows: `stopping` because the liveness threshold was crossed (ready, then
     /// failed probes up to the threshold): the exit restarts by policy.
     case stoppingToRestart
     /// Extra rows: `stopping` because the startup timeout passed: the exit fails the server.
     case stoppingAfterStartupTimeout
+    /// Extra rows: `ready` with an engine attached (`adopt: true`), not spawned.
+    case readyAttached
+    /// Extra rows: `stopping` of an attached engine (readyAttached, then stopRequested).
+    case stoppingAttached
 
     var state: ServerState {
         switch self {
         case .stopped: .stopped
-        case .starting, .startingAfterCrash: .starting
-        case .ready: .ready
+        case .starting, .startingSpawnInFlight, .startingAfterCrash: .starting
+        case .ready, .readyAttached: .ready
         case .unhealthy: .unhealthy
         case .backoff: .backoff
-        case .stopping, .stoppingToRestart, .stoppingAfterStartupTimeout: .stopping
+        case .stopping, .stoppingToRestart, .stoppingAfterStartupTimeout, .stoppingAttached: .stopping
         case .failed: .failed
         }
     }
 
     /// Drives a fresh machine built from `profile` into this fixture's state.
     func machine(profile: Profile) throws -> ServerStateMachine {
+        var profile = profile
+        if self == .readyAttached || self == .stoppingAttached {
+            profile.adopt = true
+            profile.port = .fixed(11434)
+        }
         var machine = ServerStateMachine(profile: profile)
         try drive(&machine)
         try #require(machine.state == state, "fixture \(rawValue) ended in \(machine.state)")
@@ -81,7 +93,10 @@ enum MachineFixture: String, Sendable, CaseIterable {
             break
         case .starting:
             _ = machine.startRequested(now: 0)
-        case .ready:
+            _ = machine.spawned(now: 0)
+        case .startingSpawnInFlight:
+            _ = machine.startRequested(now: 0)
+        case .ready, .readyAttached:
             _ = machine.startRequested(now: 0)
             _ = machine.spawned(now: 0)
             _ = machine.startupProbePassed(now: 1)
@@ -109,6 +124,9 @@ enum MachineFixture: String, Sendable, CaseIterable {
             _ = machine.startRequested(now: 0)
             _ = machine.spawned(now: 0)
             _ = machine.startupTimedOut(detail: "connection refused", now: 2)
+        case .stoppingAttached:
+            try MachineFixture.readyAttached.drive(&machine)
+            _ = machine.stopRequested()
         }
     }
 }
@@ -117,20 +135,26 @@ enum MachineFixture: String, Sendable, CaseIterable {
 /// count of consecutive failures relative to the profile's threshold.
 enum MachineEvent: String, Sendable, CaseIterable {
     case startRequested
+    case restartRequested
+    case startBlocked
     case spawned
     case spawnFailed
-    /// The engine lost its auto-picked port during startup (issue #10).
-    case portLost
     case startupProbePassed
     case startupTimedOut
+    case startupFailed
     case livenessPassed = "liveness ✓"
     /// A failed probe under threshold 3: the count of consecutive failures stays below it.
     case livenessFailedBelowThreshold = "liveness ✗ (below threshold)"
     /// A failed probe that reaches the threshold: the fixture's profile has threshold 1,
     /// or 2 from `unhealthy` (whose fixture already counts one failure).
     case livenessFailedAtThreshold = "liveness ✗ (at threshold)"
+    case processExited = "processExited(code 1)"
     case exitedCode1 = "exited(code 1)"
     case exitedCode0 = "exited(code 0)"
+    /// The engine exited saying its port was taken; under `port: auto` (the table's
+    /// profile) another is picked (issue #10).
+    case exitedPortLost = "exited(address in use)"
+    case released
     case stopRequested
     case shutdownRequested
     case backoffElapsed
@@ -144,16 +168,23 @@ enum MachineEvent: String, Sendable, CaseIterable {
     func apply(to machine: inout ServerStateMachine, now: Double) -> [ServerStateMachine.Action] {
         switch self {
         case .startRequested: machine.startRequested(now: now)
+        case .restartRequested: machine.restartRequested(now: now)
+        case .startBlocked: machine.startBlocked(reason: "GPU devices /dev/nvidia0 did not appear", now: now)
         case .spawned: machine.spawned(now: now)
         case .spawnFailed: machine.spawnFailed(reason: "port 8000 is already in use", now: now)
-        case .portLost: machine.portLost(reason: "port 41000 is already in use", canPickAnother: true, now: now)
         case .startupProbePassed: machine.startupProbePassed(now: now)
         case .startupTimedOut: machine.startupTimedOut(detail: "connection refused", now: now)
+        case .startupFailed: machine.startupFailed(reason: "pull model manifest: file does not exist", now: now)
         case .livenessPassed: machine.livenessProbe(passed: true, detail: "200", now: now)
         case .livenessFailedBelowThreshold, .livenessFailedAtThreshold:
             machine.livenessProbe(passed: false, detail: "timed out", now: now)
+        case .processExited: machine.processExited(.exited(code: 1), now: now)
         case .exitedCode1: machine.exited(.exited(code: 1), now: now)
         case .exitedCode0: machine.exited(.exited(code: 0), now: now)
+        case .exitedPortLost:
+            machine.exited(
+                .exited(code: 1), portLost: .init(reason: "port 41000 is already in use", canPickAnother: true), now: now)
+        case .released: machine.released(now: now)
         case .stopRequested: machine.stopRequested()
         case .shutdownRequested: machine.shutdownRequested()
         case .backoffElapsed: machine.backoffElapsed(now: now)
@@ -185,122 +216,164 @@ struct TransitionRow: Sendable, CustomTestStringConvertible {
 let stateMachineTable: [TransitionRow] = [
     // stopped
     TransitionRow(.stopped, .startRequested, .starting, [.spawn]),
+    TransitionRow(.stopped, .restartRequested, .starting, [.spawn]),
+    TransitionRow(.stopped, .startBlocked, .failed, [.resolveWaiters(.failed)]),
     TransitionRow(.stopped, .spawned, .stopped),
     TransitionRow(.stopped, .spawnFailed, .stopped),
-    TransitionRow(.stopped, .portLost, .stopped),
     TransitionRow(.stopped, .startupProbePassed, .stopped),
     TransitionRow(.stopped, .startupTimedOut, .stopped),
+    TransitionRow(.stopped, .startupFailed, .stopped),
     TransitionRow(.stopped, .livenessPassed, .stopped),
     TransitionRow(.stopped, .livenessFailedBelowThreshold, .stopped),
     TransitionRow(.stopped, .livenessFailedAtThreshold, .stopped),
+    TransitionRow(.stopped, .processExited, .stopped),
     TransitionRow(.stopped, .exitedCode1, .stopped),
     TransitionRow(.stopped, .exitedCode0, .stopped),
+    TransitionRow(.stopped, .exitedPortLost, .stopped),
+    TransitionRow(.stopped, .released, .stopped),
     TransitionRow(.stopped, .stopRequested, .stopped),
     TransitionRow(.stopped, .shutdownRequested, .stopped),
     TransitionRow(.stopped, .backoffElapsed, .stopped),
 
-    // starting (first start: not yet ready in this run)
+    // starting (first start of this run, the engine spawned and probed)
     TransitionRow(.starting, .startRequested, .starting),
-    TransitionRow(.starting, .spawned, .starting, [.startStartupProbes]),
-    TransitionRow(.starting, .spawnFailed, .failed, [.resolveWaiters(.failed)]),
-    TransitionRow(.starting, .portLost, .starting, [.spawn]),
+    TransitionRow(.starting, .restartRequested, .stopping, [terminate90]),
+    TransitionRow(.starting, .startBlocked, .starting),
+    TransitionRow(.starting, .spawned, .starting),
+    TransitionRow(.starting, .spawnFailed, .starting),
     TransitionRow(.starting, .startupProbePassed, .ready, [.startLivenessProbes, .resolveWaiters(.ready)]),
     TransitionRow(.starting, .startupTimedOut, .stopping, [terminate90]),
+    TransitionRow(.starting, .startupFailed, .stopping, [terminate90]),
     TransitionRow(.starting, .livenessPassed, .starting),
     TransitionRow(.starting, .livenessFailedBelowThreshold, .starting),
     TransitionRow(.starting, .livenessFailedAtThreshold, .starting),
+    TransitionRow(.starting, .processExited, .starting, [.reapRemnants]),
     TransitionRow(.starting, .exitedCode1, .failed, [.resolveWaiters(.failed)]),
     TransitionRow(.starting, .exitedCode0, .failed, [.resolveWaiters(.failed)]),
+    TransitionRow(.starting, .exitedPortLost, .starting, [.noteLostPort, .spawn]),
+    TransitionRow(.starting, .released, .starting),
     TransitionRow(.starting, .stopRequested, .stopping, [terminate90]),
     TransitionRow(.starting, .shutdownRequested, .stopping, [terminate90]),
     TransitionRow(.starting, .backoffElapsed, .starting),
 
     // ready
     TransitionRow(.ready, .startRequested, .ready),
+    TransitionRow(.ready, .restartRequested, .stopping, [terminate90]),
+    TransitionRow(.ready, .startBlocked, .ready),
     TransitionRow(.ready, .spawned, .ready),
     TransitionRow(.ready, .spawnFailed, .ready),
-    TransitionRow(.ready, .portLost, .ready),
     TransitionRow(.ready, .startupProbePassed, .ready),
     TransitionRow(.ready, .startupTimedOut, .ready),
+    TransitionRow(.ready, .startupFailed, .ready),
     TransitionRow(.ready, .livenessPassed, .ready),
     TransitionRow(.ready, .livenessFailedBelowThreshold, .unhealthy),
     TransitionRow(.ready, .livenessFailedAtThreshold, .stopping, [terminate90]),
+    TransitionRow(.ready, .processExited, .ready, [.reapRemnants]),
     TransitionRow(.ready, .exitedCode1, .backoff, [.scheduleRestart(after: .seconds(1))]),
     TransitionRow(.ready, .exitedCode0, .stopped, [.resolveWaiters(.stopped)]),
+    TransitionRow(.ready, .exitedPortLost, .backoff, [.scheduleRestart(after: .seconds(1))]),
+    TransitionRow(.ready, .released, .ready),
     TransitionRow(.ready, .stopRequested, .stopping, [terminate90]),
     TransitionRow(.ready, .shutdownRequested, .stopping, [terminate90]),
     TransitionRow(.ready, .backoffElapsed, .ready),
 
     // unhealthy (one failure counted)
     TransitionRow(.unhealthy, .startRequested, .unhealthy),
+    TransitionRow(.unhealthy, .restartRequested, .stopping, [terminate90]),
+    TransitionRow(.unhealthy, .startBlocked, .unhealthy),
     TransitionRow(.unhealthy, .spawned, .unhealthy),
     TransitionRow(.unhealthy, .spawnFailed, .unhealthy),
-    TransitionRow(.unhealthy, .portLost, .unhealthy),
     TransitionRow(.unhealthy, .startupProbePassed, .unhealthy),
     TransitionRow(.unhealthy, .startupTimedOut, .unhealthy),
+    TransitionRow(.unhealthy, .startupFailed, .unhealthy),
     TransitionRow(.unhealthy, .livenessPassed, .ready, [.resolveWaiters(.ready)]),
     TransitionRow(.unhealthy, .livenessFailedBelowThreshold, .unhealthy),
     TransitionRow(.unhealthy, .livenessFailedAtThreshold, .stopping, [terminate90]),
+    TransitionRow(.unhealthy, .processExited, .unhealthy, [.reapRemnants]),
     TransitionRow(.unhealthy, .exitedCode1, .backoff, [.scheduleRestart(after: .seconds(1))]),
     TransitionRow(.unhealthy, .exitedCode0, .stopped, [.resolveWaiters(.stopped)]),
+    TransitionRow(.unhealthy, .exitedPortLost, .backoff, [.scheduleRestart(after: .seconds(1))]),
+    TransitionRow(.unhealthy, .released, .unhealthy),
     TransitionRow(.unhealthy, .stopRequested, .stopping, [terminate90]),
     TransitionRow(.unhealthy, .shutdownRequested, .stopping, [terminate90]),
     TransitionRow(.unhealthy, .backoffElapsed, .unhealthy),
 
     // backoff (one restart scheduled)
     TransitionRow(.backoff, .startRequested, .starting, [.cancelRestart, .spawn]),
+    TransitionRow(.backoff, .restartRequested, .starting, [.cancelRestart, .spawn]),
+    TransitionRow(.backoff, .startBlocked, .failed, [.cancelRestart, .resolveWaiters(.failed)]),
     TransitionRow(.backoff, .spawned, .backoff),
     TransitionRow(.backoff, .spawnFailed, .backoff),
-    TransitionRow(.backoff, .portLost, .backoff),
     TransitionRow(.backoff, .startupProbePassed, .backoff),
     TransitionRow(.backoff, .startupTimedOut, .backoff),
+    TransitionRow(.backoff, .startupFailed, .backoff),
     TransitionRow(.backoff, .livenessPassed, .backoff),
     TransitionRow(.backoff, .livenessFailedBelowThreshold, .backoff),
     TransitionRow(.backoff, .livenessFailedAtThreshold, .backoff),
+    TransitionRow(.backoff, .processExited, .backoff),
     TransitionRow(.backoff, .exitedCode1, .backoff),
     TransitionRow(.backoff, .exitedCode0, .backoff),
+    TransitionRow(.backoff, .exitedPortLost, .backoff),
+    TransitionRow(.backoff, .released, .backoff),
     TransitionRow(.backoff, .stopRequested, .stopped, [.cancelRestart, .resolveWaiters(.stopped)]),
     TransitionRow(.backoff, .shutdownRequested, .stopped, [.cancelRestart, .resolveWaiters(.stopped)]),
     TransitionRow(.backoff, .backoffElapsed, .starting, [.spawn]),
 
-    // stopping (a user stop of a ready server)
+    // stopping (a user stop of a ready server: the engine is being terminated)
     TransitionRow(.stopping, .startRequested, .stopping),
+    TransitionRow(.stopping, .restartRequested, .stopping),
+    TransitionRow(.stopping, .startBlocked, .stopping),
     TransitionRow(.stopping, .spawned, .stopping),
     TransitionRow(.stopping, .spawnFailed, .stopping),
-    TransitionRow(.stopping, .portLost, .stopping),
     TransitionRow(.stopping, .startupProbePassed, .stopping),
     TransitionRow(.stopping, .startupTimedOut, .stopping),
+    TransitionRow(.stopping, .startupFailed, .stopping),
     TransitionRow(.stopping, .livenessPassed, .stopping),
     TransitionRow(.stopping, .livenessFailedBelowThreshold, .stopping),
     TransitionRow(.stopping, .livenessFailedAtThreshold, .stopping),
+    TransitionRow(.stopping, .processExited, .stopping),
     TransitionRow(.stopping, .exitedCode1, .stopped, [.resolveWaiters(.stopped)]),
     TransitionRow(.stopping, .exitedCode0, .stopped, [.resolveWaiters(.stopped)]),
+    TransitionRow(.stopping, .exitedPortLost, .stopped, [.resolveWaiters(.stopped)]),
+    TransitionRow(.stopping, .released, .stopping),
     TransitionRow(.stopping, .stopRequested, .stopping),
     TransitionRow(.stopping, .shutdownRequested, .stopping),
     TransitionRow(.stopping, .backoffElapsed, .stopping),
 
     // failed (spawn failed)
     TransitionRow(.failed, .startRequested, .starting, [.spawn]),
+    TransitionRow(.failed, .restartRequested, .starting, [.spawn]),
+    TransitionRow(.failed, .startBlocked, .failed),
     TransitionRow(.failed, .spawned, .failed),
     TransitionRow(.failed, .spawnFailed, .failed),
-    TransitionRow(.failed, .portLost, .failed),
     TransitionRow(.failed, .startupProbePassed, .failed),
     TransitionRow(.failed, .startupTimedOut, .failed),
+    TransitionRow(.failed, .startupFailed, .failed),
     TransitionRow(.failed, .livenessPassed, .failed),
     TransitionRow(.failed, .livenessFailedBelowThreshold, .failed),
     TransitionRow(.failed, .livenessFailedAtThreshold, .failed),
+    TransitionRow(.failed, .processExited, .failed),
     TransitionRow(.failed, .exitedCode1, .failed),
     TransitionRow(.failed, .exitedCode0, .failed),
+    TransitionRow(.failed, .exitedPortLost, .failed),
+    TransitionRow(.failed, .released, .failed),
     TransitionRow(.failed, .stopRequested, .failed),
     TransitionRow(.failed, .shutdownRequested, .failed),
     TransitionRow(.failed, .backoffElapsed, .failed),
 
-    // Extra rows where the way into a state changes where an exit leads.
+    // Extra rows where the way into a state changes what an event does.
+    // starting before the spawn reported: a failed spawn fails; a stop has nothing to kill.
+    TransitionRow(.startingSpawnInFlight, .spawned, .starting, [.startStartupProbes]),
+    TransitionRow(.startingSpawnInFlight, .spawnFailed, .failed, [.resolveWaiters(.failed)]),
+    TransitionRow(.startingSpawnInFlight, .startupProbePassed, .starting),
+    TransitionRow(.startingSpawnInFlight, .restartRequested, .starting),
+    TransitionRow(.startingSpawnInFlight, .stopRequested, .stopped, [.resolveWaiters(.stopped)]),
     // starting after a crash: restart attempt 2 waits initial × factor = 2 s.
     TransitionRow(.startingAfterCrash, .exitedCode1, .backoff, [.scheduleRestart(after: .seconds(2))]),
     TransitionRow(.startingAfterCrash, .exitedCode0, .stopped, [.resolveWaiters(.stopped)]),
+    TransitionRow(.startingAfterCrash, .exitedPortLost, .starting, [.noteLostPort, .spawn]),
     TransitionRow(.startingAfterCrash, .spawnFailed, .failed, [.resolveWaiters(.failed)]),
-    TransitionRow(.startingAfterCrash, .startupProbePassed, .ready, [.startLivenessProbes, .resolveWaiters(.ready)]),
+    TransitionRow(.startingAfterCrash, .spawned, .starting, [.startStartupProbes]),
     // stopping because the liveness threshold was crossed: any exit is a crash.
     TransitionRow(.stoppingToRestart, .exitedCode0, .backoff, [.scheduleRestart(after: .seconds(1))]),
     TransitionRow(.stoppingToRestart, .exitedCode1, .backoff, [.scheduleRestart(after: .seconds(1))]),
@@ -309,6 +382,12 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stoppingAfterStartupTimeout, .exitedCode0, .failed, [.resolveWaiters(.failed)]),
     TransitionRow(.stoppingAfterStartupTimeout, .exitedCode1, .failed, [.resolveWaiters(.failed)]),
     TransitionRow(.stoppingAfterStartupTimeout, .startRequested, .stopping),
+    // an attached engine is released, never signalled; its process is not ours to watch.
+    TransitionRow(.readyAttached, .stopRequested, .stopping, [.release]),
+    TransitionRow(.readyAttached, .restartRequested, .stopping, [.release]),
+    TransitionRow(.readyAttached, .processExited, .ready),
+    TransitionRow(.stoppingAttached, .released, .stopped, [.resolveWaiters(.stopped)]),
+    TransitionRow(.stoppingAttached, .exitedCode1, .stopped, [.resolveWaiters(.stopped)]),
 ]
 
 /// The parent suite, so `--filter ServerStateMachineTests` selects the table and the invariants.
@@ -491,7 +570,10 @@ extension ServerStateMachineTests {
             _ = machine.startRequested(now: 0)
             _ = machine.spawnFailed(reason: "port 8000 is already in use", now: 0)
             #expect(machine.state == .failed)
-            for event in MachineEvent.allCases where event != .startRequested {
+            // Every event but a new start (`up`, `restart`) and a blocked one (which fails
+            // it again, for its own reason).
+            let starts: Set<MachineEvent> = [.startRequested, .restartRequested, .startBlocked]
+            for event in MachineEvent.allCases where !starts.contains(event) {
                 _ = event.apply(to: &machine, now: 10)
                 #expect(machine.state == .failed, "after \(event.rawValue)")
                 #expect(machine.reason == "port 8000 is already in use", "after \(event.rawValue)")
@@ -771,6 +853,7 @@ extension ServerStateMachineTests {
 
             var timingOut = ServerStateMachine(profile: tableProfile())
             _ = timingOut.startRequested(now: 0)
+            _ = timingOut.spawned(now: 0)
             timingOut.overrideStopGrace(.seconds(0))
             #expect(timingOut.startupTimedOut(detail: "hung", now: 1) == [.terminate(grace: .seconds(0))])
         }
@@ -792,9 +875,12 @@ extension ServerStateMachineTests {
         /// A server re-adopted after a daemon restart keeps its restart count; a sustained
         /// healthy run should forgive it as for any other ready server.
         @Test func adoptedReadyServerStillForgivesEarlierRestarts() {
-            var machine = ServerStateMachine.adopted(
-                profile: tableProfile(), state: .ready, restartCount: 3, totalRestarts: 3, now: 0)
+            var (machine, actions) = ServerStateMachine.restored(
+                profile: tableProfile(),
+                saved: .init(state: .ready, reason: nil, restartCount: 3, totalRestarts: 3, wanted: true),
+                engineAlive: true, now: 0)
             #expect(machine.state == .ready)
+            #expect(actions == [.startLivenessProbes])
             _ = machine.livenessProbe(passed: true, detail: "200", now: 0)
             _ = machine.livenessProbe(passed: true, detail: "200", now: 400)
             #expect(machine.restartCount == 0)
@@ -805,25 +891,32 @@ extension ServerStateMachineTests {
 /// Issue #10: an auto port lost between pick and bind is picked again, a bounded number
 /// of times; a fixed port fails at once; a new start gets the full number of tries again.
 struct PortLostTests {
+    private let code1 = AgentronCore.ExitStatus.exited(code: 1)
+    private let taken = ServerStateMachine.PortLoss(reason: "taken", canPickAnother: true)
+
     @Test func anAutoPortIsPickedAgainAFewTimesThenTheStartFails() {
         var machine = ServerStateMachine(profile: Profile(name: "a", engine: .vllm, model: "m"))
         _ = machine.startRequested(now: 0)
         _ = machine.spawned(now: 0)
         for _ in 0..<ServerStateMachine.maxPortRetries {
-            #expect(machine.portLost(reason: "taken", canPickAnother: true, now: 1) == [.spawn])
+            #expect(machine.exited(code1, portLost: taken, now: 1) == [.noteLostPort, .spawn])
             #expect(machine.state == .starting)
+            _ = machine.spawned(now: 1)
         }
-        #expect(machine.portLost(reason: "taken", canPickAnother: true, now: 1) == [.resolveWaiters(.failed)])
+        #expect(machine.exited(code1, portLost: taken, now: 1) == [.resolveWaiters(.failed)])
         #expect(machine.state == .failed)
         #expect(machine.reason == "taken")
         _ = machine.startRequested(now: 2)
-        #expect(machine.portLost(reason: "taken", canPickAnother: true, now: 3) == [.spawn])
+        _ = machine.spawned(now: 2)
+        #expect(machine.exited(code1, portLost: taken, now: 3) == [.noteLostPort, .spawn])
     }
 
     @Test func aFixedPortFailsAtOnce() {
         var machine = ServerStateMachine(profile: Profile(name: "a", engine: .vllm, model: "m", port: .fixed(8000)))
         _ = machine.startRequested(now: 0)
-        #expect(machine.portLost(reason: "port 8000 taken", canPickAnother: false, now: 1) == [.resolveWaiters(.failed)])
+        _ = machine.spawned(now: 0)
+        let lost = ServerStateMachine.PortLoss(reason: "port 8000 taken", canPickAnother: false)
+        #expect(machine.exited(.exited(code: 1), portLost: lost, now: 1) == [.resolveWaiters(.failed)])
         #expect(machine.state == .failed)
     }
 }
