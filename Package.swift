@@ -91,7 +91,13 @@ let package = Package(
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
-        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
+        .testTarget(
+            name: "AgentronDaemonTests",
+            dependencies: [
+                "AgentronDaemon", "AgentronCore", "AgentronEngines", "AgentronProcess", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]

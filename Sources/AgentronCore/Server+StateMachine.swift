@@ -178,7 +178,8 @@ public struct ServerStateMachine: Sendable, Equatable {
                 return (machine, [.startLivenessProbes])
             case .stopping:
                 machine.state = .starting
-                return (machine, machine.beginStopping(.user, reason: nil))
+                let actions = machine.beginStopping(.user, reason: nil)
+                return (machine, actions)
             default:
                 machine.state = .starting
                 return (machine, [.startStartupProbes])

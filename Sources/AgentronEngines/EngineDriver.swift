@@ -46,6 +46,11 @@ public struct EngineContext: Sendable {
 public struct LaunchSpec: Sendable, Equatable {
     public var arguments: [String]
     public var environment: [String: String]
+
+    public init(arguments: [String], environment: [String: String]) {
+        self.arguments = arguments
+        self.environment = environment
+    }
 }
 
 /// One probe's verdict.

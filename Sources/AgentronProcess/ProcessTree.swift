@@ -68,6 +68,11 @@ public struct ProcessTree: Sendable, Equatable {
         public var killed: [Int32]
         /// Processes that could not be killed (should always be empty).
         public var leftovers: [Int32]
+
+        public init(killed: [Int32], leftovers: [Int32]) {
+            self.killed = killed
+            self.leftovers = leftovers
+        }
     }
 
     /// How often stop checks whether the tree is gone. Short, so `down` returns promptly.
