@@ -126,7 +126,8 @@ final class TGIServer: Engine {
 
     func run() -> Never {
         let startedAt = Clock.now()
-        TGI.log("INFO", "Args { model_id: \"\(options.modelID)\", " + options.given.map { "\($0.0): \"\($0.1)\"" }.joined(separator: ", ") + " }")
+        let fields = [("model_id", options.modelID)] + options.given
+        TGI.log("INFO", "Args { " + fields.map { "\($0.0): \"\($0.1)\"" }.joined(separator: ", ") + " }")
         if options.shards > 1 { TGI.log("INFO", "Sharding model on \(options.shards) processes") }
         if knobs.escapeHelper { helper = Children.spawn(ChildRole.escapedHelper.argv) }
         knobs.writePIDFile(child: nil, helper: helper)

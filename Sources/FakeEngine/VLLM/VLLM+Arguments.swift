@@ -48,33 +48,36 @@ enum VLLMArguments {
                 positionals.append(token)
                 continue
             }
-            // `--max_model_len=4k` is `--max-model-len 4k`.
+            // `--max_model_len=4096` is `--max-model-len 4096`.
             let parts = token.split(separator: "=", maxSplits: 1).map(String.init)
             let name = parts[0].hasPrefix("--") ? parts[0].replacing("_", with: "-") : parts[0]
             var values = parts.count > 1 ? [parts[1]] : []
             // One value, or (nargs='+') every token up to the next option.
-            func take(many: Bool) {
-                while values.isEmpty || many && parts.count == 1, let next = rest.first, !isOption(next) { values.append(next); rest.removeFirst() }
+            func take(many: Bool = false) -> [String] {
+                while values.isEmpty || many && parts.count == 1, let next = rest.first, !isOption(next) {
+                    values.append(next)
+                    rest.removeFirst()
+                }
                 if values.isEmpty { usageError(serveUsage, "vllm serve", "argument \(name): expected \(many ? "at least " : "")one argument") }
+                return values
             }
             switch name {
             case "-h", "--help": Console.finish(serveUsage, code: 0)
-            case "--model": take(many: false); modelFlag = values[0]
-            case "--host": take(many: false); options.host = values[0]
+            case "--model": modelFlag = take()[0]
+            case "--host": options.host = take()[0]
             case "--port":
-                take(many: false)
-                guard let port = Int(values[0]), (0...65535).contains(port) else {
+                guard let port = Int(take()[0]), (0...65535).contains(port) else {
                     usageError(serveUsage, "vllm serve", "argument --port: invalid int value: '\(values[0])'")
                 }
                 options.port = port
-            case "--served-model-name": take(many: true); options.servedNames = values
-            case "--api-key": take(many: true); options.apiKeys = values
-            case "--max-model-len": take(many: false); options.maxModelLen = Int(values[0]) ?? options.maxModelLen
+            case "--served-model-name": options.servedNames = take(many: true)
+            case "--api-key": options.apiKeys = take(many: true)
+            case "--max-model-len": options.maxModelLen = Int(take()[0]) ?? options.maxModelLen
             case "--disable-uvicorn-access-log": options.accessLog = false
             default:
                 // An unknown flag takes the next token unless that is an option: a store_true
                 // flag is best followed by another flag.
-                if values.isEmpty, let next = rest.first, !isOption(next) { values = [next]; rest.removeFirst() }
+                if values.isEmpty, rest.first.map(isOption) == false { values = [rest.removeFirst()] }
             }
             let key = String(name.drop { $0 == "-" }).replacing("-", with: "_")
             let isList = ["--served-model-name", "--api-key"].contains(name)
