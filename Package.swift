@@ -33,6 +33,10 @@ let package = Package(
 
         // Libraries.
         .target(name: "AgentronCore", dependencies: ["CYAML"]),
+        // A strict JSON scanner that keeps every value's byte range, and the splicing that
+        // edits a shared file (providers.json, OpenClaw's config) without touching the
+        // owner's other bytes. Pure Swift, no dependencies.
+        .target(name: "AgentronJSON"),
         .target(name: "AgentronHTTP", dependencies: ["CCurl", "CAgentronShims"]),
         .target(name: "AgentronProcess", dependencies: ["CAgentronShims", "AgentronCore"]),
         .target(
@@ -46,7 +50,8 @@ let package = Package(
         .target(
             name: "AgentronDaemon",
             dependencies: [
-                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "CAgentronShims", "CSQLite",
+                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "AgentronJSON",
+                "CAgentronShims", "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -91,7 +96,8 @@ let package = Package(
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
-        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
+        .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
+        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "AgentronJSON", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]

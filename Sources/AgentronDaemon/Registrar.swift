@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronJSON
 import Dispatch
 import Glibc
 import Logging
