@@ -20,16 +20,20 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // C libraries: module maps, and one shim for what Swift cannot import.
+        // C libraries: module maps, and shims for what Swift cannot import.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // The Agentron app keeps its providers in SQLite (docs/providers.md).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // libcurl's variadic calls; the one shim that links libcurl (only the HTTP client uses it).
         .target(
-            name: "CAgentronShims",
+            name: "CCurlShims",
             linkerSettings: [.linkedLibrary("curl")]
         ),
+        // pidfds, the fork/exec, prctl, per-thread fs identity, peer credentials: libc only, so
+        // linking the process layer does not drag libcurl into a binary.
+        .target(name: "CProcessShims"),
 
         // Libraries.
         .target(name: "AgentronCore", dependencies: ["CYAML"]),
@@ -37,8 +41,8 @@ let package = Package(
         // edits a shared file (providers.json, OpenClaw's config) without touching the
         // owner's other bytes. Pure Swift, no dependencies.
         .target(name: "AgentronJSON"),
-        .target(name: "AgentronHTTP", dependencies: ["CCurl", "CAgentronShims"]),
-        .target(name: "AgentronProcess", dependencies: ["CAgentronShims", "AgentronCore"]),
+        .target(name: "AgentronHTTP", dependencies: ["CCurl", "CCurlShims", "CProcessShims"]),
+        .target(name: "AgentronProcess", dependencies: ["CProcessShims", "AgentronCore"]),
         .target(
             name: "AgentronSystemd",
             dependencies: ["CSystemd", "AgentronCore", .product(name: "Logging", package: "swift-log")]
@@ -51,7 +55,7 @@ let package = Package(
             name: "AgentronDaemon",
             dependencies: [
                 "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "AgentronJSON",
-                "CAgentronShims", "CSQLite",
+                "CProcessShims", "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,5 +1,5 @@
 import AgentronCore
-import CAgentronShims
+import CProcessShims
 import Glibc
 
 /// The user a root daemon acts as on the filesystem while it writes into a directory that
