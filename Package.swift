@@ -36,7 +36,12 @@ let package = Package(
         .target(name: "CProcessShims"),
 
         // Libraries.
-        .target(name: "AgentronCore", dependencies: ["CYAML"]),
+        // Values and logic: profiles (limits, rendering, secrets), the wire types, the state
+        // machine. No C library and no file I/O, so anything can link it.
+        .target(name: "AgentronCore"),
+        // What reads the filesystem and the environment: profile YAML (libyaml), the profile
+        // catalog, paths, the runtime-directory rule, careful file I/O.
+        .target(name: "AgentronConfig", dependencies: ["AgentronCore", "CYAML"]),
         // A strict JSON scanner that keeps every value's byte range, and the splicing that
         // edits a shared file (providers.json, OpenClaw's config) without touching the
         // owner's other bytes. Pure Swift, no dependencies.
@@ -45,16 +50,16 @@ let package = Package(
         .target(name: "AgentronProcess", dependencies: ["CProcessShims", "AgentronCore"]),
         .target(
             name: "AgentronSystemd",
-            dependencies: ["CSystemd", "AgentronCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CSystemd", "AgentronCore", "AgentronConfig", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "AgentronEngines",
-            dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]
+            dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]
         ),
         .target(
             name: "AgentronDaemon",
             dependencies: [
-                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "AgentronJSON",
+                "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "AgentronJSON",
                 "CProcessShims", "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -63,11 +68,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]),
+        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]),
         .target(
             name: "AgentronCLI",
             dependencies: [
-                "AgentronCore", "AgentronClient", "AgentronHTTP",
+                "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -81,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "AgentronContainerShim",
             dependencies: [
-                "AgentronCore", "AgentronHTTP",
+                "AgentronCore", "AgentronConfig", "AgentronHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -96,15 +101,16 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore"]),
+        .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore", "AgentronConfig"]),
+        .testTarget(name: "AgentronConfigTests", dependencies: ["AgentronConfig", "AgentronCore"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
-        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
+        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd", "AgentronConfig"]),
         .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
-        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "AgentronJSON", "CSQLite"]),
+        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronJSON", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
+            dependencies: ["AgentronCore", "AgentronConfig", "AgentronClient", "AgentronHTTP", "CSQLite"]
         ),
     ]
 )
