@@ -107,6 +107,7 @@ let package = Package(
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd", "AgentronConfig"]),
         .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
+        .testTarget(name: "AgentronCLITests", dependencies: ["AgentronCLI"]),
         .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronJSON", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
