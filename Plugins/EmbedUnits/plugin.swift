@@ -1,3 +1,5 @@
+// Foundation (for URL) is fine here: the plugin runs inside SwiftPM at build time and is
+// linked into no binary.
 import Foundation
 import PackagePlugin
 
