@@ -111,13 +111,13 @@ let package = Package(
         .testTarget(name: "AgentronConfigTests", dependencies: ["AgentronConfig", "AgentronCore"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
-        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd", "AgentronConfig"]),
+        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
         .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
         .testTarget(name: "AgentronCLITests", dependencies: ["AgentronCLI"]),
         .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronJSON", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentronCore", "AgentronConfig", "AgentronClient", "AgentronHTTP", "CSQLite"]
+            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
         ),
     ]
 )
