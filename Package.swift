@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "AgentronContainerShim",
             dependencies: [
-                "AgentronCore", "AgentronHTTP",
+                "AgentronCore", "AgentronEngines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -91,10 +91,11 @@ let package = Package(
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
+        .testTarget(name: "AgentronEnginesTests", dependencies: ["AgentronEngines", "AgentronCore", "AgentronHTTP"]),
         .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
+            dependencies: ["AgentronCore", "AgentronClient", "AgentronEngines", "AgentronHTTP", "CSQLite"]
         ),
     ]
 )

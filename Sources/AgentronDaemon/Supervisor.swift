@@ -176,7 +176,7 @@ actor Supervisor {
     func info(detailed: Bool) -> ServerInfo {
         let endpoint = port.map { context(port: $0).baseURL }
         var info = ServerInfo(
-            name: name, engine: profile.engine, model: profile.model, servedModel: profile.servedModelName,
+            name: name, engine: profile.engine, model: profile.model, servedModel: driver.servedModelName(profile),
             endpoint: endpoint, port: port, state: machine.state, reason: machine.reason,
             pid: machine.state.hasProcess ? process?.pid : nil,
             startedAt: machine.state.hasProcess ? processStartedAt : nil,
@@ -332,9 +332,7 @@ actor Supervisor {
             guard Ports.isFree(host: profile.host, port: fixed) else {
                 let holder = Ports.holder(ofPort: fixed)
                 var reason = "port \(fixed) on \(profile.host) is already in use\(holder.map { " by \($0)" } ?? ""); choose another with --port or `port:` in the profile, or use port: auto"
-                if profile.engine == .ollama, holder?.contains("(ollama") == true {
-                    reason += "; or, to use that Ollama instead of starting another, add --adopt"
-                }
+                if let advice = driver.advice(forPortHeldBy: holder) { reason += advice }
                 handle { $0.spawnFailed(reason: reason, now: Monotonic.now) }
                 return
             }
