@@ -1,5 +1,6 @@
 import AgentronCore
 import AgentronEngines
+import AgentronJSON
 
 /// OpenClaw's config (`~/.openclaw/openclaw.json`), opt-in: agentron keeps
 /// `models.providers.agentron-<name>` true and touches no other key (issue #4).

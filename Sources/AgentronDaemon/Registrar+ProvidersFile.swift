@@ -1,5 +1,6 @@
 import AgentronCore
 import AgentronEngines
+import AgentronJSON
 
 /// What a pass over one target decided, computed without I/O so it can be tested alone.
 struct RegistrarPlan: Sendable {
