@@ -49,7 +49,7 @@ actor ServerRegistry {
         }
         var bootStarts: [Profile] = []
         for record in records {
-            if let problem = record.profile.validationProblem {
+            if let problem = Engines.problem(in: record.profile) {
                 // A state file edited by hand, or written by an older daemon with looser
                 // rules: never supervise it (its numbers could trap), and never leave its
                 // engine running unsupervised either: what is left of it is killed.
@@ -322,10 +322,11 @@ actor ServerRegistry {
         return APIError(.notFound, "no server named \"\(name)\" (\(hint))")
     }
 
-    /// The same limits the YAML reader applies (Profile+Validation.swift): whatever client
-    /// sent it, a profile that passes cannot make the daemon trap or grow without bound.
+    /// The same limits and engine rules the YAML reader applies (Profile+Validation.swift,
+    /// the engine's driver): whatever client sent it, a profile that passes cannot make the
+    /// daemon trap or grow without bound.
     private func validate(_ profile: Profile) throws(APIError) {
-        guard let problem = profile.validationProblem else { return }
+        guard let problem = Engines.problem(in: profile) else { return }
         let subject = Profile.isValidName(profile.name) ? "server \"\(profile.name)\": " : ""
         throw APIError(.invalidRequest, "\(subject)invalid profile: \(problem)")
     }

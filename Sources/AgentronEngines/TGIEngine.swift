@@ -1,4 +1,3 @@
-import AgentronConfig
 import AgentronCore
 import AgentronHTTP
 import FoundationEssentials
@@ -150,9 +149,15 @@ public struct TGIEngine: EngineDriver {
         return "agentron-\(server)-\(String(hash, radix: 16))"
     }
 
-    /// The shim installed next to the running daemon.
+    /// The shim installed next to the running daemon. The daemon's path is read here, not
+    /// through AgentronConfig's `AgentronPaths`: the drivers sit below the profile reader,
+    /// which asks them what each engine takes.
     static func shimPath() -> String? {
-        guard let exe = AgentronPaths.currentExecutablePath(), let slash = exe.lastIndex(of: "/") else { return nil }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        let exe = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.lastIndex(of: "/") else { return nil }
         let path = String(exe[..<slash]) + "/agentron-container-shim"
         return access(path, X_OK) == 0 ? path : nil
     }
