@@ -1,3 +1,4 @@
+import AgentronConfig
 import AgentronCore
 import Testing
 
@@ -160,6 +161,22 @@ struct EngineValidationTests {
         #expect(Self.problem(noPort)?.message.hasPrefix("port is auto but the command has no {port} placeholder") == true)
         #expect(Self.problem(Profile(name: "x", engine: .command, model: "m", port: .fixed(9), command: ["server"])) == nil)
         #expect(Self.problem(Profile(name: "x", engine: .command, model: "m", command: ["server", "--port={port}"], healthPath: "/ok")) == nil)
+    }
+
+    /// The profile reader says the same, at the key (a refused one) or its value (a rule).
+    @Test func theProfileReaderReportsThemWithTheirLine() throws {
+        func failure(_ yaml: String) throws -> String {
+            try #require(throws: ProfileError.self) { try Profile.parse(yaml: yaml, file: "p.yaml") }.description
+        }
+        #expect(
+            try failure("engine: ollama\nmodel: m\nadopt: true\n")
+                == "p.yaml:3:8: adopt: adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
+        #expect(
+            try failure("engine: vllm\nmodel: m\npull: always\n")
+                == "p.yaml:3:1: pull: only used with engine: ollama (the model) or tgi (the image); remove it")
+        #expect(try failure("engine: tgi\nmodel: m\nadopt: false\n") == "p.yaml:3:1: adopt: only used with engine: ollama; remove it, or set engine: ollama")
+        #expect(try failure("engine: command\nmodel: m\n").hasPrefix("p.yaml:1:9: command: engine command needs the server's argv"))
+        #expect(try Profile.parse(yaml: "engine: ollama\nmodel: m\nport: 11434\nadopt: true\npull: never\n", file: "p.yaml").adopt == true)
     }
 
     @Test func theLimitsEveryProfileMeetsStillApply() {
