@@ -77,7 +77,9 @@ let package = Package(
             dependencies: [
                 "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronEngines", "AgentronHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // `service install` writes units/*.service|socket, embedded at build time.
+            plugins: ["EmbedUnits"]
         ),
 
         // Executables: a few lines each.
@@ -93,6 +95,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // Build-time only: units/ as Swift strings in the CLI (one copy of the unit files).
+        .executableTarget(name: "EmbedText"),
+        .plugin(name: "EmbedUnits", capability: .buildTool(), dependencies: ["EmbedText"]),
 
         // Test fixture: behaves like `vllm serve` (flags, endpoints, startup), with fault knobs.
         .executableTarget(
