@@ -114,14 +114,14 @@ let package = Package(
         .testTarget(name: "AgentronConfigTests", dependencies: ["AgentronConfig", "AgentronCore", "AgentronEngines"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
-        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd", "AgentronConfig"]),
+        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
         .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
         .testTarget(name: "AgentronEnginesTests", dependencies: ["AgentronEngines", "AgentronConfig", "AgentronCore", "AgentronHTTP"]),
         .testTarget(name: "AgentronCLITests", dependencies: ["AgentronCLI"]),
         .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronJSON", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentronCore", "AgentronConfig", "AgentronClient", "AgentronEngines", "AgentronHTTP", "CSQLite"]
+            dependencies: ["AgentronCore", "AgentronClient", "AgentronEngines", "AgentronHTTP", "CSQLite"]
         ),
     ]
 )
