@@ -39,9 +39,10 @@ let package = Package(
         // Values and logic: profiles (limits, rendering, secrets), the wire types, the state
         // machine. No C library and no file I/O, so anything can link it.
         .target(name: "AgentronCore"),
-        // What reads the filesystem and the environment: profile YAML (libyaml), the profile
-        // catalog, paths, the runtime-directory rule, careful file I/O.
-        .target(name: "AgentronConfig", dependencies: ["AgentronCore", "CYAML"]),
+        // What reads the filesystem and the environment: profile YAML (libyaml), checked
+        // against the engines' rules (their drivers), the profile catalog, paths, the
+        // runtime-directory rule, careful file I/O.
+        .target(name: "AgentronConfig", dependencies: ["AgentronCore", "AgentronEngines", "CYAML"]),
         // A strict JSON scanner that keeps every value's byte range, and the splicing that
         // edits a shared file (providers.json, OpenClaw's config) without touching the
         // owner's other bytes. Pure Swift, no dependencies.
@@ -52,9 +53,11 @@ let package = Package(
             name: "AgentronSystemd",
             dependencies: ["CSystemd", "AgentronCore", "AgentronConfig", .product(name: "Logging", package: "swift-log")]
         ),
+        // Engine drivers: everything that differs between engines, and only here
+        // (docs/architecture.md). Below the profile reader, which asks them what each takes.
         .target(
             name: "AgentronEngines",
-            dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]
+            dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]
         ),
         .target(
             name: "AgentronDaemon",
@@ -72,7 +75,7 @@ let package = Package(
         .target(
             name: "AgentronCLI",
             dependencies: [
-                "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronHTTP",
+                "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronEngines", "AgentronHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // `service install` writes units/*.service|socket, embedded at build time.
@@ -88,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "AgentronContainerShim",
             dependencies: [
-                "AgentronCore", "AgentronConfig", "AgentronHTTP",
+                "AgentronCore", "AgentronConfig", "AgentronEngines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -107,12 +110,13 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore", "AgentronConfig"]),
-        .testTarget(name: "AgentronConfigTests", dependencies: ["AgentronConfig", "AgentronCore"]),
+        .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore", "AgentronConfig", "AgentronEngines"]),
+        .testTarget(name: "AgentronConfigTests", dependencies: ["AgentronConfig", "AgentronCore", "AgentronEngines"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
         .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
+        .testTarget(name: "AgentronEnginesTests", dependencies: ["AgentronEngines", "AgentronConfig", "AgentronCore", "AgentronHTTP"]),
         .testTarget(name: "AgentronCLITests", dependencies: ["AgentronCLI"]),
         .testTarget(
             name: "AgentronDaemonTests",
@@ -123,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
+            dependencies: ["AgentronCore", "AgentronClient", "AgentronEngines", "AgentronHTTP", "CSQLite"]
         ),
     ]
 )

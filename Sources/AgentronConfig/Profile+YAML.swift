@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronEngines
 
 #if canImport(Glibc)
 import Glibc
@@ -165,10 +166,11 @@ private struct ProfileReader {
             throw fail(root, "engine", "required key is missing; add engine: followed by one of \(Self.list(EngineKind.allCases.map(\.rawValue)))")
         }
         let engine = try choice(engineNode, "engine", EngineKind.self, what: "engine")
+        let driver = engine.driver
         guard let modelNode = top["model"] else {
-            throw fail(root, "model", "required key is missing; add model: with \(Self.modelHint(engine))")
+            throw fail(root, "model", "required key is missing; add model: with \(driver.modelHint)")
         }
-        let model = try text(modelNode, "model", hint: "write it like model: \(Self.modelExample(engine))")
+        let model = try text(modelNode, "model", hint: "write it like model: \(driver.modelExample)")
 
         let name: String
         if let node = top["name"] {
@@ -201,26 +203,23 @@ private struct ProfileReader {
         if let node = top["restart"] { profile.restart = try restart(node) }
         if let node = top["autostart"] { profile.autostart = try boolean(node, "autostart") }
         if let node = top["register"] { profile.register = try boolean(node, "register") }
-        if let node = top["adopt"] {
-            guard engine == .ollama else { throw onlyFor(.ollama, top.keyNode("adopt") ?? node, "adopt") }
-            let adopt = try boolean(node, "adopt")
-            if adopt, profile.port == .auto {
-                throw fail(node, "adopt", "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
+        // The keys only some engines take are refused at the key, before their value is
+        // read, for any other engine.
+        for key in EngineProfileKey.allCases {
+            if let node = top[key.rawValue], let refusal = Engines.refusal(of: key, for: engine) {
+                throw fail(top.keyNode(key.rawValue) ?? node, key.rawValue, refusal)
             }
-            profile.adopt = adopt ? true : nil
+        }
+        if let node = top["adopt"] {
+            profile.adopt = try boolean(node, "adopt") ? true : nil
         }
         if let node = top["pull"] {
-            guard engine == .ollama || engine == .tgi else {
-                throw fail(top.keyNode("pull") ?? node, "pull", "only used with engine: ollama (the model) or tgi (the image); remove it")
-            }
             profile.pull = try choice(node, "pull", PullPolicy.self, what: "pull policy")
         }
         if let node = top["command"] {
-            guard engine == .command else { throw onlyFor(.command, top.keyNode("command") ?? node, "command") }
             profile.command = try textList(node, "command", hint: "write it as a list: command: [llama-server, --port, \"{port}\"]")
         }
         if let node = top["health_path"] {
-            guard engine == .command else { throw onlyFor(.command, top.keyNode("health_path") ?? node, "health_path") }
             let path = try text(node, "health_path", hint: "write it like health_path: /health")
             guard path.hasPrefix("/"), !path.contains(" ") else {
                 throw fail(node, "health_path", "invalid path \(YAMLNode.quoteForMessage(path)); write an HTTP path starting with /, like /health")
@@ -228,7 +227,6 @@ private struct ProfileReader {
             profile.healthPath = path
         }
         if let node = top["health_status"] {
-            guard engine == .command else { throw onlyFor(.command, top.keyNode("health_status") ?? node, "health_status") }
             let status = try integer(node, "health_status")
             guard (100...599).contains(status) else {
                 throw fail(node, "health_status", "\(status) is not an HTTP status; use a number from 100 to 599, usually 200")
@@ -236,24 +234,14 @@ private struct ProfileReader {
             profile.healthStatus = status
         }
         if let node = top["image"] {
-            guard engine == .tgi else { throw onlyFor(.tgi, top.keyNode("image") ?? node, "image") }
             profile.image = try text(node, "image", hint: "write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
             guard profile.image?.isEmpty == false else {
                 throw fail(node, "image", "the image name is empty; write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
             }
         }
 
-        if engine == .command {
-            guard let command = profile.command, let commandNode = top["command"], !command.isEmpty else {
-                let node = top["command"] ?? engineNode
-                throw fail(node, "command", "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]")
-            }
-            if case .auto = profile.port, !command.contains(where: { $0.contains("{port}") }) {
-                throw fail(commandNode, "command", "port is auto but the command has no {port} placeholder; pass \"{port}\" to the server's port flag, or set a fixed port:")
-            }
-        }
         if model.isEmpty {
-            throw fail(modelNode, "model", "the model is empty; write it like model: \(Self.modelExample(engine))")
+            throw fail(modelNode, "model", "the model is empty; write it like model: \(driver.modelExample)")
         }
         // The limits the daemon applies to every profile (sizes, counts, ranges): reported
         // here with the position of the key they are about.
@@ -262,6 +250,14 @@ private struct ProfileReader {
         } catch {
             let key = String(error.field.prefix { $0 != "." && $0 != "[" })
             throw fail(top[key] ?? root, error.field, error.message)
+        }
+        // The engine's own rules (its driver's), at the key they are about, or at `engine:`
+        // when that key is missing (a `command` engine without `command:`).
+        do throws(ProfileProblem) {
+            try driver.validate(profile)
+        } catch {
+            let key = String(error.field.prefix { $0 != "." && $0 != "[" })
+            throw fail(top[key] ?? engineNode, error.field, error.message)
         }
         return profile
     }
@@ -539,10 +535,6 @@ private struct ProfileReader {
         return env
     }
 
-    func onlyFor(_ engine: EngineKind, _ node: YAMLNode, _ field: String) -> ProfileError {
-        fail(node, field, "only used with engine: \(engine.rawValue); remove it, or set engine: \(engine.rawValue)")
-    }
-
     // MARK: Helpers
 
     static let nameRule = "use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters"
@@ -569,22 +561,6 @@ private struct ProfileReader {
         case "failure_threshold": "3"
         case "max_restarts": "5"
         default: "0"
-        }
-    }
-
-    static func modelExample(_ engine: EngineKind) -> String {
-        switch engine {
-        case .vllm, .tgi: "Qwen/Qwen2.5-1.5B-Instruct"
-        case .ollama: "qwen2.5:1.5b"
-        case .command: "/models/model.gguf"
-        }
-    }
-
-    static func modelHint(_ engine: EngineKind) -> String {
-        switch engine {
-        case .vllm, .tgi: "a Hugging Face model id, e.g. model: \(modelExample(engine))"
-        case .ollama: "an Ollama model name, e.g. model: \(modelExample(engine))"
-        case .command: "the model the server loads and lists, e.g. model: \(modelExample(engine))"
         }
     }
 

@@ -1,6 +1,6 @@
 import AgentronConfig
 import AgentronCore
-import AgentronHTTP
+import AgentronEngines
 import ArgumentParser
 import Glibc
 import Synchronization
@@ -86,7 +86,7 @@ struct ContainerShim: AsyncParsableCommand {
     /// Creates and starts the container, or adopts one of ours already running under the
     /// name (the shim was restarted while its container kept serving).
     private func prepareContainer(_ docker: DockerClient, environment: [String: String]) async throws -> String {
-        for existing in try await docker.containers(label: "agentron.container", value: name) {
+        for existing in try await docker.containers(label: ContainerLabels.container, value: name) {
             if existing.State == "running" {
                 say("agentron-container-shim: adopting running container \(name) (\(existing.Id.prefix(12)))")
                 return existing.Id
@@ -104,7 +104,7 @@ struct ContainerShim: AsyncParsableCommand {
         case (.never, true), (.missing, true):
             break
         }
-        var labelMap = ["agentron.container": name]
+        var labelMap = [ContainerLabels.container: name]
         for label in labels {
             guard let eq = label.firstIndex(of: "=") else { continue }
             labelMap[String(label[..<eq])] = String(label[label.index(after: eq)...])

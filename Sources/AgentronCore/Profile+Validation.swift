@@ -45,8 +45,9 @@ extension Profile {
         }
     }
 
-    /// Checks every field against the limits above and the engine-specific rules the YAML
-    /// reader applies (the reader reports the same problems with a file position).
+    /// Checks every field against the limits above (the YAML reader reports the same
+    /// problems with a file position). The rules of the profile's engine come on top:
+    /// `Engines.validate` applies both.
     public func validate() throws(ProfileProblem) {
         func problem(_ field: String, _ message: String) -> ProfileProblem { ProfileProblem(field: field, message: message) }
 
@@ -101,54 +102,23 @@ extension Profile {
         guard restart.maxDelay >= restart.initialDelay else {
             throw problem("restart.max_delay", "max_delay (\(restart.maxDelay)) is shorter than initial_delay (\(restart.initialDelay)); make max_delay at least initial_delay")
         }
-        if let command {
-            guard engine == .command else { throw onlyFor(.command, "command") }
-            guard !command.isEmpty else {
-                throw problem("command", "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]")
-            }
-            try Self.checkList(command, "command")
-        } else if engine == .command {
-            throw problem("command", "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]")
-        }
-        if engine == .command, case .auto = port, !(command ?? []).contains(where: { $0.contains("{port}") }) {
-            throw problem("command", "port is auto but the command has no {port} placeholder; pass \"{port}\" to the server's port flag, or set a fixed port:")
-        }
+        // What only some engines take (command, health_path, image, adopt, pull...) and each
+        // engine's own rules are its driver's to check (Engines.validate); here only the
+        // limits on the values themselves.
+        if let command { try Self.checkList(command, "command") }
         if let healthPath {
-            guard engine == .command else { throw onlyFor(.command, "health_path") }
             try Self.checkText(healthPath, "health_path", allowEmpty: false)
             guard healthPath.hasPrefix("/"), !healthPath.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else {
                 throw problem("health_path", "invalid path \"\(healthPath.clippedForMessage)\"; write an HTTP path starting with /, like /health")
             }
         }
         if let healthStatus {
-            guard engine == .command else { throw onlyFor(.command, "health_status") }
             guard (100...599).contains(healthStatus) else {
                 throw problem("health_status", "\(healthStatus) is not an HTTP status; use a number from 100 to 599, usually 200")
             }
         }
-        if let image {
-            guard engine == .tgi else { throw onlyFor(.tgi, "image") }
-            try Self.checkText(image, "image", allowEmpty: false)
-        }
-        if adopt == true {
-            guard engine == .ollama else { throw onlyFor(.ollama, "adopt") }
-            guard case .fixed = port else {
-                throw problem("adopt", "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
-            }
-        }
-        // `ollama serve` is a cobra command with ExactArgs(0) (cmd/cmd.go): any argument
-        // makes it exit 1 at once, so refuse it here with a line that says what to do.
-        if engine == .ollama, !args.isEmpty {
-            throw problem("args", "ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:, like env: {OLLAMA_CONTEXT_LENGTH: \"8192\"}")
-        }
-        if pull != nil, engine != .ollama, engine != .tgi {
-            throw problem("pull", "only used with engine: ollama (the model) or tgi (the image); remove it")
-        }
+        if let image { try Self.checkText(image, "image", allowEmpty: false) }
         if let source { try Self.checkText(source, "source", allowEmpty: true) }
-    }
-
-    private func onlyFor(_ engine: EngineKind, _ field: String) -> ProfileProblem {
-        ProfileProblem(field: field, message: "only used with engine: \(engine.rawValue); remove it, or set engine: \(engine.rawValue)")
     }
 
     private static func checkText(_ text: String, _ field: String, allowEmpty: Bool) throws(ProfileProblem) {

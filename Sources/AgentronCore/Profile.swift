@@ -184,7 +184,8 @@ public struct RestartPolicy: Codable, Sendable, Equatable, Hashable {
 public struct Profile: Codable, Sendable, Equatable, Hashable {
     public var name: String
     public var engine: EngineKind
-    /// Hugging Face id (vllm, tgi), Ollama model name (ollama), or the name to register (command).
+    /// What the engine serves, in its own terms (a Hugging Face id, an Ollama model name, the
+    /// name to register): each driver's `modelDescription` says.
     public var model: String
     public var host: String
     public var port: PortSpec
@@ -202,18 +203,19 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     public var autostart: Bool
     /// Whether the ready server is written into the shared provider config (docs/providers.md).
     public var register: Bool
-    /// `command` engine only: argv with `{host}`, `{port}`, `{model}`, `{name}` placeholders.
+    /// The keys from here on are taken only by some engines (each driver's `profileKeys`).
+    /// An argv with `{host}`, `{port}`, `{model}`, `{name}` placeholders.
     public var command: [String]?
-    /// `command` engine only: the health path and the status that means healthy.
+    /// The health path and the status that means healthy.
     public var healthPath: String?
     public var healthStatus: Int?
-    /// `tgi` engine only: the container image.
+    /// The container image.
     public var image: String?
-    /// `ollama` engine only: use an Ollama already answering on the (fixed) port, such as
-    /// the system service, instead of starting one. agentron then pulls, loads, probes and
-    /// registers, but never stops that process. Nil means no.
+    /// Use a server of the engine already answering on the (fixed) port, such as Ollama's
+    /// system service, instead of starting one. agentron then prepares, probes and
+    /// registers it, but never stops that process. Nil means no.
     public var adopt: Bool?
-    /// `ollama` and `tgi` only: when to pull the model or image. Nil means `missing`.
+    /// When to pull what the engine serves (a model, an image). Nil means `missing`.
     public var pull: PullPolicy?
     /// Where this profile came from (a file path, or "flags"); informational.
     public var source: String?
@@ -296,16 +298,6 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     public static func isValidName(_ name: String) -> Bool {
         guard let first = name.first, first.isLetter || first.isNumber, name.count <= 64 else { return false }
         return name.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") && $0.isASCII }
-    }
-
-    /// The model name clients send in requests (vLLM answers 404 to any other).
-    public var servedModelName: String {
-        switch engine {
-        case .vllm: name
-        case .ollama: model
-        case .tgi: "tgi"
-        case .command: model
-        }
     }
 
     /// The same profile with secrets replaced, for `inspect`, logs and error messages.

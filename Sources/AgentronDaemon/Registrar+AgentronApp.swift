@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronEngines
 import AgentronJSON
 
 /// The Agentron app's provider table: `llm_configs` in its `agentron.sqlite`, which the app
@@ -68,10 +69,20 @@ enum AgentronAppDatabase {
 
     static func rowId(_ server: RegisteredServer) -> String { idPrefix + server.name }
 
-    /// The app's provider type for the engine: its `local` adapter is the Ollama one, and
-    /// `custom_http` takes any other OpenAI-compatible server.
+    /// The app's provider type for the engine, as the engine's driver names it: an adapter
+    /// of the engine's own (`local`), or `custom_http` for any OpenAI-compatible server.
     static func providerType(_ engine: EngineKind) -> String {
-        engine == .ollama ? "local" : "custom_http"
+        engine.driver.providerKind(for: .agentronApp)
+    }
+
+    /// The profile variables that set the keys `servers` require (`VLLM_API_KEY`), for the
+    /// note that says why they are left out.
+    static func keySettings(_ servers: [RegisteredServer]) -> String {
+        var names: [String] = []
+        for server in servers {
+            if let name = server.engine.driver.apiKeyVariable, !names.contains(name) { names.append(name) }
+        }
+        return names.isEmpty ? "the API key" : names.joined(separator: " or ")
     }
 
     /// The base URL without `/v1`: the adapters strip a trailing `/v1` and append
@@ -137,7 +148,7 @@ enum AgentronAppDatabase {
             notes.append(
                 "not registered: " + keyed.map { "\"\($0.name)\"" }.joined(separator: ", ")
                     + " (the server requires an API key, and the app's local and custom_http providers send none; "
-                    + "remove VLLM_API_KEY from its profile to use it from the app)")
+                    + "remove \(Self.keySettings(keyed)) from its profile to use it from the app)")
         }
         var wanted: [String: RegisteredServer] = [:]
         for server in desired where server.apiKey == nil { wanted[rowId(server)] = server }

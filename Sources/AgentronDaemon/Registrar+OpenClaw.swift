@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronEngines
 import AgentronJSON
 
 /// OpenClaw's config (`~/.openclaw/openclaw.json`), opt-in: agentron keeps
@@ -19,12 +20,6 @@ import AgentronJSON
 ///   commas) agentron leaves it alone and offers the snippet to paste instead.
 enum OpenClawFile {
     static let idPrefix = "agentron-"
-    /// OpenClaw's client for OpenAI-compatible chat completions (`<baseUrl>/chat/completions`).
-    static let openAICompletions = "openai-completions"
-    /// OpenClaw's client for Ollama's native `/api/chat`: its docs say the `/v1` route breaks
-    /// tool calling (the model's tool JSON arrives as plain text). In OpenClaw since
-    /// February 2026 (openclaw/openclaw#11853).
-    static let ollamaNative = "ollama"
     /// Below this many tokens OpenClaw refuses to run an agent on a model
     /// (`CONTEXT_WINDOW_HARD_MIN_TOKENS` in src/agents/context-window-guard.ts).
     static let minimumContext = 16_000
@@ -36,21 +31,25 @@ enum OpenClawFile {
     /// What a server without an API key is registered with.
     static let noKey = "agentron-no-key"
 
+    /// OpenClaw's client for the server, as the engine's driver names it: its
+    /// OpenAI-compatible `openai-completions`, or one for the engine's own API.
     static func api(_ server: RegisteredServer) -> String {
-        server.engine == .ollama ? ollamaNative : openAICompletions
+        server.engine.driver.providerKind(for: .openClaw)
     }
 
     /// Where OpenClaw sends requests: the server's endpoint plus `/v1` for the OpenAI client
-    /// (it appends `/chat/completions`); Ollama's own root for the native one (it appends
-    /// `/api/chat`).
+    /// (it appends `/chat/completions`); the engine's own root for a native one (Ollama's
+    /// appends `/api/chat`).
     static func baseUrl(_ server: RegisteredServer) -> String {
         var base = server.endpoint
         while base.hasSuffix("/") { base.removeLast() }
-        if server.engine == .ollama {
+        switch server.engine.driver.providerAPI(for: .openClaw) {
+        case .native:
             if base.hasSuffix("/v1") { base.removeLast(3) }
             return base
+        case .openAICompatible:
+            return base.hasSuffix("/v1") ? base : base + "/v1"
         }
-        return base.hasSuffix("/v1") ? base : base + "/v1"
     }
 
     /// The output share of a `contextLength`-token window: a quarter, at most 8192, so a

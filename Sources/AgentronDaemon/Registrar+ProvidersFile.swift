@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronEngines
 import AgentronJSON
 
 /// What a pass over one target decided, computed without I/O so it can be tested alone.
@@ -28,14 +29,10 @@ enum ProvidersFile {
     /// survives an update.
     static let ownedKeys: Set<String> = ["id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt"]
 
-    /// The provider type an app's adapter knows the engine by (docs/engines.md).
+    /// The provider type an app's adapter knows the engine by (docs/engines.md): the
+    /// engine's driver says.
     static func providerType(_ engine: EngineKind) -> String {
-        switch engine {
-        case .vllm: "vllm"
-        case .ollama: "local"
-        case .tgi: "tgi"
-        case .command: "custom_http"
-        }
+        engine.driver.providerKind(for: .providersFile)
     }
 
     /// The entry agentron wants for `server`, without `updatedAt` (compared apart from it).

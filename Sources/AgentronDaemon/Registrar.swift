@@ -18,7 +18,7 @@ public struct RegisteredServer: Sendable, Equatable {
     public var apiKey: String?
     /// `ready`, `unhealthy` or `restarting`.
     public var status: String
-    /// Tokens the server's context holds, when known (Profile.contextLength).
+    /// Tokens the server's context holds, when known (its driver's `contextLength`).
     public var contextLength: Int?
 
     public init(

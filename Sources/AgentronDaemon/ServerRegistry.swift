@@ -49,7 +49,7 @@ actor ServerRegistry {
         }
         var bootStarts: [Profile] = []
         for record in records {
-            if let problem = record.profile.validationProblem {
+            if let problem = Engines.problem(in: record.profile) {
                 // A state file edited by hand, or written by an older daemon with looser
                 // rules: never supervise it (its numbers could trap), and never leave its
                 // engine running unsupervised either: what is left of it is killed.
@@ -82,20 +82,17 @@ actor ServerRegistry {
     /// Containers this daemon started for servers that no longer run (their shim was
     /// killed with the daemon, say) are removed; those of re-adopted servers are kept.
     private func removeLeftoverContainers() async {
-        guard let docker = try? DockerClient.fromEnvironment(daemonEnvironment),
-            var containers = try? await docker.containers(label: "agentron.instance", value: instance)
-        else { return }
         // Before the random identity (issue #10) the label held the state directory's path:
         // containers left by that version are this daemon's too.
-        containers += (try? await docker.containers(label: "agentron.instance", value: paths.stateDirectory)) ?? []
-        for container in containers {
-            let server = container.Labels?["agentron.server"] ?? ""
-            if let supervisor = supervisors[server] {
-                let state = await supervisor.state
-                if state.hasProcess || state == .backoff { continue }
+        for driver in Engines.all {
+            for leftover in await driver.leftovers(daemonEnvironment: daemonEnvironment, instances: [instance, paths.stateDirectory]) {
+                if let supervisor = supervisors[leftover.server] {
+                    let state = await supervisor.state
+                    if state.hasProcess || state == .backoff { continue }
+                }
+                logger.info("removing leftover \(leftover.kind)", metadata: ["server": "\(leftover.server)", "\(leftover.kind)": "\(leftover.id.prefix(12))"])
+                await driver.removeLeftover(leftover, daemonEnvironment: daemonEnvironment)
             }
-            logger.info("removing leftover container", metadata: ["server": "\(server)", "container": "\(container.Id.prefix(12))"])
-            try? await docker.remove(container.Id)
         }
     }
 
@@ -325,10 +322,11 @@ actor ServerRegistry {
         return APIError(.notFound, "no server named \"\(name)\" (\(hint))")
     }
 
-    /// The same limits the YAML reader applies (Profile+Validation.swift): whatever client
-    /// sent it, a profile that passes cannot make the daemon trap or grow without bound.
+    /// The same limits and engine rules the YAML reader applies (Profile+Validation.swift,
+    /// the engine's driver): whatever client sent it, a profile that passes cannot make the
+    /// daemon trap or grow without bound.
     private func validate(_ profile: Profile) throws(APIError) {
-        guard let problem = profile.validationProblem else { return }
+        guard let problem = Engines.problem(in: profile) else { return }
         let subject = Profile.isValidName(profile.name) ? "server \"\(profile.name)\": " : ""
         throw APIError(.invalidRequest, "\(subject)invalid profile: \(problem)")
     }
@@ -429,23 +427,19 @@ actor ServerRegistry {
                 case .stopped, .stopping, .failed: nil
                 }
             guard let status else { continue }
+            // The key clients must send and the context length, as the engine's driver reads
+            // them from the profile.
+            let driver = record.profile.engine.driver
             desired.append(
                 RegisteredServer(
                     name: name, engine: info.engine, endpoint: endpoint, model: info.servedModel,
-                    apiKey: Self.apiKey(of: record.profile), status: status, contextLength: record.profile.contextLength))
+                    apiKey: driver.apiKey(record.profile), status: status, contextLength: driver.contextLength(record.profile)))
         }
         do { try store.save(records) } catch {
             logger.error("cannot save state: \(error)")
         }
         registered = Set(desired.map(\.name))
         await registrar.sync(desired)
-    }
-
-    /// The key clients must send, when the profile sets one for the engine (vLLM reads
-    /// VLLM_API_KEY); it goes into the provider entry so apps can use the server.
-    private static func apiKey(of profile: Profile) -> String? {
-        guard profile.engine == .vllm, let key = profile.env["VLLM_API_KEY"], !key.isEmpty else { return nil }
-        return key
     }
 
     func providers() async -> ProvidersStatus {

@@ -9,12 +9,26 @@ import AgentronProcess
 /// loads and 200 `{"status":"ok"}` after, so anything but the expected status is "not yet".
 public struct CommandEngine: EngineDriver {
     public let kind = EngineKind.command
+    public let displayName = "command"
     /// Any program: it may publish its port through docker-proxy or rootless podman,
     /// outside its process tree, so only another user's listener counts as a stranger.
     public var listenerCheck: Ports.ListenerCheck { .user }
     /// The real program is the profile's `command[0]`; this names the field for messages.
     public let program = "command[0]"
     public let installHint = "the first word of the profile's `command` must be a program on the daemon's PATH or an absolute path; check it with `agentron profiles show <name>`"
+    /// The server the built-in `llama-server` profile runs; any other is the user's choice.
+    public var installedProgram: ProgramCheck? {
+        ProgramCheck(
+            program: "llama-server", versionArguments: ["--version"],
+            hint: "optional, for the llama-server profile: build llama.cpp (https://github.com/ggml-org/llama.cpp) or install a release binary")
+    }
+    public let modelExample = "/models/model.gguf"
+    public let modelDescription = "the model the server loads and lists"
+    /// The argv, and the probe that tells it is healthy.
+    public let profileKeys: [EngineProfileKey: String] = [.command: "", .healthPath: "", .healthStatus: ""]
+    /// The flags that set the context length: llama-server's `-c`/`--ctx-size`, SGLang's
+    /// `--context-length`.
+    static let contextLengthFlags = ["-c", "--ctx-size", "--context-length"]
 
     static let defaultHealthPath = "/health"
     static let defaultHealthStatus = 200
@@ -46,6 +60,29 @@ public struct CommandEngine: EngineDriver {
             result = result.replacing(placeholder, with: values[placeholder] ?? placeholder)
         }
         return result
+    }
+
+    // MARK: What a profile may say
+
+    public func validate(_ profile: Profile) throws(ProfileProblem) {
+        guard let command = profile.command, !command.isEmpty else {
+            throw ProfileProblem(field: "command", message: "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]")
+        }
+        if case .auto = profile.port, !command.contains(where: { $0.contains("{port}") }) {
+            throw ProfileProblem(field: "command", message: "port is auto but the command has no {port} placeholder; pass \"{port}\" to the server's port flag, or set a fixed port:")
+        }
+    }
+
+    /// The context flag as the profile's `command` sets it.
+    public func contextLength(_ profile: Profile) -> Int? {
+        ProfileArguments.flagValue(in: profile.command ?? [], names: Self.contextLengthFlags).flatMap(ProfileArguments.positiveInt)
+    }
+
+    // MARK: Probes
+
+    public func probePaths(_ profile: Profile) -> ProbePaths {
+        let path = Self.healthPath(profile)
+        return ProbePaths(readiness: [path], liveness: path)
     }
 
     public func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {

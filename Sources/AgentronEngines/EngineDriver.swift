@@ -1,104 +1,31 @@
 import AgentronCore
-import AgentronHTTP
 import AgentronProcess
 
-/// What a driver needs to know to launch and probe one server.
-public struct EngineContext: Sendable {
-    public var profile: Profile
-    /// The resolved port (never `auto` here).
-    public var port: Int
-    /// The daemon's own environment, from which the child's allow-list is taken.
-    public var daemonEnvironment: [String: String]
-    /// Which daemon this is (its state directory): labels its containers, so one daemon
-    /// never removes another's.
-    public var instance: String
-    /// The daemon's state directory (`/var/lib/agentron` for the system daemon): where an
-    /// engine keeps what must outlive one run when nothing else says where (Ollama's models
-    /// under the system unit, which sets no HOME). Empty when unknown.
-    public var stateDirectory: String
-
-    public init(profile: Profile, port: Int, daemonEnvironment: [String: String], instance: String = "", stateDirectory: String = "") {
-        self.profile = profile
-        self.port = port
-        self.daemonEnvironment = daemonEnvironment
-        self.instance = instance
-        self.stateDirectory = stateDirectory
-    }
-
-    /// Base URL of the engine's HTTP API: `http://127.0.0.1:8001`, `http://[::1]:8001`. A
-    /// server bound to all interfaces is still reached over loopback. An IPv6 literal is
-    /// bracketed (RFC 3986): `http://::1:8001` is no URL, and every app this is registered
-    /// with would fail to parse it.
-    public var baseURL: String {
-        let host = profile.host == "0.0.0.0" || profile.host == "::" ? "127.0.0.1" : profile.host
-        return "http://\(Self.urlHost(host)):\(port)"
-    }
-
-    /// `host` as the authority of a URL: an IPv6 literal (anything holding a colon) in
-    /// brackets, unless it already has them.
-    public static func urlHost(_ host: String) -> String {
-        guard host.contains(":"), !host.hasPrefix("[") else { return host }
-        return "[" + host + "]"
-    }
-}
-
-/// How to start an engine process.
-public struct LaunchSpec: Sendable, Equatable {
-    public var arguments: [String]
-    public var environment: [String: String]
-
-    public init(arguments: [String], environment: [String: String]) {
-        self.arguments = arguments
-        self.environment = environment
-    }
-}
-
-/// One probe's verdict.
-public enum ProbeOutcome: Sendable, Equatable {
-    case passed(String)
-    /// Not (yet) healthy; the detail says why ("connection refused", "status 503").
-    case failed(String)
-
-    public var passed: Bool {
-        if case .passed = self { return true }
-        return false
-    }
-
-    public var detail: String {
-        switch self {
-        case .passed(let detail), .failed(let detail): detail
-        }
-    }
-}
-
-public enum EngineError: Error, CustomStringConvertible, Sendable, Equatable {
-    /// The engine's program is not installed; `hint` says how to install it.
-    case notInstalled(engine: EngineKind, program: String, hint: String)
-    case unsupported(engine: EngineKind, what: String)
-    case invalidProfile(String)
-    /// The engine runs but cannot become ready; the message is the engine's own where it gave one.
-    case startFailed(String)
-
-    public var description: String {
-        switch self {
-        case .notInstalled(let engine, let program, let hint):
-            "engine \(engine.rawValue): `\(program)` is not on PATH; \(hint)"
-        case .unsupported(let engine, let what):
-            "engine \(engine.rawValue): \(what) is not supported yet"
-        case .invalidProfile(let message), .startFailed(let message):
-            message
-        }
-    }
-}
-
-/// An engine driver: how to build the launch, how to probe readiness and liveness
-/// (docs/architecture.md).
+/// An engine driver: everything agentron knows about one engine, and the only place it
+/// knows it (docs/architecture.md, "Engine drivers"). Outside this module an engine is a
+/// case of `EngineKind` and a name in messages; what differs between engines is asked of
+/// `Engines.driver(for:)` (or `kind.driver`).
+///
+/// The requirements come in groups, each with defaults below for the common case (an
+/// OpenAI-compatible server that binds its own port and serves the profile's model):
+/// launch and probes; the engine's port; what clients and apps are told; what a profile
+/// may say for it.
 public protocol EngineDriver: Sendable {
     var kind: EngineKind { get }
+    /// The engine's name in prose ("vLLM", "Ollama"), for messages.
+    var displayName: String { get }
     /// The program that must be on PATH, and how to get it when it is not.
     var program: String { get }
     var installHint: String { get }
+    /// What `agentron doctor` looks for on PATH for this engine; nil when there is no
+    /// program of its own to look for.
+    var installedProgram: ProgramCheck? { get }
+
+    // MARK: Launch and probes
+
     func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec
+    /// The paths the probes below ask, for tests and docs.
+    func probePaths(_ profile: Profile) -> ProbePaths
     /// Ready means the engine's own health endpoint passed AND the served model is listed.
     func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
     func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
@@ -116,6 +43,13 @@ public protocol EngineDriver: Sendable {
     /// After the engine's process tree is gone (stopped or crashed): remove what lives
     /// outside it (TGI: the container, if its shim was killed before it could).
     func cleanup(_ context: EngineContext) async
+    /// At daemon start: what this daemon's earlier runs left outside every process tree
+    /// (TGI: containers labelled with one of `instances`). The daemon decides which belong
+    /// to servers that still run and removes the others with `removeLeftover`.
+    func leftovers(daemonEnvironment: [String: String], instances: [String]) async -> [Leftover]
+    func removeLeftover(_ leftover: Leftover, daemonEnvironment: [String: String]) async
+
+    // MARK: The engine's port
 
     /// Whether the engine's own process tree holds its listening socket, so that a
     /// listener outside the tree is someone else's (issue #10). False where the port is
@@ -124,12 +58,69 @@ public protocol EngineDriver: Sendable {
     /// How strictly the listener on the engine's port must be the engine's own before a
     /// probe is sent to it.
     var listenerCheck: Ports.ListenerCheck { get }
+    /// The port the engine listens on when nobody says otherwise (Ollama: 11434); nil when
+    /// it has none of its own.
+    var defaultPort: Int? { get }
+    /// The process names its server runs under (Ollama: `ollama`), as `Ports.holder`
+    /// reports them: `pid 812 (ollama)`.
+    var processNames: [String] { get }
+    /// Whether the server answering on a port is this engine, from what it answered
+    /// (`agentron doctor`); nil when it is not.
+    func recognise(_ answers: ListenerAnswers, timeout: Duration) async -> ListenerIdentity?
+
+    // MARK: What clients and apps are told
+
+    /// The model name clients send in requests (vLLM answers 404 to any other).
+    func servedModelName(_ profile: Profile) -> String
+    /// The key clients must send, when the profile sets one for the engine; it goes into
+    /// provider entries so apps can use the server.
+    func apiKey(_ profile: Profile) -> String?
+    /// The profile's `env` variable that sets that key (vLLM: `VLLM_API_KEY`), for messages.
+    var apiKeyVariable: String? { get }
+    /// The context length the profile sets for the engine, or nil when it leaves it to the
+    /// engine's default (which only the running engine knows).
+    func contextLength(_ profile: Profile) -> Int?
+    /// What `target` calls this engine (providers.json `provider`, OpenClaw `api`, the
+    /// Agentron app's `provider`).
+    func providerKind(for target: RegistrationTarget) -> String
+    /// Which of the engine's APIs `target` is pointed at.
+    func providerAPI(for target: RegistrationTarget) -> ProviderAPI
+
+    // MARK: What a profile may say
+
+    /// The profile keys only some engines take that this one does, each with what it is
+    /// for here (Ollama's `pull`: "the model"; empty when it needs no saying).
+    var profileKeys: [EngineProfileKey: String] { get }
+    /// The engine's own rules over a profile that is within the limits every profile meets
+    /// (`Profile.validate()`): the same problem in the same words wherever the profile
+    /// came from. Keys it does not take are `Engines.validate`'s to refuse.
+    func validate(_ profile: Profile) throws(ProfileProblem)
+    /// A model this engine runs, for messages: `qwen2.5:1.5b`.
+    var modelExample: String { get }
+    /// What `model:` names for this engine: "an Ollama model name".
+    var modelDescription: String { get }
+}
+
+/// A program `agentron doctor` looks for on PATH, and how it asks for the version.
+public struct ProgramCheck: Sendable, Equatable {
+    public var program: String
+    public var versionArguments: [String]
+    /// How to install it; said when it is missing.
+    public var hint: String
+
+    public init(program: String, versionArguments: [String], hint: String) {
+        self.program = program
+        self.versionArguments = versionArguments
+        self.hint = hint
+    }
 }
 
 extension EngineDriver {
+    public var installedProgram: ProgramCheck? {
+        ProgramCheck(program: program, versionArguments: ["--version"], hint: installHint)
+    }
+
     public var needsPreparation: Bool { false }
-    public var listensInProcessTree: Bool { true }
-    public var listenerCheck: Ports.ListenerCheck { listensInProcessTree ? .processTree : .none }
 
     public func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
         await probeReadiness(context, timeout: timeout)
@@ -138,48 +129,22 @@ extension EngineDriver {
     public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {}
 
     public func cleanup(_ context: EngineContext) async {}
-}
+    public func leftovers(daemonEnvironment: [String: String], instances: [String]) async -> [Leftover] { [] }
+    public func removeLeftover(_ leftover: Leftover, daemonEnvironment: [String: String]) async {}
 
-public enum Engines {
-    public static func driver(for kind: EngineKind) throws(EngineError) -> any EngineDriver {
-        switch kind {
-        case .vllm: VLLMEngine()
-        case .ollama: OllamaEngine()
-        case .command: CommandEngine()
-        case .tgi: TGIEngine()
-        }
-    }
-}
+    public var listensInProcessTree: Bool { true }
+    public var listenerCheck: Ports.ListenerCheck { listensInProcessTree ? .processTree : .none }
+    public var defaultPort: Int? { nil }
+    public var processNames: [String] { [] }
+    public func recognise(_ answers: ListenerAnswers, timeout: Duration) async -> ListenerIdentity? { nil }
 
-extension EngineDriver {
-    /// A GET that turns transport errors into a failed probe with a short reason.
-    func get(_ url: String, timeout: Duration, headers: [(name: String, value: String)] = []) async -> Result<HTTPResponse, ProbeFailure> {
-        do {
-            let response = try await HTTPClient.shared.execute(
-                HTTPRequest(url: url, headers: headers, timeout: timeout, connectTimeout: timeout))
-            return .success(response)
-        } catch let error as HTTPClientError {
-            switch error {
-            case .connectionRefused: return .failure(ProbeFailure("connection refused"))
-            case .timedOut: return .failure(ProbeFailure("no answer within \(TimeSpan(seconds: timeout.seconds))"))
-            case .emptyReply: return .failure(ProbeFailure("connection closed without a reply"))
-            case .transport(_, _, let message): return .failure(ProbeFailure(message))
-            case .untrustedPeer: return .failure(ProbeFailure("\(error)"))
-            }
-        } catch {
-            return .failure(ProbeFailure("\(error)"))
-        }
-    }
-}
+    public func servedModelName(_ profile: Profile) -> String { profile.model }
+    public func apiKey(_ profile: Profile) -> String? { nil }
+    public var apiKeyVariable: String? { nil }
+    public func contextLength(_ profile: Profile) -> Int? { nil }
+    public func providerKind(for target: RegistrationTarget) -> String { target.openAICompatibleKind }
+    public func providerAPI(for target: RegistrationTarget) -> ProviderAPI { .openAICompatible }
 
-struct ProbeFailure: Error {
-    var reason: String
-    init(_ reason: String) { self.reason = reason }
-}
-
-extension Duration {
-    public var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
+    public var profileKeys: [EngineProfileKey: String] { [:] }
+    public func validate(_ profile: Profile) throws(ProfileProblem) {}
 }

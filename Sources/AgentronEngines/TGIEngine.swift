@@ -1,6 +1,6 @@
-import AgentronConfig
 import AgentronCore
 import AgentronHTTP
+import FoundationEssentials
 import Glibc
 
 /// Hugging Face TGI as a Docker container (docs/engines.md). The daemon runs
@@ -16,9 +16,22 @@ public struct TGIEngine: EngineDriver {
     /// process of the shim's tree.
     public var listensInProcessTree: Bool { false }
     public let kind = EngineKind.tgi
+    public let displayName = "TGI"
     public let program = "agentron-container-shim"
     public let installHint =
         "it ships next to agentrond; reinstall agentron (the TGI engine also needs Docker: apt-get install docker.io, and a running dockerd)"
+    /// Nothing of its own on PATH: doctor checks Docker, which it needs, on its own.
+    public var installedProgram: ProgramCheck? { nil }
+    public let modelExample = "Qwen/Qwen2.5-1.5B-Instruct"
+    public let modelDescription = "a Hugging Face model id"
+    /// `image:` names the container image; `pull:` says when it is pulled.
+    public let profileKeys: [EngineProfileKey: String] = [.image: "", .pull: "the image"]
+
+    static let healthPath = "/health"
+    /// TGI describes itself here: `{"model_id": ..., "version": ...}`.
+    static let infoPath = "/info"
+    /// What its leftovers are: `Leftover.kind`.
+    static let leftoverKind = "container"
 
     /// Host-side HF cache locations; never passed into the container (see launch).
     static let hostCacheVariables: Set<String> = ["HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"]
@@ -38,7 +51,7 @@ public struct TGIEngine: EngineDriver {
     public func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
         let profile = context.profile
         let shim = Self.shimPath() ?? program
-        var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
+        let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
         // Secrets and the profile's variables reach the container by name: their values
         // stay in the environment, never in argv.
         // AGENTRON_* settings are for agentron, not TGI. The HF cache variables name host
@@ -56,9 +69,9 @@ public struct TGIEngine: EngineDriver {
             "--port", String(context.port),
             "--container-port", String(Self.containerPort),
             "--stop-timeout", String(max(1, Int(profile.stopTimeout.seconds - Self.shimGraceMargin))),
-            "--label", "agentron.managed=true",
-            "--label", "agentron.server=\(profile.name)",
-            "--label", "agentron.instance=\(context.instance)",
+            "--label", "\(ContainerLabels.managed)=true",
+            "--label", "\(ContainerLabels.server)=\(profile.name)",
+            "--label", "\(ContainerLabels.instance)=\(context.instance)",
             "--bind", "\(cache):/data",
             "--shm-size", String(Self.shmSize),
         ]
@@ -69,7 +82,7 @@ public struct TGIEngine: EngineDriver {
         // so the shim passes --num-shard with the real count unless the args set it.
         arguments += ["--gpus", profile.gpus.isEmpty ? "auto" : profile.gpus.map(String.init).joined(separator: ",")]
         // The launcher reads NUM_SHARD and SHARDED from its environment too.
-        let shardingSet = profile.args.contains { $0 == "--num-shard" || $0.hasPrefix("--num-shard=") || $0 == "--sharded" || $0.hasPrefix("--sharded=") }
+        let shardingSet = ProfileArguments.contains("--num-shard", in: profile.args) || ProfileArguments.contains("--sharded", in: profile.args)
             || profile.env["NUM_SHARD"] != nil || profile.env["SHARDED"] != nil
         if !shardingSet {
             // One word: the value starts with "--", which the parser would take for a flag.
@@ -78,11 +91,17 @@ public struct TGIEngine: EngineDriver {
         // The profile's `pull:` (`up --pull-policy`): the shim pulls through the API, with
         // progress in the log.
         arguments += ["--pull-policy", profile.pullPolicy.rawValue]
-        for flag in ["--port", "--hostname", "--model-id"] where profile.args.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) {
+        for flag in ["--port", "--hostname", "--model-id"] where ProfileArguments.contains(flag, in: profile.args) {
             throw .invalidProfile("args: \(flag) is set by agentron for TGI; remove it from args")
         }
         arguments += ["--", "--model-id", profile.model, "--port", String(Self.containerPort)] + profile.args
         return LaunchSpec(arguments: arguments, environment: environment)
+    }
+
+    // MARK: Probes
+
+    public func probePaths(_ profile: Profile) -> ProbePaths {
+        ProbePaths(readiness: [Self.healthPath], liveness: Self.healthPath)
     }
 
     public func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
@@ -90,20 +109,36 @@ public struct TGIEngine: EngineDriver {
     }
 
     public func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
-        switch await get(context.baseURL + "/health", timeout: timeout) {
-        case .failure(let failure): return .failed("/health: \(failure.reason)")
-        case .success(let response) where response.status == 200: return .passed("/health 200")
-        case .success(let response): return .failed("/health: status \(response.status)")
-        }
+        await probeStatus200(context, path: Self.healthPath, timeout: timeout)
     }
+
+    // MARK: Containers
 
     /// The shim removes its container when it stops; if it was killed first, the container
     /// is removed here, so nothing of the server outlives `down`.
     public func cleanup(_ context: EngineContext) async {
         guard let docker = try? DockerClient.fromEnvironment(context.daemonEnvironment) else { return }
         let name = Self.containerName(context.profile.name, instance: context.instance)
-        guard let found = try? await docker.containers(label: "agentron.container", value: name) else { return }
+        guard let found = try? await docker.containers(label: ContainerLabels.container, value: name) else { return }
         for container in found { try? await docker.remove(container.Id) }
+    }
+
+    /// The containers labelled with any of `instances` (this daemon's id; before issue #10
+    /// the label held the state directory's path, and containers left by that version are
+    /// this daemon's too).
+    public func leftovers(daemonEnvironment: [String: String], instances: [String]) async -> [Leftover] {
+        guard let docker = try? DockerClient.fromEnvironment(daemonEnvironment) else { return [] }
+        var found: [Leftover] = []
+        for instance in instances {
+            let containers = (try? await docker.containers(label: ContainerLabels.instance, value: instance)) ?? []
+            found += containers.map { Leftover(server: $0.Labels?[ContainerLabels.server] ?? "", kind: Self.leftoverKind, id: $0.Id) }
+        }
+        return found
+    }
+
+    public func removeLeftover(_ leftover: Leftover, daemonEnvironment: [String: String]) async {
+        guard leftover.kind == Self.leftoverKind, let docker = try? DockerClient.fromEnvironment(daemonEnvironment) else { return }
+        try? await docker.remove(leftover.id)
     }
 
     /// `agentron-<server>-<8 hex of the instance>`: unique per daemon, stable across its
@@ -114,10 +149,45 @@ public struct TGIEngine: EngineDriver {
         return "agentron-\(server)-\(String(hash, radix: 16))"
     }
 
-    /// The shim installed next to the running daemon.
+    /// The shim installed next to the running daemon. The daemon's path is read here, not
+    /// through AgentronConfig's `AgentronPaths`: the drivers sit below the profile reader,
+    /// which asks them what each engine takes.
     static func shimPath() -> String? {
-        guard let exe = AgentronPaths.currentExecutablePath(), let slash = exe.lastIndex(of: "/") else { return nil }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        let exe = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.lastIndex(of: "/") else { return nil }
         let path = String(exe[..<slash]) + "/agentron-container-shim"
         return access(path, X_OK) == 0 ? path : nil
+    }
+
+    // MARK: What clients and apps are told
+
+    /// TGI serves one model and answers to the name `tgi` whatever the request says.
+    public func servedModelName(_ profile: Profile) -> String { "tgi" }
+
+    /// `--max-total-tokens N`: prompt and output together.
+    public func contextLength(_ profile: Profile) -> Int? {
+        ProfileArguments.flagValue(in: profile.args, names: ["--max-total-tokens"]).flatMap(ProfileArguments.positiveInt)
+    }
+
+    public func providerKind(for target: RegistrationTarget) -> String {
+        target == .providersFile ? "tgi" : target.openAICompatibleKind
+    }
+
+    // MARK: Who answers on a port
+
+    /// TGI describes itself on `/info`: the model it serves and its version.
+    public func recognise(_ answers: ListenerAnswers, timeout: Duration) async -> ListenerIdentity? {
+        guard let info = await answer(answers.baseURL + Self.infoPath, timeout: timeout), info.status == 200,
+            let described = try? JSONDecoder().decode(Info.self, from: Data(info.body)), let model = described.model_id
+        else { return nil }
+        return ListenerIdentity(identified: kind.rawValue, detail: "TGI \(described.version ?? "")".trimmingSpaces + " serving \(model)")
+    }
+
+    private struct Info: Decodable {
+        var model_id: String?
+        var version: String?
     }
 }

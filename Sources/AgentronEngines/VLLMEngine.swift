@@ -8,8 +8,17 @@ import FoundationEssentials
 /// itself, so it never appears in argv (visible to every user in `ps`).
 public struct VLLMEngine: EngineDriver {
     public let kind = EngineKind.vllm
+    public let displayName = "vLLM"
     public let program = "vllm"
     public let installHint = "install it with `pip install vllm` (GPU) or see https://docs.vllm.ai/en/latest/getting_started/installation/"
+    public let modelExample = "Qwen/Qwen2.5-1.5B-Instruct"
+    public let modelDescription = "a Hugging Face model id"
+    public let apiKeyVariable: String? = "VLLM_API_KEY"
+
+    static let healthPath = "/health"
+    static let modelsPath = "/v1/models"
+    /// The flags that set the context length (vLLM takes either spelling).
+    static let contextLengthFlags = ["--max-model-len", "--max_model_len"]
 
     public init() {}
 
@@ -19,12 +28,12 @@ public struct VLLMEngine: EngineDriver {
             program, "serve", profile.model,
             "--host", profile.host,
             "--port", String(context.port),
-            "--served-model-name", profile.servedModelName,
+            "--served-model-name", servedModelName(profile),
         ]
-        for flag in ["--host", "--port", "--served-model-name"] where profile.args.contains(where: { $0 == flag || $0.hasPrefix(flag + "=") }) {
+        for flag in ["--host", "--port", "--served-model-name"] where ProfileArguments.contains(flag, in: profile.args) {
             throw .invalidProfile("args: \(flag) is set by agentron from the profile's fields; remove it from args")
         }
-        if profile.args.contains(where: { $0 == "--api-key" || $0.hasPrefix("--api-key=") }) {
+        if ProfileArguments.contains("--api-key", in: profile.args) {
             throw .invalidProfile("args: --api-key would show the key to every user in `ps`; set env VLLM_API_KEY instead")
         }
         arguments += profile.args
@@ -32,45 +41,85 @@ public struct VLLMEngine: EngineDriver {
         return LaunchSpec(arguments: arguments, environment: environment)
     }
 
+    // MARK: Probes
+
+    public func probePaths(_ profile: Profile) -> ProbePaths {
+        ProbePaths(readiness: [Self.healthPath, Self.modelsPath], liveness: Self.healthPath)
+    }
+
     public func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
         // vLLM refuses connections until the weights are loaded: "connection refused" here
         // means still starting, not failed.
-        switch await get(context.baseURL + "/health", timeout: timeout) {
-        case .failure(let failure): return .failed("/health: \(failure.reason)")
-        case .success(let response) where response.status != 200:
-            return .failed("/health: status \(response.status)")
-        case .success: break
-        }
+        let health = await probeStatus200(context, path: Self.healthPath, timeout: timeout)
+        guard health.passed else { return health }
         // /health can pass before the model is served under our name: check /v1/models.
-        switch await get(context.baseURL + "/v1/models", timeout: timeout, headers: authorization(context)) {
-        case .failure(let failure): return .failed("/v1/models: \(failure.reason)")
+        switch await get(context.baseURL + Self.modelsPath, timeout: timeout, headers: authorization(context)) {
+        case .failure(let failure): return .failed("\(Self.modelsPath): \(failure.reason)")
         case .success(let response) where response.status != 200:
-            return .failed("/v1/models: status \(response.status)")
+            return .failed("\(Self.modelsPath): status \(response.status)")
         case .success(let response):
-            let served = context.profile.servedModelName
+            let served = servedModelName(context.profile)
             guard let list = try? JSONDecoder().decode(ModelList.self, from: Data(response.body)) else {
-                return .failed("/v1/models: not a model list")
+                return .failed("\(Self.modelsPath): not a model list")
             }
             guard list.data.contains(where: { $0.id == served }) else {
-                return .failed("/v1/models does not list \"\(served)\" (it lists: \(list.data.map(\.id).joined(separator: ", ")))")
+                return .failed("\(Self.modelsPath) does not list \"\(served)\" (it lists: \(list.data.map(\.id).joined(separator: ", ")))")
             }
-            return .passed("/health 200, /v1/models lists \"\(served)\"")
+            return .passed("\(Self.healthPath) 200, \(Self.modelsPath) lists \"\(served)\"")
         }
     }
 
     public func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
-        switch await get(context.baseURL + "/health", timeout: timeout) {
-        case .failure(let failure): return .failed("/health: \(failure.reason)")
-        case .success(let response) where response.status == 200: return .passed("/health 200")
-        case .success(let response): return .failed("/health: status \(response.status)")
-        }
+        await probeStatus200(context, path: Self.healthPath, timeout: timeout)
     }
 
+    /// The probe sends the key vLLM sees: the profile's, else the daemon's (VLLM_ is on
+    /// the environment's allow-list).
     private func authorization(_ context: EngineContext) -> [(name: String, value: String)] {
         guard let key = context.profile.env["VLLM_API_KEY"] ?? context.daemonEnvironment["VLLM_API_KEY"], !key.isEmpty else {
             return []
         }
         return [("Authorization", "Bearer \(key)")]
+    }
+
+    // MARK: What clients and apps are told
+
+    /// The server's name: `--served-model-name` sets it, and vLLM answers 404 to any other.
+    public func servedModelName(_ profile: Profile) -> String { profile.name }
+
+    public func apiKey(_ profile: Profile) -> String? {
+        guard let key = profile.env["VLLM_API_KEY"], !key.isEmpty else { return nil }
+        return key
+    }
+
+    /// `--max-model-len N`, also `=N`, and vLLM's human-readable `8k` (8,000) and `8K` (8,192).
+    public func contextLength(_ profile: Profile) -> Int? {
+        ProfileArguments.flagValue(in: profile.args, names: Self.contextLengthFlags).flatMap(Self.humanReadableInt)
+    }
+
+    /// vLLM's human-readable integers: `8192`, `8k` (×1000), `8K` (×1024), `1m`, `1M`.
+    static func humanReadableInt(_ text: String) -> Int? {
+        let trimmed = text.trimmingSpaces
+        guard let last = trimmed.last else { return nil }
+        let scales: [Character: Int] = ["k": 1000, "K": 1024, "m": 1_000_000, "M": 1 << 20]
+        guard let scale = scales[last] else { return ProfileArguments.positiveInt(trimmed) }
+        guard let number = Double(trimmed.dropLast()), number.isFinite, number > 0 else { return nil }
+        let value = number * Double(scale)
+        guard value <= Double(1 << 30) else { return nil }
+        return Int(value)
+    }
+
+    public func providerKind(for target: RegistrationTarget) -> String {
+        target == .providersFile ? "vllm" : target.openAICompatibleKind
+    }
+
+    // MARK: Who answers on a port
+
+    /// vLLM's `/v1/models` cards say `"owned_by": "vllm"`; `/version` has its version.
+    public func recognise(_ answers: ListenerAnswers, timeout: Duration) async -> ListenerIdentity? {
+        guard answers.owners.contains("vllm") else { return nil }
+        let version = await reportedVersion(answers, path: "/version", timeout: timeout)
+        return ListenerIdentity(identified: kind.rawValue, detail: version.map { "vLLM \($0)" } ?? "vLLM")
     }
 }
 

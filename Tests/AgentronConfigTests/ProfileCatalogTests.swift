@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 import AgentronCore
+import AgentronEngines
 @testable import AgentronConfig
 
 /// A temporary directory tree removed when the test ends.
@@ -174,7 +175,7 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
                 "--max-model-len", "8192", "--gpu-memory-utilization", "0.90", "--enable-auto-tool-choice", "--tool-call-parser",
                 "hermes",
             ])
-        #expect(vllm.contextLength == 8192)
+        #expect(vllm.engine.driver.contextLength(vllm) == 8192)
         // Tool calling out of the box, with the parser vLLM's docs name for each family.
         for (name, parser) in [
             ("llama-3.2-1b-instruct", "llama3_json"), ("llama-3.2-3b-instruct", "llama3_json"),

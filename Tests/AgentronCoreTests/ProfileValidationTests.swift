@@ -1,5 +1,6 @@
 import AgentronConfig
 import AgentronCore
+import AgentronEngines
 import Testing
 
 /// Issue #10: one set of limits for every profile, and no value that passes them (or any
@@ -31,7 +32,7 @@ struct ProfileValidationTests {
         profile = Profile(name: "x", engine: .vllm, model: "m", env: ["A=B": "1"])
         #expect(profile.validationProblem?.field == "env.A=B")
         profile = Profile(name: "x", engine: .vllm, model: "m", command: ["x"])
-        #expect(profile.validationProblem?.field == "command")
+        #expect(Engines.problem(in: profile)?.field == "command", "a key the engine does not take: its driver's rule")
         profile = Profile(name: "x", engine: .vllm, model: "m")
         profile.restart.factor = .infinity
         #expect(profile.validationProblem?.field == "restart.factor")
@@ -52,9 +53,9 @@ struct ProfileValidationTests {
     /// are refused for engine ollama, by the daemon and with the YAML file's line.
     @Test func ollamaArgsAreRefusedWithTheirLine() throws {
         let profile = Profile(name: "x", engine: .ollama, model: "llama3.2:1b", args: ["--verbose"])
-        #expect(profile.validationProblem?.field == "args")
-        #expect(profile.validationProblem?.message.hasPrefix("ollama serve takes no arguments") == true)
-        #expect(Profile(name: "x", engine: .ollama, model: "llama3.2:1b").validationProblem == nil)
+        #expect(Engines.problem(in: profile)?.field == "args")
+        #expect(Engines.problem(in: profile)?.message.hasPrefix("ollama serve takes no arguments") == true)
+        #expect(Engines.problem(in: Profile(name: "x", engine: .ollama, model: "llama3.2:1b")) == nil)
         let yaml = "engine: ollama\nmodel: llama3.2:1b\nargs: [--verbose]\n"
         let error = try #require(throws: ProfileError.self) { try Profile.parse(yaml: yaml, file: "p.yaml") }
         #expect(error.file == "p.yaml" && error.line == 3 && error.field == "args", "\(error)")
@@ -91,7 +92,7 @@ struct ProfileValidationTests {
             let yaml = lines.joined(separator: "\n") + "\n"
             do {
                 let profile = try Profile.parse(yaml: yaml, file: "fuzz.yaml")
-                #expect(profile.validationProblem == nil, "parsed but outside the limits: \(yaml)")
+                #expect(Engines.problem(in: profile) == nil, "parsed but refused by the daemon: \(yaml)")
                 _ = profile.startupTimeout.duration
                 _ = profile.stopTimeout.description
             } catch {
@@ -124,19 +125,5 @@ struct SecretNameTests {
         let line = "tokenizer org/m batched 8192 parallel false key sk-0123456789 token hf_abcdefghij"
         #expect(profile.redact(line) == "tokenizer org/m batched 8192 parallel false key <redacted> token <redacted>")
         #expect(Profile.redactArguments(profile.args) == ["--max-num-batched-tokens", "8192", "--tokenizer", "org/m", "--api-key", "<redacted>"])
-    }
-}
-
-/// The context length a profile sets, as each engine reads its own flag (issue #17).
-struct ContextLengthTests {
-    @Test func eachEnginesFlag() {
-        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len", "8192"]).contextLength == 8192)
-        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len=8k"]).contextLength == 8000)
-        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len", "4K"]).contextLength == 4096)
-        #expect(Profile(name: "a", engine: .vllm, model: "m").contextLength == nil)
-        #expect(Profile(name: "a", engine: .tgi, model: "m", args: ["--max-total-tokens", "4096"]).contextLength == 4096)
-        #expect(Profile(name: "a", engine: .ollama, model: "m", env: ["OLLAMA_CONTEXT_LENGTH": "16384"]).contextLength == 16384)
-        #expect(Profile(name: "a", engine: .command, model: "m", command: ["llama-server", "-c", "2048"]).contextLength == 2048)
-        #expect(Profile(name: "a", engine: .vllm, model: "m", args: ["--max-model-len", "1e300k"]).contextLength == nil)
     }
 }

@@ -133,8 +133,11 @@ struct FastClock: SupervisorClock {
 /// number of the probe (from 1) and the pid of the current engine.
 final class FakeDriver: EngineDriver, Sendable {
     let kind = EngineKind.command
+    let displayName = "fake"
     let program = "fake"
     let installHint = "it is a fake"
+    let modelExample = "m"
+    let modelDescription = "a made-up model"
     let probeLog = Mutex<[String]>([])
     private let readinessCount = Atomic<Int>(0)
     private let livenessCount = Atomic<Int>(0)
@@ -152,6 +155,10 @@ final class FakeDriver: EngineDriver, Sendable {
 
     func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
         LaunchSpec(arguments: ["fake", "--port", "\(context.port)"], environment: [:])
+    }
+
+    func probePaths(_ profile: Profile) -> ProbePaths {
+        ProbePaths(readiness: ["/health"], liveness: "/health")
     }
 
     func probeReadiness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {

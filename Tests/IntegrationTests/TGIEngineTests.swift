@@ -1,3 +1,4 @@
+import AgentronEngines
 import AgentronHTTP
 import Foundation
 import Testing

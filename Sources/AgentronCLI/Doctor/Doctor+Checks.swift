@@ -1,6 +1,7 @@
 import AgentronClient
 import AgentronConfig
 import AgentronCore
+import AgentronEngines
 import AgentronHTTP
 import FoundationEssentials
 import Glibc
@@ -98,14 +99,12 @@ struct DoctorChecks {
         (8000, "vLLM"), (8080, "TGI, llama.cpp"), (11434, "Ollama"), (1234, "LM Studio"),
     ]
 
-    static let engines: [(engine: String, program: String, versionArguments: [String], hint: String)] = [
-        ("vllm", "vllm", ["--version"],
-         "install it with `pip install vllm` (GPU) or see https://docs.vllm.ai/en/latest/getting_started/installation/"),
-        ("ollama", "ollama", ["-v"],
-         "install it with `curl -fsSL https://ollama.com/install.sh | sh` or see https://ollama.com/download/linux"),
-        ("command", "llama-server", ["--version"],
-         "optional, for the llama-server profile: build llama.cpp (https://github.com/ggml-org/llama.cpp) or install a release binary"),
-    ]
+    /// The programs the engines need on PATH, as their drivers name them, in the engines'
+    /// order (an engine with nothing of its own on PATH, like TGI in Docker, has none).
+    static let engines: [(engine: String, program: String, versionArguments: [String], hint: String)] =
+        Engines.all.compactMap { driver in
+            driver.installedProgram.map { (driver.kind.rawValue, $0.program, $0.versionArguments, $0.hint) }
+        }
 
     /// `2s`, `500ms`: a timeout as profiles write it.
     static func describe(_ duration: Duration) -> String {
@@ -330,37 +329,22 @@ enum PortProbe {
         }
         check.answering = true
         let server = root.header("server")?.lowercased() ?? ""
-
-        // Ollama says so on / ("Ollama is running").
-        if root.bodyText.contains("Ollama is running") {
-            check.identified = "ollama"
-            if let response = try? await get(base + "/api/version", timeout),
-                let version = try? JSONDecoder().decode([String: String].self, from: Data(response.body))["version"]
-            {
-                check.detail = "Ollama \(version)"
-            } else {
-                check.detail = "Ollama"
-            }
-            check.models = await modelIDs(base, timeout)
-            return check
-        }
-
-        // OpenAI-compatible servers list their models with an owner that names them.
-        let models = try? await get(base + "/v1/models", timeout)
-        let cards = models.flatMap { try? JSONDecoder().decode(ModelCards.self, from: Data($0.body)) }?.data ?? []
-        let owners = Set(cards.compactMap(\.owned_by).map { $0.lowercased() })
+        // OpenAI-compatible servers list their models, many with an owner that names them.
+        let listed = try? await get(base + "/v1/models", timeout)
+        let answers = ListenerAnswers(baseURL: base, root: root, models: listed.flatMap { ListenerAnswers.modelCards(from: $0.body) })
+        let cards = answers.models ?? []
         if !cards.isEmpty { check.models = cards.map(\.id) }
-        if owners.contains("vllm") {
-            check.identified = "vllm"
-            if let response = try? await get(base + "/version", timeout),
-                let version = try? JSONDecoder().decode([String: String].self, from: Data(response.body))["version"]
-            {
-                check.detail = "vLLM \(version)"
-            } else {
-                check.detail = "vLLM"
-            }
+
+        // The engines agentron drives know their own servers.
+        for driver in Engines.all {
+            guard let identity = await driver.recognise(answers, timeout: timeout) else { continue }
+            check.identified = identity.identified
+            check.detail = identity.detail
+            if let models = identity.models { check.models = models }
             return check
         }
+        // Servers agentron does not drive itself, told by their `owned_by` or `Server:` header.
+        let owners = answers.owners
         if owners.contains("llamacpp") || server.contains("llama.cpp") {
             check.identified = "llama.cpp"
             check.detail = "llama.cpp llama-server"
@@ -369,14 +353,6 @@ enum PortProbe {
         if owners.contains("organization_owner") || owners.contains("lmstudio") || server.contains("lm studio") {
             check.identified = "lmstudio"
             check.detail = "LM Studio"
-            return check
-        }
-        // TGI describes itself on /info.
-        if let info = try? await get(base + "/info", timeout), info.status == 200,
-            let described = try? JSONDecoder().decode(TGIInfo.self, from: Data(info.body)), described.model_id != nil
-        {
-            check.identified = "tgi"
-            check.detail = "TGI \(described.version ?? "")".trimmingSpaces + (described.model_id.map { " serving \($0)" } ?? "")
             return check
         }
         check.identified = cards.isEmpty ? "unknown" : "openai-compatible"
@@ -388,26 +364,5 @@ enum PortProbe {
 
     private static func get(_ url: String, _ timeout: Duration) async throws -> HTTPResponse {
         try await HTTPClient.shared.execute(HTTPRequest(url: url, timeout: timeout, connectTimeout: timeout))
-    }
-
-    private static func modelIDs(_ base: String, _ timeout: Duration) async -> [String]? {
-        guard let response = try? await get(base + "/v1/models", timeout),
-            let cards = try? JSONDecoder().decode(ModelCards.self, from: Data(response.body))
-        else { return nil }
-        return cards.data?.map(\.id)
-    }
-
-    private struct ModelCards: Decodable {
-        struct Card: Decodable {
-            var id: String
-            var owned_by: String?
-        }
-        /// Ollama sends null when nothing is pulled.
-        var data: [Card]?
-    }
-
-    private struct TGIInfo: Decodable {
-        var model_id: String?
-        var version: String?
     }
 }

@@ -1,6 +1,7 @@
 import AgentronClient
 import AgentronConfig
 import AgentronCore
+import AgentronEngines
 import ArgumentParser
 import Glibc
 
@@ -71,8 +72,8 @@ struct ServerUp: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        if pull || pullPolicy != nil, let engine, engine != EngineKind.tgi.rawValue, engine != EngineKind.ollama.rawValue {
-            throw ValidationError("--pull and --pull-policy are for the ollama and tgi engines; \(engine) fetches its own model")
+        if pull || pullPolicy != nil, let engine, EngineKind(rawValue: engine).map({ $0.driver.profileKeys[.pull] == nil }) ?? true {
+            throw ValidationError("--pull and --pull-policy are for \(Self.engines(taking: .pull)); \(engine) fetches its own model")
         }
         if pull && pullPolicy != nil { throw ValidationError("give --pull-policy or --pull, not both") }
         if let pullPolicy, PullPolicy(rawValue: pullPolicy) == nil {
@@ -191,11 +192,13 @@ struct ServerUp: AsyncParsableCommand {
         if pull { profile.pull = .always }
         if let pullPolicy { profile.pull = PullPolicy(rawValue: pullPolicy) }
         if adopt {
-            guard profile.engine == .ollama else {
-                throw ProfileError(file: "", message: "--adopt is for the ollama engine")
+            let driver = profile.engine.driver
+            guard driver.profileKeys[.adopt] != nil else {
+                throw ProfileError(file: "", message: "--adopt is for \(Self.engines(taking: .adopt))")
             }
             guard case .fixed = profile.port else {
-                throw ProfileError(file: "", message: "--adopt needs the port the running Ollama answers on: add --port 11434 (Ollama's default) or its port")
+                let port = driver.defaultPort.map { "\($0) (\(driver.displayName)'s default) or its port" } ?? "with its port"
+                throw ProfileError(file: "", message: "--adopt needs the port the running \(driver.displayName) answers on: add --port \(port)")
             }
             profile.adopt = true
         }
@@ -204,6 +207,12 @@ struct ServerUp: AsyncParsableCommand {
 }
 
 extension ServerUp {
+    /// `the ollama engine`, `the ollama and tgi engines`: the engines whose drivers take `key`.
+    static func engines(taking key: EngineProfileKey) -> String {
+        let names = Engines.drivers(accepting: key).map(\.kind.rawValue)
+        return "the \(names.joined(separator: " and ")) engine\(names.count == 1 ? "" : "s")"
+    }
+
     static func isRegularFile(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG

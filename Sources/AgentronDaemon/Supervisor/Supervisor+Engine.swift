@@ -23,9 +23,7 @@ extension Supervisor {
             guard host.isFree(host: profile.host, port: fixed) else {
                 let holder = host.holder(ofPort: fixed)
                 var reason = "port \(fixed) on \(profile.host) is already in use\(holder.map { " by \($0)" } ?? ""); choose another with --port or `port:` in the profile, or use port: auto"
-                if profile.engine == .ollama, holder?.contains("(ollama") == true {
-                    reason += "; or, to use that Ollama instead of starting another, add --adopt"
-                }
+                if let advice = driver.advice(forPortHeldBy: holder) { reason += advice }
                 handle { $0.spawnFailed(reason: reason, now: $1) }
                 return
             }

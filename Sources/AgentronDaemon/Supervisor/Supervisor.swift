@@ -173,7 +173,7 @@ actor Supervisor {
     func info(detailed: Bool) -> ServerInfo {
         let endpoint = port.map { context(port: $0).baseURL }
         var info = ServerInfo(
-            name: name, engine: profile.engine, model: profile.model, servedModel: profile.servedModelName,
+            name: name, engine: profile.engine, model: profile.model, servedModel: driver.servedModelName(profile),
             endpoint: endpoint, port: port, state: machine.state, reason: machine.reason,
             pid: machine.state.hasProcess ? process?.pid : nil,
             startedAt: machine.state.hasProcess ? processStartedAt : nil,

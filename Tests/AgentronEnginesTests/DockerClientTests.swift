@@ -1,6 +1,6 @@
 import Testing
 
-@testable import AgentronHTTP
+@testable import AgentronEngines
 
 /// Image references as Docker's pull takes them: name and tag, or name and digest.
 struct DockerReferenceTests {

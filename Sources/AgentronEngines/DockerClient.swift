@@ -1,8 +1,11 @@
+import AgentronHTTP
 import FoundationEssentials
 import Glibc
 
 /// The Docker Engine API over its Unix socket, through the libcurl client (docs/engines.md:
-/// TGI runs as a container driven by the API, not by shelling out to `docker`).
+/// TGI runs as a container driven by the API, not by shelling out to `docker`). It lives
+/// with the drivers: running containers is how an engine runs, and the container shim,
+/// the TGI driver and the daemon's leftover sweep are its only users.
 /// `DOCKER_HOST=unix:///path` is honoured; TCP hosts are refused with a clear error.
 public struct DockerClient: Sendable {
     public let socketPath: String
