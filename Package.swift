@@ -89,7 +89,7 @@ let package = Package(
 
         .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
-        .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
+        .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess", "AgentronCore", "CAgentronShims"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
         .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
         .testTarget(
