@@ -92,6 +92,7 @@ let package = Package(
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess", "AgentronCore", "CAgentronShims"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
         .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
+        .testTarget(name: "AgentronClientTests", dependencies: ["AgentronClient", "AgentronCore"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
