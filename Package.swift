@@ -94,6 +94,10 @@ let package = Package(
         .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
         .testTarget(name: "AgentronClientTests", dependencies: ["AgentronClient", "AgentronCore"]),
         .testTarget(
+            name: "AgentronCLITests",
+            dependencies: ["AgentronCLI", "AgentronCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
         ),
