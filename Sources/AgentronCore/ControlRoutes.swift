@@ -90,7 +90,7 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
         case unversioned(path: String)
         /// No route has this path.
         case unknownPath(method: String, path: String)
-        /// The path is a route's, the method is not.
+        /// The path is a route's, the method is not: 405, naming the methods it takes.
         case methodNotAllowed(method: String, path: String, allowed: [String])
 
         public var description: String { apiError.message }
@@ -101,8 +101,8 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
                 APIError(.notFound, "unknown API path \(path); this daemon serves \(apiVersionPrefix)/...")
             case .unknownPath(let method, let path):
                 APIError(.notFound, "no such endpoint: \(method) \(path)")
-            case .methodNotAllowed(let method, let path, _):
-                APIError(.notFound, "no such endpoint: \(method) \(path)")
+            case .methodNotAllowed(let method, let path, let allowed):
+                APIError(.methodNotAllowed, "\(method) is not allowed on \(path); it takes \(allowed.joined(separator: " or "))")
             }
         }
     }

@@ -267,17 +267,20 @@ struct ControlAPITests {
         }
     }
 
-    /// A route's path with a method it does not take.
+    /// A route's path with a method it does not take: 405, naming the ones it takes.
     @Test(arguments: [
-        ("DELETE", "/v1/daemon"), ("POST", "/v1/providers"), ("PUT", "/v1/servers"), ("DELETE", "/v1/servers"),
-        ("POST", "/v1/servers/web"), ("PUT", "/v1/servers/web"), ("GET", "/v1/servers/web/stop"),
-        ("GET", "/v1/servers/web/restart"), ("POST", "/v1/servers/web/logs"), ("DELETE", "/v1/servers/web/logs"),
+        ("DELETE", "/v1/daemon", "GET"), ("POST", "/v1/providers", "GET"), ("PUT", "/v1/servers", "GET or POST"),
+        ("DELETE", "/v1/servers", "GET or POST"), ("POST", "/v1/servers/web", "GET or DELETE"),
+        ("PUT", "/v1/servers/web", "GET or DELETE"), ("GET", "/v1/servers/web/stop", "POST"),
+        ("GET", "/v1/servers/web/restart", "POST"), ("POST", "/v1/servers/web/logs", "GET"),
+        ("DELETE", "/v1/servers/web/logs", "GET"),
     ])
-    func wrongMethodsAreRefused(_ method: String, _ path: String) async throws {
+    func wrongMethodsAre405(_ method: String, _ path: String, _ allowed: String) async throws {
         try await withFixture { fixture in
             let reply = await fixture.call(method, path)
-            #expect(reply.status == 404)
-            #expect(reply.error?.message == "no such endpoint: \(method) \(path)", "\(reply.text)")
+            #expect(reply.status == 405)
+            #expect(reply.error?.code == .methodNotAllowed)
+            #expect(reply.error?.message == "\(method) is not allowed on \(path); it takes \(allowed)", "\(reply.text)")
         }
     }
 
