@@ -20,33 +20,47 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // C libraries: module maps, and one shim for what Swift cannot import.
+        // C libraries: module maps, and shims for what Swift cannot import.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // The Agentron app keeps its providers in SQLite (docs/providers.md).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // libcurl's variadic calls; the one shim that links libcurl (only the HTTP client uses it).
         .target(
-            name: "CAgentronShims",
+            name: "CCurlShims",
             linkerSettings: [.linkedLibrary("curl")]
         ),
+        // pidfds, the fork/exec, prctl, per-thread fs identity, peer credentials: libc only, so
+        // linking the process layer does not drag libcurl into a binary.
+        .target(name: "CProcessShims"),
 
         // Libraries.
-        .target(name: "AgentronCore", dependencies: ["CYAML"]),
-        .target(name: "AgentronHTTP", dependencies: ["CCurl", "CAgentronShims"]),
-        .target(name: "AgentronProcess", dependencies: ["CAgentronShims", "AgentronCore"]),
+        // Values and logic: profiles (limits, rendering, secrets), the wire types, the state
+        // machine. No C library and no file I/O, so anything can link it.
+        .target(name: "AgentronCore"),
+        // What reads the filesystem and the environment: profile YAML (libyaml), the profile
+        // catalog, paths, the runtime-directory rule, careful file I/O.
+        .target(name: "AgentronConfig", dependencies: ["AgentronCore", "CYAML"]),
+        // A strict JSON scanner that keeps every value's byte range, and the splicing that
+        // edits a shared file (providers.json, OpenClaw's config) without touching the
+        // owner's other bytes. Pure Swift, no dependencies.
+        .target(name: "AgentronJSON"),
+        .target(name: "AgentronHTTP", dependencies: ["CCurl", "CCurlShims", "CProcessShims"]),
+        .target(name: "AgentronProcess", dependencies: ["CProcessShims", "AgentronCore"]),
         .target(
             name: "AgentronSystemd",
-            dependencies: ["CSystemd", "AgentronCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CSystemd", "AgentronCore", "AgentronConfig", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "AgentronEngines",
-            dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]
+            dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]
         ),
         .target(
             name: "AgentronDaemon",
             dependencies: [
-                "AgentronCore", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "CAgentronShims", "CSQLite",
+                "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "AgentronJSON",
+                "CProcessShims", "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -54,13 +68,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]),
+        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]),
         .target(
             name: "AgentronCLI",
             dependencies: [
-                "AgentronCore", "AgentronClient", "AgentronHTTP",
+                "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // `service install` writes units/*.service|socket, embedded at build time.
+            plugins: ["EmbedUnits"]
         ),
 
         // Executables: a few lines each.
@@ -72,10 +88,14 @@ let package = Package(
         .executableTarget(
             name: "AgentronContainerShim",
             dependencies: [
-                "AgentronCore", "AgentronHTTP",
+                "AgentronCore", "AgentronConfig", "AgentronHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // Build-time only: units/ as Swift strings in the CLI (one copy of the unit files).
+        .executableTarget(name: "EmbedText"),
+        .plugin(name: "EmbedUnits", capability: .buildTool(), dependencies: ["EmbedText"]),
 
         // Test fixture: behaves like `vllm serve` (flags, endpoints, startup), with fault knobs.
         .executableTarget(
@@ -87,19 +107,21 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore"]),
+        .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore", "AgentronConfig"]),
+        .testTarget(name: "AgentronConfigTests", dependencies: ["AgentronConfig", "AgentronCore"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
-        .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess", "AgentronCore", "CAgentronShims"]),
-        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
-        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "CSQLite"]),
+        .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess", "AgentronCore", "CProcessShims"]),
+        .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd", "AgentronConfig"]),
+        .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
         .testTarget(name: "AgentronClientTests", dependencies: ["AgentronClient", "AgentronCore"]),
         .testTarget(
             name: "AgentronCLITests",
             dependencies: ["AgentronCLI", "AgentronCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .testTarget(name: "AgentronDaemonTests", dependencies: ["AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronJSON", "CSQLite"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentronCore", "AgentronClient", "AgentronHTTP", "CSQLite"]
+            dependencies: ["AgentronCore", "AgentronConfig", "AgentronClient", "AgentronHTTP", "CSQLite"]
         ),
     ]
 )

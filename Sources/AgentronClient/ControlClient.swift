@@ -1,3 +1,4 @@
+import AgentronConfig
 import AgentronCore
 import AgentronHTTP
 import FoundationEssentials

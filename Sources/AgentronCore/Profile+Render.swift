@@ -83,7 +83,7 @@ enum YAMLRender {
     static func isSafePlain(_ text: String) -> Bool {
         guard let first = text.first, let last = text.last else { return false }
         guard first != " ", last != " ", last != ":" else { return false }
-        guard case .string = YAMLNode.resolvePlain(text) else { return false }
+        guard case .string = YAMLScalarValue.resolvePlain(text) else { return false }
         guard text.allSatisfy({ $0.isASCII && $0 >= " " && $0 != "\u{7F}" }) else { return false }
         if "!&*|>'\"%@`{}[],#".contains(first) { return false }
         if "-?:".contains(first) {

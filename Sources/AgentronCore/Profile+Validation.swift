@@ -32,7 +32,7 @@ extension Profile {
         public static let factorRange = 1.0...100.0
         /// No duration in a profile may exceed a year: every later conversion (to
         /// `Duration`, to milliseconds, to systemd's microseconds) stays in range.
-        public static var maxDuration: TimeSpan { Profile.maxYAMLDuration }
+        public static let maxDuration = TimeSpan(seconds: 365 * 24 * 3600)
     }
 
     /// The first problem found, or nil when the profile is within every limit.

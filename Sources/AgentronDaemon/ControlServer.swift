@@ -1,5 +1,5 @@
 import AgentronCore
-import CAgentronShims
+import CProcessShims
 import Glibc
 import Logging
 import NIOCore

@@ -1,5 +1,6 @@
+import AgentronConfig
 import AgentronCore
-import CAgentronShims
+import CProcessShims
 import Glibc
 
 /// The user a root daemon acts as on the filesystem while it writes into a directory that

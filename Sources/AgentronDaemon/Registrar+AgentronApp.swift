@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronJSON
 
 /// The Agentron app's provider table: `llm_configs` in its `agentron.sqlite`, which the app
 /// reads on every request, so a row written while it runs is used at once (docs/providers.md).

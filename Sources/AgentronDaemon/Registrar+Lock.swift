@@ -1,3 +1,4 @@
+import AgentronConfig
 import AgentronCore
 import Glibc
 
@@ -114,5 +115,5 @@ struct FileStamp: Equatable, Sendable {
     }
 }
 
-/// The registrar's file I/O is agentron's common one (AgentronCore/FileIO.swift).
+/// The registrar's file I/O is agentron's common one (AgentronConfig/FileIO.swift).
 typealias ProviderFileIO = FileIO

@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronJSON
 
 /// OpenClaw's config (`~/.openclaw/openclaw.json`), opt-in: agentron keeps
 /// `models.providers.agentron-<name>` true and touches no other key (issue #4).

@@ -1,4 +1,5 @@
 import AgentronCore
+import AgentronJSON
 
 /// What a pass over one target decided, computed without I/O so it can be tested alone.
 struct RegistrarPlan: Sendable {

@@ -1,4 +1,6 @@
+import AgentronConfig
 import AgentronCore
+import AgentronJSON
 import Dispatch
 import Glibc
 import Logging

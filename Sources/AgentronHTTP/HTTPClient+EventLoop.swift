@@ -1,5 +1,5 @@
-import CAgentronShims
 import CCurl
+import CCurlShims
 import Glibc
 import Synchronization
 

@@ -1,5 +1,6 @@
-import CAgentronShims
 import CCurl
+import CCurlShims
+import CProcessShims
 import Synchronization
 
 /// One request: its curl easy handle, the buffers curl writes into, and the continuation

@@ -1,4 +1,4 @@
-import CAgentronShims
+import CProcessShims
 import Glibc
 
 /// Everything that belongs to one engine: its session and process group (it leads both),

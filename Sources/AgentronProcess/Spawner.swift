@@ -1,5 +1,5 @@
 import AgentronCore
-import CAgentronShims
+import CProcessShims
 import Glibc
 
 /// An engine process we started (or re-adopted): its pid, the pidfd that watches and

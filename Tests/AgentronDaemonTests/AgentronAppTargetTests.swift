@@ -1,3 +1,4 @@
+import AgentronConfig
 import AgentronCore
 import CSQLite
 import Foundation

@@ -1,3 +1,4 @@
+import AgentronConfig
 import AgentronCore
 import Foundation
 import Logging

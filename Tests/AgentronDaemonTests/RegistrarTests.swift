@@ -1,5 +1,7 @@
+import AgentronConfig
 import AgentronCore
 import AgentronEngines
+import AgentronJSON
 import Foundation
 import Logging
 import Testing
@@ -74,87 +76,6 @@ private func foreignBytes(_ bytes: [UInt8]) throws -> (before: [UInt8], after: [
     return (
         Array(bytes[..<providers.range.lowerBound]), Array(bytes[providers.range.upperBound...]), elements
     )
-}
-
-@Suite(.timeLimit(.minutes(1)))
-struct JSONScannerTests {
-    @Test func parsesStrictJSONWithRanges() throws {
-        let text = #"  {"a": [1, -2.5e3, true, null], "b": {"c": "x\"\u00e9\ud83d\ude00"}}  "#
-        let root = try JSONScanner.parse(Array(text.utf8))
-        #expect(root.isObject)
-        #expect(root.items.map(\.key) == ["a", "b"])
-        let a = try #require(root.members(named: "a").first)
-        #expect(String(decoding: Array(text.utf8)[a.range], as: UTF8.self) == #""a": [1, -2.5e3, true, null]"#)
-        #expect(a.node.items.count == 4)
-        #expect(root.value["b"]?["c"]?.stringValue == "x\"é😀")
-        #expect(a.node.value.same(as: .array([.number("1"), .number("-2.5e3"), .bool(true), .null])))
-    }
-
-    @Test(arguments: [
-        ("{\"a\": 1,}", 1),
-        ("{\n  // a comment\n  \"a\": 1\n}", 2),
-        ("{\n\"a\": 1\n\n'b': 2}", 4),
-        ("{\"a\": 01}", 1),
-        ("{\"a\": \"tab\there\"}", 1),
-        ("[1, 2", 1),
-        ("{\"a\": 1} x", 1),
-        ("{a: 1}", 1),
-        ("", 1),
-    ])
-    func refusesWhatIsNotStrictJSON(text: String, line: Int) throws {
-        let error = try #require(throws: JSONSyntaxError.self) { try JSONScanner.parse(Array(text.utf8)) }
-        #expect(error.line == line, "\(error)")
-        #expect(error.description.hasPrefix("not valid JSON at line \(line)"))
-    }
-
-    @Test func semanticEqualityIgnoresMemberOrder() throws {
-        let a = try JSONScanner.parse(Array(#"{"x": 1, "y": [2, {"z": "w"}]}"#.utf8)).value
-        let b = try JSONScanner.parse(Array(#"{"y": [2, {"z": "w"}], "x": 1}"#.utf8)).value
-        let c = try JSONScanner.parse(Array(#"{"y": [{"z": "w"}, 2], "x": 1}"#.utf8)).value
-        #expect(a.same(as: b))
-        #expect(!a.same(as: c))
-    }
-
-    @Test func spliceKeepsLayoutAndMatchesIndentation() throws {
-        let text = "{\n    \"providers\": [\n        {\"id\": \"x\"},\n        {\"id\": \"y\"}\n    ]\n}\n"
-        let bytes = Array(text.utf8)
-        let root = try JSONScanner.parse(bytes)
-        let array = try #require(root.members(named: "providers").first?.node)
-        let value = JSONValue.object([("id", .string("z")), ("n", .array([.number("1")]))])
-        let out = JSONSplice(bytes: bytes, container: array).apply(
-            edits: [.remove, .keep],
-            append: [{ indent, unit, multiline in JSONRender.render(value, indent: indent, unit: unit, multiline: multiline) }])
-        let expected = """
-            {
-                "providers": [
-                    {"id": "y"},
-                    {
-                        "id": "z",
-                        "n": [
-                            1
-                        ]
-                    }
-                ]
-            }
-
-            """
-        #expect(String(decoding: out, as: UTF8.self) == expected)
-    }
-
-    @Test func spliceIntoEmptyAndInlineContainers() throws {
-        let empty = Array("{\"providers\": []}".utf8)
-        let root = try JSONScanner.parse(empty)
-        let array = try #require(root.members(named: "providers").first?.node)
-        let out = JSONSplice(bytes: empty, container: array).apply(edits: [], append: [{ _, _, _ in "1" }])
-        #expect(String(decoding: out, as: UTF8.self) == "{\"providers\": [\n  1\n]}")
-
-        let inline = Array("[1, 2]".utf8)
-        let list = try JSONScanner.parse(inline)
-        let edited = JSONSplice(bytes: inline, container: list).apply(edits: [.keep, .remove], append: [{ _, _, _ in "3" }])
-        #expect(String(decoding: edited, as: UTF8.self) == "[1, 3]")
-        let cleared = JSONSplice(bytes: inline, container: list).apply(edits: [.remove, .remove], append: [])
-        #expect(String(decoding: cleared, as: UTF8.self) == "[]")
-    }
 }
 
 @Suite(.serialized, .timeLimit(.minutes(2)))

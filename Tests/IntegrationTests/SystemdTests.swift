@@ -156,6 +156,13 @@ struct SystemdTests {
         try String(contentsOf: sourceRoot.appendingPathComponent("units/\(name)"), encoding: .utf8)
     }
 
+    /// units/<name> as install writes it: the same bytes, with ExecStart naming `agentrond`.
+    static func installedUnit(_ name: String, agentrond: String) throws -> String {
+        try unitFile(name).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("ExecStart=") ? "ExecStart=" + agentrond : String($0) }
+            .joined(separator: "\n")
+    }
+
     @Test(arguments: [
         ([], "agentrond.service", "agentrond.socket", "/etc/systemd/system", "systemctl"),
         (["--user"], "agentrond-user.service", "agentrond-user.socket", "/cfg/systemd/user", "systemctl --user"),
@@ -166,11 +173,14 @@ struct SystemdTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         let result = try await harness.run(
-            ["service", "install", "--dry-run", "--socket", "--agentrond", "/usr/local/bin/agentrond"] + flags,
+            ["service", "install", "--dry-run", "--socket", "--agentrond", "/opt/agentron/bin/agentrond"] + flags,
             environment: ["XDG_CONFIG_HOME": "/cfg"])
         #expect(result.code == 0, "\(result.stderr)")
-        // units/ holds exactly what install writes (the templates live in the CLI).
-        #expect(result.stdout.contains("# \(directory)/agentrond.service\n" + (try Self.unitFile(service))))
+        // Install writes units/ itself (embedded at build time), ExecStart pointed at the
+        // agentrond being installed, and every other byte as it is.
+        let expected = try Self.installedUnit(service, agentrond: "/opt/agentron/bin/agentrond")
+        #expect(expected != (try Self.unitFile(service)))
+        #expect(result.stdout.contains("# \(directory)/agentrond.service\n" + expected))
         #expect(result.stdout.contains("# \(directory)/agentrond.socket\n" + (try Self.unitFile(socket))))
         #expect(result.stdout.contains("\(systemctl) daemon-reload\n"))
         #expect(result.stdout.contains("\(systemctl) enable --now agentrond.socket agentrond.service\n"))
@@ -218,8 +228,10 @@ struct SystemdTests {
         #expect(install.stdout.contains("wrote \(unitPath)"))
         #expect(install.stdout.contains("systemd is not running on this machine"))
         #expect(install.stdout.contains("no agentrond answers on \(userSocket): nothing started one"), "\(install.stdout)")
+        let agentrond = harness.binDirectory.appendingPathComponent("agentrond").path
         let written = try String(contentsOfFile: unitPath, encoding: .utf8)
-        #expect(written.contains("ExecStart=\(harness.binDirectory.appendingPathComponent("agentrond").path)\n"))
+        #expect(written.contains("ExecStart=\(agentrond)\n"))
+        #expect(written == (try Self.installedUnit("agentrond-user.service", agentrond: agentrond)))
 
         // A daemon on the user unit's socket: status finds it.
         let daemon = try await harness.startDaemon()

@@ -1,4 +1,5 @@
 import AgentronClient
+import AgentronConfig
 import AgentronCore
 import AgentronHTTP
 import FoundationEssentials
@@ -128,14 +129,14 @@ struct DoctorChecks {
         let path = environment["PATH"]
         var engines = Self.engines.map { entry in
             EngineCheck(
-                engine: entry.engine, program: entry.program, installed: false, path: BoundedCommand.which(entry.program, path: path),
+                engine: entry.engine, program: entry.program, installed: false, path: Subprocess.which(entry.program, path: path),
                 version: nil, note: nil)
         }
         for index in engines.indices {
             engines[index].installed = engines[index].path != nil
             if !engines[index].installed { engines[index].note = Self.engines[index].hint }
         }
-        let smi = BoundedCommand.which("nvidia-smi", path: path)
+        let smi = Subprocess.which("nvidia-smi", path: path)
 
         var commands: [[String]] = []
         var owners: [Int] = []  // engine index, or -1 for nvidia-smi
@@ -144,7 +145,7 @@ struct DoctorChecks {
             commands.append([found] + Self.engines[index].versionArguments)
             owners.append(index)
         }
-        let versions = BoundedCommand.runAll(commands, timeout: Self.versionTimeout)
+        let versions = Subprocess.runAll(commands, timeout: Self.versionTimeout)
         for (slot, outcome) in versions.enumerated() {
             let index = owners[slot]
             if outcome.timedOut {
@@ -160,11 +161,11 @@ struct DoctorChecks {
         var gpus = GPUCheck(nvidiaSmi: smi != nil, devices: [], error: nil)
         if let smi {
             let query = [smi, "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"]
-            let outcome = BoundedCommand.runAll([query], timeout: Self.gpuQueryTimeout)[0]
+            let outcome = Subprocess.run(query, timeout: Self.gpuQueryTimeout)
             if outcome.timedOut {
                 gpus.error = "nvidia-smi did not answer within \(Self.describe(Self.gpuQueryTimeout)); the driver may be stuck"
             } else if outcome.status != 0 {
-                gpus.error = "nvidia-smi failed: " + (Self.lastLine(outcome.output) ?? outcome.spawnError ?? "exit \(outcome.status ?? -1)")
+                gpus.error = "nvidia-smi failed: " + (Self.lastLine(outcome.output) ?? outcome.spawnError ?? "exit \(outcome.status)")
             } else {
                 gpus.devices = Self.parseGPUs(outcome.output)
             }

@@ -1,4 +1,5 @@
 import AgentronClient
+import AgentronConfig
 import AgentronCore
 import ArgumentParser
 import Glibc
@@ -97,55 +98,6 @@ struct ServiceScope {
         case .failure(let error):
             "agentrond on \(controlSocket) does not answer properly (\(error)); see: \(journalctl)"
         }
-    }
-}
-
-/// Runs a program (systemctl) with its output captured. The CLI stays off Foundation's
-/// Process (docs/PERFORMANCE.md), so this is posix_spawnp with a pipe.
-enum Subprocess {
-    struct Outcome {
-        var status: Int32
-        var output: String
-        var succeeded: Bool { status == 0 }
-    }
-
-    static func run(_ arguments: [String]) -> Outcome {
-        guard let program = arguments.first else { return Outcome(status: 127, output: "no program given") }
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else {
-            return Outcome(status: 127, output: "cannot create a pipe: \(String(cString: strerror(errno)))")
-        }
-        // Close-on-exec so the child holds only the dup2'd copies (pipe2 is not imported).
-        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], STDOUT_FILENO)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], STDERR_FILENO)
-
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, program, &actions, nil, argv, environ)
-        close(pipeFDs[1])
-        defer { close(pipeFDs[0]) }
-        guard spawned == 0 else {
-            return Outcome(status: 127, output: "cannot run \(program): \(String(cString: strerror(spawned)))")
-        }
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            output += buffer[0..<count]
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        // WIFEXITED/WEXITSTATUS are macros Swift cannot import.
-        let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Outcome(status: exitCode, output: String(decoding: output, as: UTF8.self))
     }
 }
 

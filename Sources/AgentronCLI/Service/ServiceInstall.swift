@@ -1,4 +1,5 @@
 import AgentronClient
+import AgentronConfig
 import AgentronCore
 import ArgumentParser
 import Glibc

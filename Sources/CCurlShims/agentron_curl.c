@@ -1,11 +1,9 @@
 // For pthread_setname_np; must come before any system header.
 #define _GNU_SOURCE
-#include "CAgentronShims.h"
+#include "CCurlShims.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <pthread.h>
-#include <sys/socket.h>
 
 // Each wrapper fixes the type of the variadic argument, which is the whole point: curl reads
 // it with va_arg as exactly long, char *, void *, or a function pointer.
@@ -48,23 +46,6 @@ int agentron_curl_setopt_prereq_callback(void *easy, agentron_curl_prereq_callba
     return (int)CURLE_NOT_BUILT_IN;
 #endif
 }
-
-int agentron_socket_peer_credentials(int fd, agentron_peer_credentials *out) {
-    struct ucred credentials;
-    socklen_t length = sizeof credentials;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
-    if (length != sizeof credentials) {
-        errno = EINVAL;
-        return -1;
-    }
-    out->pid = credentials.pid;
-    out->uid = credentials.uid;
-    out->gid = credentials.gid;
-    return 0;
-}
-
-int agentron_sol_socket(void) { return SOL_SOCKET; }
-int agentron_so_peercred(void) { return SO_PEERCRED; }
 
 void agentron_curl_name_thread(const char *name) {
     pthread_setname_np(pthread_self(), name);

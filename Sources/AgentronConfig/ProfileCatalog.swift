@@ -1,3 +1,5 @@
+import AgentronCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

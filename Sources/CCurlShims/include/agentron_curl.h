@@ -32,20 +32,6 @@ typedef int (*agentron_curl_prereq_callback)(
 int agentron_curl_setopt_sockopt_callback(void *easy, agentron_curl_sockopt_callback callback);
 int agentron_curl_setopt_prereq_callback(void *easy, agentron_curl_prereq_callback callback);
 
-/// The peer of a connected Unix socket as the kernel recorded it at connect/listen time
-/// (SO_PEERCRED): it cannot be forged by the peer. Same layout as Linux's struct ucred.
-typedef struct {
-    int pid;
-    unsigned int uid;
-    unsigned int gid;
-} agentron_peer_credentials;
-
-/// getsockopt(SO_PEERCRED); 0 on success, else -1 with errno set.
-int agentron_socket_peer_credentials(int fd, agentron_peer_credentials *out);
-/// SOL_SOCKET and SO_PEERCRED as ints, for getsockopt through SwiftNIO's socket options.
-int agentron_sol_socket(void);
-int agentron_so_peercred(void);
-
 /// Names the calling thread (pthread_setname_np is a GNU extension Swift's Glibc module
 /// does not show), so the HTTP event thread is recognisable in `ps -L` and debuggers.
 void agentron_curl_name_thread(const char *name);

@@ -1,3 +1,4 @@
+import AgentronCore
 import CYAML
 
 // A small typed YAML tree loaded with libyaml's event API. Profiles are read from it
@@ -33,15 +34,8 @@ public struct YAMLNode: Sendable, Equatable {
         case sequence([YAMLNode])
     }
 
-    /// A plain scalar's meaning under the YAML 1.2 core schema, plus the YAML 1.1 booleans
-    /// `yes`/`no`/`on`/`off` people still write in config files.
-    public enum ScalarValue: Sendable, Equatable {
-        case null
-        case bool(Bool)
-        case int(Int)
-        case float(Double)
-        case string(String)
-    }
+    /// A plain scalar's meaning (AgentronCore's YAMLScalarValue: rendering needs it too).
+    public typealias ScalarValue = YAMLScalarValue
 
     public var content: Content
     /// The explicit tag, resolved by libyaml (`!!str` → `tag:yaml.org,2002:str`); nil when none.
@@ -78,49 +72,12 @@ public struct YAMLNode: Sendable, Equatable {
 
     /// What a plain scalar means: `~`/`null`/empty, booleans, decimal integers, floats, or a string.
     public static func resolvePlain(_ text: String) -> ScalarValue {
-        switch text {
-        case "", "~", "null", "Null", "NULL": return .null
-        case "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON": return .bool(true)
-        case "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF": return .bool(false)
-        case ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF": return .float(.infinity)
-        case "-.inf", "-.Inf", "-.INF": return .float(-.infinity)
-        case ".nan", ".NaN", ".NAN": return .float(.nan)
-        default: break
-        }
-        if isDecimalInteger(text), let value = Int(text) { return .int(value) }
-        if isDecimalFloat(text), let value = Double(text) { return .float(value) }
-        return .string(text)
+        ScalarValue.resolvePlain(text)
     }
 
     /// `[-+]?[0-9]+`
     static func isDecimalInteger(_ text: String) -> Bool {
-        var digits = Substring(text)
-        if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
-        return !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
-    }
-
-    /// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?` (the core schema's float).
-    static func isDecimalFloat(_ text: String) -> Bool {
-        var rest = Substring(text)
-        if rest.first == "-" || rest.first == "+" { rest = rest.dropFirst() }
-        let isDigit: (Character) -> Bool = { $0.isASCII && $0.isNumber }
-        let intPart = rest.prefix(while: isDigit)
-        rest = rest.dropFirst(intPart.count)
-        var fraction = Substring("")
-        if rest.first == "." {
-            rest = rest.dropFirst()
-            fraction = rest.prefix(while: isDigit)
-            rest = rest.dropFirst(fraction.count)
-        }
-        guard !intPart.isEmpty || !fraction.isEmpty else { return false }
-        if rest.first == "e" || rest.first == "E" {
-            rest = rest.dropFirst()
-            if rest.first == "-" || rest.first == "+" { rest = rest.dropFirst() }
-            let exponent = rest.prefix(while: isDigit)
-            guard !exponent.isEmpty else { return false }
-            rest = rest.dropFirst(exponent.count)
-        }
-        return rest.isEmpty
+        ScalarValue.isDecimalInteger(text)
     }
 
     /// A short phrase for error messages: "a mapping", "a list", "the number 5", `the string "x"`.

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import AgentronCore
+import AgentronCore
+@testable import AgentronConfig
 
 /// A temporary directory tree removed when the test ends.
 private final class TempTree {
@@ -24,7 +25,7 @@ private final class TempTree {
     }
 }
 
-/// The source tree's `profiles/`, found from this file: Tests/AgentronCoreTests/<file>.
+/// The source tree's `profiles/`, found from this file: Tests/AgentronConfigTests/<file>.
 private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("profiles").path

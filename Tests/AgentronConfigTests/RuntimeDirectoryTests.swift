@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import AgentronCore
+import AgentronCore
+@testable import AgentronConfig
 
 /// The runtime directory rule (RuntimeDirectory): only a real directory that we own and
 /// nobody else can write to may hold the control socket.

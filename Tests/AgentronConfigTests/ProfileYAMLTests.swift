@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import AgentronCore
+import AgentronCore
+@testable import AgentronConfig
 
 /// Parses and returns the error, or nil when the YAML parsed.
 private func failure(_ yaml: String, file: String = "p.yaml") -> ProfileError? {

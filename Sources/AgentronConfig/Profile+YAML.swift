@@ -1,3 +1,5 @@
+import AgentronCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -64,7 +66,7 @@ extension Profile {
 
     /// Durations longer than this are refused: no timeout in a profile means a year, and
     /// capping keeps every later conversion (to `Duration`, to integers) in range.
-    public static let maxYAMLDuration = TimeSpan(seconds: 365 * 24 * 3600)
+    public static var maxYAMLDuration: TimeSpan { Limits.maxDuration }
 
     /// Parses one profile. `file` is used for error positions and, when the YAML has no
     /// `name:`, for the name (its base name without `.yaml`/`.yml`).

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "CAgentronShims.h"
+#include "CProcessShims.h"
 
 #include <errno.h>
 #include <fcntl.h>
