@@ -235,7 +235,10 @@ struct ControlAPITests {
     @Test func logsBlankTheProfilesSecrets() async throws {
         try await withFixture { fixture in
             _ = try await fixture.start(fixture.sleeper("noisy", printing: "token=$HF_TOKEN", env: ["HF_TOKEN": "hf_s3cr3tvalue"]))
-            #expect(await waitUntil { await fixture.call(.logs(name: "noisy", tail: nil, follow: false)).text.contains("token=") })
+            // The daemon's own "starting" line comes first; wait for the engine's.
+            #expect(await waitUntil {
+                await fixture.call(.logs(name: "noisy", tail: nil, follow: false)).text.split(separator: "\n").contains { $0.hasPrefix("token=") }
+            })
             let logs = await fixture.call(.logs(name: "noisy", tail: nil, follow: false)).text
             #expect(!logs.contains("hf_s3cr3tvalue"), "\(logs)")
             #expect(logs.contains("token=<redacted>"), "\(logs)")
