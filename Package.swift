@@ -113,11 +113,15 @@ let package = Package(
         .testTarget(name: "AgentronCoreTests", dependencies: ["AgentronCore", "AgentronConfig", "AgentronEngines"]),
         .testTarget(name: "AgentronConfigTests", dependencies: ["AgentronConfig", "AgentronCore", "AgentronEngines"]),
         .testTarget(name: "AgentronHTTPTests", dependencies: ["AgentronHTTP"]),
-        .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess"]),
+        .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess", "AgentronCore", "CProcessShims"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
         .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
         .testTarget(name: "AgentronEnginesTests", dependencies: ["AgentronEngines", "AgentronConfig", "AgentronCore", "AgentronHTTP"]),
-        .testTarget(name: "AgentronCLITests", dependencies: ["AgentronCLI"]),
+        .testTarget(name: "AgentronClientTests", dependencies: ["AgentronClient", "AgentronCore"]),
+        .testTarget(
+            name: "AgentronCLITests",
+            dependencies: ["AgentronCLI", "AgentronCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(
             name: "AgentronDaemonTests",
             dependencies: [

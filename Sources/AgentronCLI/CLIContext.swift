@@ -43,10 +43,16 @@ enum Output {
     }
 
     static func json<T: Encodable>(_ value: T) {
+        guard let bytes = jsonBytes(value) else { return }
+        writeStdout(bytes)
+    }
+
+    /// What `--json` prints: pretty, keys sorted, slashes as they are, a final newline.
+    static func jsonBytes<T: Encodable>(_ value: T) -> [UInt8]? {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(value) else { return }
-        writeStdout(Array(data) + [UInt8(ascii: "\n")])
+        guard let data = try? encoder.encode(value) else { return nil }
+        return Array(data) + [UInt8(ascii: "\n")]
     }
 
     static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }

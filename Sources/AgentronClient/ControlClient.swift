@@ -49,44 +49,43 @@ public struct ControlClient: Sendable {
     }
 
     public func daemonInfo(timeout: Duration = ControlClient.requestTimeout) async throws(ClientError) -> DaemonInfo {
-        try await call("GET", "/daemon", timeout: timeout)
+        try await call(.daemon, timeout: timeout)
     }
 
     public func list(all: Bool) async throws(ClientError) -> [ServerInfo] {
-        let list: ServerList = try await call("GET", "/servers" + (all ? "?all=true" : ""))
+        let list: ServerList = try await call(.list(all: all))
         return list.servers
     }
 
     public func start(_ profile: Profile) async throws(ClientError) -> ServerInfo {
-        try await call("POST", "/servers", body: StartRequest(profile: profile))
+        try await call(.start, body: StartRequest(profile: profile))
     }
 
     /// Long-polls until the server settles or `seconds` pass; returns its state either way.
     public func wait(_ name: String, seconds: Double) async throws(ClientError) -> ServerInfo {
-        try await call("GET", "/servers/\(escape(name))?wait=\(seconds)", timeout: .seconds(seconds + 30))
+        try await call(.wait(name: name, seconds: "\(seconds)"), timeout: .seconds(seconds + 30))
     }
 
     public func inspect(_ name: String) async throws(ClientError) -> ServerInfo {
-        try await call("GET", "/servers/\(escape(name))")
+        try await call(.inspect(name: name))
     }
 
     public func stop(_ name: String, timeout: TimeSpan?) async throws(ClientError) -> ServerInfo {
-        let query = timeout.map { "?timeout=\($0.seconds)" } ?? ""
-        return try await call("POST", "/servers/\(escape(name))/stop\(query)", timeout: Self.stopTimeout)
+        try await call(.stop(name: name, timeout: timeout.map { "\($0.seconds)" }), timeout: Self.stopTimeout)
     }
 
     /// Forgets a stopped or failed server (record and logs); `force` stops it first.
     public func remove(_ name: String, force: Bool) async throws(ClientError) -> ServerInfo {
-        try await call("DELETE", "/servers/\(escape(name))" + (force ? "?force=true" : ""), timeout: Self.stopTimeout)
+        try await call(.remove(name: name, force: force), timeout: Self.stopTimeout)
     }
 
     /// Stops (if running) and starts the server again; clears a failed state.
     public func restart(_ name: String) async throws(ClientError) -> ServerInfo {
-        try await call("POST", "/servers/\(escape(name))/restart", timeout: Self.stopTimeout)
+        try await call(.restart(name: name), timeout: Self.stopTimeout)
     }
 
     public func logs(_ name: String, tail: Int) async throws(ClientError) -> [UInt8] {
-        let response = try await send("GET", "/servers/\(escape(name))/logs?tail=\(tail)", body: nil, timeout: Self.requestTimeout)
+        let response = try await send(.logs(name: name, tail: String(tail), follow: false), body: nil, timeout: Self.requestTimeout)
         return response.body
     }
 
@@ -94,7 +93,7 @@ public struct ControlClient: Sendable {
     public func followLogs(_ name: String, tail: Int) async throws(ClientError) -> AsyncThrowingStream<[UInt8], any Error> {
         try checkRuntimeDirectories()
         let request = HTTPRequest(
-            url: "http://localhost\(apiVersionPrefix)/servers/\(escape(name))/logs?tail=\(tail)&follow=true",
+            url: Self.url(.logs(name: name, tail: String(tail), follow: true)),
             unixSocketPath: socketPath, connectTimeout: .seconds(5), allowedPeerUIDs: Self.trustedUIDs)
         let response: HTTPStreamingResponse
         do {
@@ -114,12 +113,12 @@ public struct ControlClient: Sendable {
 
     // MARK: Transport
 
-    private func call<T: Decodable>(_ method: String, _ path: String, timeout: Duration = ControlClient.requestTimeout) async throws(ClientError) -> T {
-        try await call(method, path, body: Optional<StartRequest>.none, timeout: timeout)
+    private func call<T: Decodable>(_ route: ControlRoute, timeout: Duration = ControlClient.requestTimeout) async throws(ClientError) -> T {
+        try await call(route, body: Optional<StartRequest>.none, timeout: timeout)
     }
 
     private func call<T: Decodable, B: Encodable>(
-        _ method: String, _ path: String, body: B?, timeout: Duration = ControlClient.requestTimeout
+        _ route: ControlRoute, body: B?, timeout: Duration = ControlClient.requestTimeout
     ) async throws(ClientError) -> T {
         var bytes: [UInt8]?
         if let body {
@@ -127,20 +126,20 @@ public struct ControlClient: Sendable {
                 throw .badResponse("cannot encode request: \(error)")
             }
         }
-        let response = try await send(method, path, body: bytes, timeout: timeout)
+        let response = try await send(route, body: bytes, timeout: timeout)
         do {
             return try JSONDecoder().decode(T.self, from: Data(response.body))
         } catch {
-            throw .badResponse("unexpected reply to \(method) \(path): \(error)")
+            throw .badResponse("unexpected reply to \(route.method) \(route.target): \(error)")
         }
     }
 
-    func send(_ method: String, _ path: String, body: [UInt8]?, timeout: Duration) async throws(ClientError) -> HTTPResponse {
+    func send(_ route: ControlRoute, body: [UInt8]?, timeout: Duration) async throws(ClientError) -> HTTPResponse {
         try checkRuntimeDirectories()
         var headers: [(name: String, value: String)] = []
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let request = HTTPRequest(
-            method: method, url: "http://localhost\(apiVersionPrefix)\(path)", unixSocketPath: socketPath,
+            method: route.method, url: Self.url(route), unixSocketPath: socketPath,
             headers: headers, body: body, timeout: timeout, connectTimeout: .seconds(5),
             allowedPeerUIDs: Self.trustedUIDs)
         let response: HTTPResponse
@@ -172,18 +171,9 @@ public struct ControlClient: Sendable {
         return .badResponse("daemon answered status \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
     }
 
-    private func escape(_ name: String) -> String {
-        // Server names are plain (letters, digits, '-', '_', '.'); anything else is encoded.
-        var out = ""
-        for byte in name.utf8 {
-            let c = Character(Unicode.Scalar(byte))
-            if c.isLetter || c.isNumber || c == "-" || c == "_" || c == "." {
-                out.append(c)
-            } else {
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return out
+    /// The URL of a route on the Unix socket (curl needs a host; the daemon ignores it).
+    static func url(_ route: ControlRoute) -> String {
+        "http://localhost" + route.target
     }
 }
 
@@ -213,11 +203,5 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .untrustedDaemon(let socket, nil):
             "cannot tell which user runs the daemon at \(socket) (SO_PEERCRED failed); refusing to send it anything; remove the socket or set AGENTRON_HOME / XDG_RUNTIME_DIR"
         }
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        String(repeating: "0", count: max(0, width - count)) + self
     }
 }

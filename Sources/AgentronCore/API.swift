@@ -140,6 +140,9 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
         /// The connecting user may not drive this daemon (SO_PEERCRED). Older clients decode
         /// it as `.unknown("forbidden")` and still show the message.
         case forbidden
+        /// The path is a route's but the method is not (405). Older clients decode it as
+        /// `.unknown("method_not_allowed")` and still show the message.
+        case methodNotAllowed
         case unknown(String)
 
         public init(rawValue: String) {
@@ -152,6 +155,7 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
             case "engine_not_found": self = .engineNotFound
             case "internal_error": self = .internalError
             case "forbidden": self = .forbidden
+            case "method_not_allowed": self = .methodNotAllowed
             default: self = .unknown(rawValue)
             }
         }
@@ -166,6 +170,7 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
             case .engineNotFound: "engine_not_found"
             case .internalError: "internal_error"
             case .forbidden: "forbidden"
+            case .methodNotAllowed: "method_not_allowed"
             case .unknown(let raw): raw
             }
         }
@@ -187,6 +192,7 @@ public struct APIError: Error, Codable, Sendable, Equatable, CustomStringConvert
             case .invalidRequest, .engineNotFound: 400
             case .startFailed: 422
             case .forbidden: 403
+            case .methodNotAllowed: 405
             case .internalError, .unknown: 500
             }
         }

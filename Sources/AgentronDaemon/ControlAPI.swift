@@ -38,62 +38,51 @@ struct ControlAPI: Sendable {
     }
 
     private func route(_ request: Request) async throws(APIError) -> Reply {
-        let parts = request.path.split(separator: "/").map(String.init)
-        guard parts.first == "v1" else {
-            throw APIError(.notFound, "unknown API path \(request.path); this daemon serves \(apiVersionPrefix)/...")
+        // The routes are spelled once, for the client too (ControlRoute); every value a
+        // route carries is checked here.
+        let route: ControlRoute
+        do {
+            route = try ControlRoute(method: request.method, path: request.path, query: request.query)
+        } catch {
+            throw error.apiError
         }
-        let route = Array(parts.dropFirst())
-        // /v1/servers/{name}[/action]
-        let name = route.count >= 2 && route[0] == "servers" ? route[1] : nil
-        let action = route.count == 3 ? route[2] : nil
-        switch (request.method, route.count) {
-        case ("GET", 1) where route[0] == "daemon":
+        switch route {
+        case .daemon:
             return Self.json(daemonInfo)
-        case ("GET", 1) where route[0] == "providers":
+        case .providers:
             return Self.json(await registry.providers())
-        case ("GET", 1) where route[0] == "servers":
-            let all = request.query["all"] == "true" || request.query["all"] == "1"
+        case .list(let all):
             return Self.json(ServerList(servers: await registry.list(includeStopped: all)))
-        case ("POST", 1) where route[0] == "servers":
+        case .start:
             let start = try decode(StartRequest.self, from: request.body)
             return Self.json(try await registry.start(start.profile), status: 201)
-        case ("GET", 2):
-            guard let name else { break }
-            if let wait = request.query["wait"] {
-                return Self.json(try await registry.wait(name, timeout: try Self.waitTimeout(wait)))
-            }
+        case .wait(let name, let seconds):
+            return Self.json(try await registry.wait(name, timeout: try Self.waitTimeout(seconds)))
+        case .inspect(let name):
             return Self.json(try await registry.info(name, detailed: true))
-        case ("DELETE", 2):
-            guard let name else { break }
-            let force = request.query["force"] == "true" || request.query["force"] == "1"
+        case .remove(let name, let force):
             return Self.json(try await registry.remove(name, force: force))
-        case ("POST", 3) where action == "stop":
-            guard let name else { break }
+        case .stop(let name, let text):
             var timeout: TimeSpan?
-            if let text = request.query["timeout"] {
+            if let text {
                 guard let span = TimeSpan(parsing: text), span <= Profile.Limits.maxDuration else {
                     throw APIError(.invalidRequest, "invalid timeout \"\(text.clippedForMessage)\"; write it like 30s or 2m (at most a year)")
                 }
                 timeout = span
             }
             return Self.json(try await registry.stop(name, timeout: timeout))
-        case ("POST", 3) where action == "restart":
-            guard let name else { break }
+        case .restart(let name):
             return Self.json(try await registry.restart(name))
-        case ("GET", 3) where action == "logs":
-            guard let name else { break }
+        case .logs(let name, let tailText, let following):
             let (files, secrets) = try await registry.logFiles(name)
-            let tail = try Self.tailLines(request.query["tail"])
+            let tail = try Self.tailLines(tailText)
             let lines = files.tail(lines: tail).map { Profile.redact($0, secrets: secrets) }
             let text = Array(lines.map { $0 + "\n" }.joined().utf8)
-            guard request.query["follow"] == "true" || request.query["follow"] == "1" else {
+            guard following else {
                 return .text(status: 200, body: text)
             }
             return .stream(contentType: "text/plain; charset=utf-8", body: follow(files, first: text, secrets: secrets))
-        default:
-            break
         }
-        throw APIError(.notFound, "no such endpoint: \(request.method) \(request.path)")
     }
 
     /// The most lines one `logs` call returns: more than the rotated files hold.

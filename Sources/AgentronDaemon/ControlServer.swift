@@ -142,10 +142,8 @@ struct ControlServer: Service {
     }
 
     private static func request(from head: HTTPRequestHead, body: [UInt8]) -> ControlAPI.Request {
-        let (path, queryText) = head.uri.split(separator: "?", maxSplits: 1).reduce(into: ("", "")) { result, part in
-            if result.0.isEmpty { result.0 = String(part) } else { result.1 = String(part) }
-        }
-        return ControlAPI.Request(method: head.method.rawValue, path: path, query: parseQuery(queryText), body: body)
+        let (path, query) = ControlRoute.split(target: head.uri)
+        return ControlAPI.Request(method: head.method.rawValue, path: path, query: query, body: body)
     }
 
     private func write(
@@ -188,26 +186,6 @@ struct ControlServer: Service {
             try await outbound.write(.end(nil))
         }
     }
-}
-
-/// `a=1&b&=x&c=%2F`: pairs split on the first `=`, a bare key means "true", an empty key is
-/// ignored. Never indexes past what it split (`?=` once crashed the daemon, issue #10).
-func parseQuery(_ text: String) -> [String: String] {
-    var query: [String: String] = [:]
-    for pair in text.split(separator: "&") {
-        let key: Substring
-        let value: Substring?
-        if let equals = pair.firstIndex(of: "=") {
-            key = pair[..<equals]
-            value = pair[pair.index(after: equals)...]
-        } else {
-            key = pair
-            value = nil
-        }
-        guard !key.isEmpty else { continue }
-        query[String(key).removingPercentEncoding] = value.map { String($0).removingPercentEncoding } ?? "true"
-    }
-    return query
 }
 
 /// Who may drive the daemon, by the peer credentials the kernel recorded at connect
@@ -278,37 +256,6 @@ struct PeerPolicy: Sendable {
             guard getgrouplist(name, entry.pw_gid, &groups, &count) >= 0 else { return [] }
         }
         return Array(groups.prefix(Int(count)))
-    }
-}
-
-extension String {
-    /// `%2F` → `/`, `+` stays: enough for the names and numbers in our query strings.
-    fileprivate var removingPercentEncoding: String {
-        let input = Array(utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(input.count)
-        var index = 0
-        while index < input.count {
-            if input[index] == UInt8(ascii: "%"), index + 2 < input.count,
-                let high = Self.hexValue(input[index + 1]), let low = Self.hexValue(input[index + 2])
-            {
-                bytes.append(high << 4 | low)
-                index += 3
-            } else {
-                bytes.append(input[index])
-                index += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 

@@ -125,16 +125,24 @@ public enum Ports {
         var found: [Listener] = []
         for (table, isV6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
             guard let text = readSmallFile(table, limit: 8 << 20) else { continue }
-            for line in text.split(separator: "\n").dropFirst() {
-                let fields = line.split(separator: " ")
-                // local_address "HEX_IP:HEX_PORT" field 1, st field 3, uid field 7, inode field 9.
-                guard fields.count > 9, states.contains(String(fields[3])),
-                    let colon = fields[1].lastIndex(of: ":"),
-                    Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
-                else { continue }
-                let hex = String(fields[1][..<colon])
-                found.append(Listener(inode: String(fields[9]), uid: UInt32(fields[7]) ?? UInt32.max, address: ListenAddress(isV6: isV6, hex: hex)))
-            }
+            found += sockets(inTable: text, isV6: isV6, port: port, states: states)
+        }
+        return found
+    }
+
+    /// The sockets on local `port` in one of `states` that one table's text lists (its
+    /// header line first). Lines too short or malformed are skipped.
+    static func sockets(inTable text: String, isV6: Bool, port: Int, states: Set<String>) -> [Listener] {
+        var found: [Listener] = []
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            // local_address "HEX_IP:HEX_PORT" field 1, st field 3, uid field 7, inode field 9.
+            guard fields.count > 9, states.contains(String(fields[3])),
+                let colon = fields[1].lastIndex(of: ":"),
+                Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
+            else { continue }
+            let hex = String(fields[1][..<colon])
+            found.append(Listener(inode: String(fields[9]), uid: UInt32(fields[7]) ?? UInt32.max, address: ListenAddress(isV6: isV6, hex: hex)))
         }
         return found
     }

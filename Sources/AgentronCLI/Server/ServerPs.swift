@@ -1,6 +1,7 @@
 import AgentronClient
 import AgentronCore
 import ArgumentParser
+import Glibc
 
 struct ServerPs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,6 +31,11 @@ struct ServerPs: AsyncParsableCommand {
             Output.json(ServerList(servers: servers))
             return
         }
+        Output.writeStdout(Array(Self.render(servers).utf8))
+    }
+
+    /// The table: one row per server, a failing one with its reason (clipped to 60).
+    static func render(_ servers: [ServerInfo], now: Double = Double(time(nil))) -> String {
         var table = Table(header: ["NAME", "ENGINE", "MODEL", "ENDPOINT", "STATE", "AGE", "RESTARTS", "PID"])
         for server in servers {
             var state = server.state.rawValue
@@ -38,10 +44,10 @@ struct ServerPs: AsyncParsableCommand {
             }
             table.rows.append([
                 server.name, server.engine.rawValue, server.model, server.endpoint ?? "-", state,
-                Format.age(since: server.startedAt ?? server.since), String(server.restarts),
+                Format.age(since: server.startedAt ?? server.since, now: now), String(server.restarts),
                 server.pid.map(String.init) ?? "-",
             ])
         }
-        Output.writeStdout(Array(table.render().utf8))
+        return table.render()
     }
 }

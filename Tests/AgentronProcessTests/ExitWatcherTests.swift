@@ -1,0 +1,87 @@
+import AgentronCore
+import Foundation
+import Testing
+
+@testable import AgentronProcess
+
+/// One epoll thread watches every pidfd: each exit reaches its own waiter, once, with its
+/// own status, however many children end at the same time.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct ExitWatcherTests {
+    @Test func manyChildrenEachReportTheirOwnExit() async throws {
+        let scope = try ProcessScope()
+        defer { scope.stop() }
+        // Codes 1...30, every fifth child killed by a signal instead; all end together once
+        // the test says go, when every waiter is registered (see `aChildThatExitsBeforeItIsWatched`).
+        let go = scope.path("go")
+        var children: [(process: EngineProcess, expected: AgentronCore.ExitStatus)] = []
+        for index in 1...30 {
+            let end = index % 5 == 0 ? "kill -9 $$" : "exit \(index)"
+            let process = try scope.spawn(["sh", "-c", "while [ ! -e \(go) ]; do sleep 0.01; done; \(end)"])
+            children.append((process, index % 5 == 0 ? .signaled(signal: SIGKILL) : .exited(code: Int32(index))))
+        }
+        let results = await withTaskGroup(of: (Int32, AgentronCore.ExitStatus).self) { group in
+            for child in children {
+                group.addTask { (child.process.pid, await ExitWatcher.shared.waitForExit(pid: child.process.pid, pidfd: child.process.pidfd)) }
+            }
+            try? await Task.sleep(for: Self.registration)
+            _ = FileManager.default.createFile(atPath: go, contents: nil)
+            return await group.reduce(into: [Int32: AgentronCore.ExitStatus]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(results.count == children.count)
+        for child in children {
+            #expect(results[child.process.pid] == child.expected, "pid \(child.process.pid)")
+            #expect(ProcStat.read(pid: child.process.pid) == nil, "pid \(child.process.pid) reaped")
+        }
+    }
+
+    /// Time for a waiter started just before to register its pidfd. Children in these tests
+    /// live at least this long: one that exits before its waiter registers can lose its
+    /// status to the orphan sweep (`aChildThatExitsBeforeItIsWatched`).
+    static let registration: Duration = .milliseconds(300)
+
+    /// The orphan sweep reaps every zombie child nobody watches yet, and an engine that
+    /// exits between its spawn and its waiter's registration is one: its exit code is lost
+    /// and the waiter learns `.unknown` ("not a child of this daemon"). The sweep runs after
+    /// every exit event and every second, so a crash at start can meet it.
+    @Test func aChildThatExitsBeforeItIsWatched() async throws {
+        let scope = try ProcessScope()
+        defer { scope.stop() }
+        let process = try scope.spawn(["sh", "-c", "exit 3"])
+        #expect(await waitUntil(timeout: .seconds(5)) { ProcStat.read(pid: process.pid)?.isZombie == true })
+        ExitWatcher.shared.reapOrphans()  // what the watcher's thread does after any exit
+        let status = await ExitWatcher.shared.waitForExit(pid: process.pid, pidfd: process.pidfd)
+        withKnownIssue("the orphan sweep reaps a spawned child that is not watched yet, and its exit status is lost") {
+            #expect(status == .exited(code: 3))
+        }
+    }
+
+    /// The status is the first waiter's: the process is reaped then, and a later watch of
+    /// the same pidfd learns only that it is gone.
+    @Test func anExitIsReportedOnce() async throws {
+        let scope = try ProcessScope()
+        defer { scope.stop() }
+        let process = try scope.spawn(["sh", "-c", "sleep 0.5; exit 3"])
+        #expect(await ExitWatcher.shared.waitForExit(pid: process.pid, pidfd: process.pidfd) == .exited(code: 3))
+        #expect(await ExitWatcher.shared.waitForExit(pid: process.pid, pidfd: process.pidfd) == .unknown)
+    }
+
+    @Test func aWaiterOfAProcessStillRunningWaits() async throws {
+        let scope = try ProcessScope()
+        defer { scope.stop() }
+        let process = try scope.spawn(["sleep", "30"])
+        let exit = Task { await ExitWatcher.shared.waitForExit(pid: process.pid, pidfd: process.pidfd) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(isRunning(process.pid), "nothing ended it")
+        kill(process.pid, SIGTERM)
+        #expect(await exit.value == .signaled(signal: SIGTERM))
+    }
+
+    /// A descriptor epoll cannot watch (closed, or never a pidfd) must not hang its waiter.
+    @Test func aDescriptorThatCannotBeWatchedEndsTheWaitAtOnce() async {
+        #expect(await ExitWatcher.shared.waitForExit(pid: 999_999, pidfd: -1) == .unknown)
+        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        close(fd)
+        #expect(await ExitWatcher.shared.waitForExit(pid: 999_999, pidfd: fd) == .unknown)
+    }
+}
