@@ -51,7 +51,9 @@ let package = Package(
         .target(name: "AgentronProcess", dependencies: ["CProcessShims", "AgentronCore"]),
         .target(
             name: "AgentronSystemd",
-            dependencies: ["CSystemd", "AgentronCore", "AgentronConfig", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CSystemd", "AgentronCore", "AgentronConfig", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Engine drivers: everything that differs between engines, and only here
         // (docs/architecture.md). Below the profile reader, which asks them what each takes.
@@ -62,7 +64,8 @@ let package = Package(
         .target(
             name: "AgentronDaemon",
             dependencies: [
-                "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronProcess", "AgentronHTTP", "AgentronSystemd", "AgentronJSON",
+                "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronProcess", "AgentronHTTP",
+                "AgentronSystemd", "AgentronJSON",
                 "CProcessShims", "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -71,7 +74,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "AgentronClient", dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]),
+        .target(
+            name: "AgentronClient", dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]),
         .target(
             name: "AgentronCLI",
             dependencies: [
@@ -116,16 +120,21 @@ let package = Package(
         .testTarget(name: "AgentronProcessTests", dependencies: ["AgentronProcess", "AgentronCore", "CProcessShims"]),
         .testTarget(name: "AgentronSystemdTests", dependencies: ["AgentronSystemd"]),
         .testTarget(name: "AgentronJSONTests", dependencies: ["AgentronJSON"]),
-        .testTarget(name: "AgentronEnginesTests", dependencies: ["AgentronEngines", "AgentronConfig", "AgentronCore", "AgentronHTTP"]),
+        .testTarget(
+            name: "AgentronEnginesTests",
+            dependencies: ["AgentronEngines", "AgentronConfig", "AgentronCore", "AgentronHTTP"]),
         .testTarget(name: "AgentronClientTests", dependencies: ["AgentronClient", "AgentronCore"]),
         .testTarget(
             name: "AgentronCLITests",
-            dependencies: ["AgentronCLI", "AgentronCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "AgentronCLI", "AgentronCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .testTarget(
             name: "AgentronDaemonTests",
             dependencies: [
-                "AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronJSON", "AgentronProcess",
+                "AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronJSON",
+                "AgentronProcess",
                 "CSQLite", .product(name: "Logging", package: "swift-log"),
             ]
         ),

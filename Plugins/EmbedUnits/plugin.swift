@@ -21,7 +21,8 @@ struct EmbedUnits: BuildToolPlugin {
         let directory = context.package.directoryURL.appending(path: "units")
         let inputs = Self.units.map { directory.appending(path: $0.1) }
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedUnits.swift")
-        let arguments = [output.path(percentEncoded: false), "EmbeddedUnits"]
+        let arguments =
+            [output.path(percentEncoded: false), "EmbeddedUnits"]
             + zip(Self.units, inputs).map { unit, input in unit.0 + "=" + input.path(percentEncoded: false) }
         return [
             .buildCommand(

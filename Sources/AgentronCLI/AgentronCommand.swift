@@ -18,7 +18,8 @@ public struct AgentronCommand: AsyncParsableCommand {
             """,
         version: agentronVersion,
         subcommands: [
-            ServerUp.self, ServerPs.self, ServerDown.self, ServerRemove.self, ServerRestart.self, ServerLogs.self, ServerInspect.self,
+            ServerUp.self, ServerPs.self, ServerDown.self, ServerRemove.self, ServerRestart.self, ServerLogs.self,
+            ServerInspect.self,
             ProfileCommand.self, ProviderList.self, ServiceCommand.self, Doctor.self,
         ]
     )

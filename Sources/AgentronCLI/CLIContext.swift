@@ -35,7 +35,9 @@ enum Output {
     static func writeStdout(_ bytes: [UInt8]) {
         var written = 0
         while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress.map { $0 + written }, bytes.count - written) }
+            let n = bytes.withUnsafeBytes {
+                write(STDOUT_FILENO, $0.baseAddress.map { $0 + written }, bytes.count - written)
+            }
             if n < 0, errno == EINTR { continue }
             guard n > 0 else { return }
             written += n

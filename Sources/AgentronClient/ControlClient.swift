@@ -85,12 +85,15 @@ public struct ControlClient: Sendable {
     }
 
     public func logs(_ name: String, tail: Int) async throws(ClientError) -> [UInt8] {
-        let response = try await send(.logs(name: name, tail: String(tail), follow: false), body: nil, timeout: Self.requestTimeout)
+        let response = try await send(
+            .logs(name: name, tail: String(tail), follow: false), body: nil, timeout: Self.requestTimeout)
         return response.body
     }
 
     /// The log tail, then the engine's output as it is written, until cancelled.
-    public func followLogs(_ name: String, tail: Int) async throws(ClientError) -> AsyncThrowingStream<[UInt8], any Error> {
+    public func followLogs(_ name: String, tail: Int) async throws(ClientError) -> AsyncThrowingStream<
+        [UInt8], any Error
+    > {
         try checkRuntimeDirectories()
         let request = HTTPRequest(
             url: Self.url(.logs(name: name, tail: String(tail), follow: true)),
@@ -113,7 +116,9 @@ public struct ControlClient: Sendable {
 
     // MARK: Transport
 
-    private func call<T: Decodable>(_ route: ControlRoute, timeout: Duration = ControlClient.requestTimeout) async throws(ClientError) -> T {
+    private func call<T: Decodable>(_ route: ControlRoute, timeout: Duration = ControlClient.requestTimeout)
+        async throws(ClientError) -> T
+    {
         try await call(route, body: Optional<StartRequest>.none, timeout: timeout)
     }
 

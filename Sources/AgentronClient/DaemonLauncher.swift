@@ -26,14 +26,17 @@ public struct DaemonLauncher: Sendable {
             guard case .daemonNotRunning = error else { throw error }
         }
         guard let executable = Self.daemonExecutable() else {
-            throw .transport("agentrond is not running and its program was not found next to agentron or on PATH; install agentron fully, or start agentrond yourself")
+            throw .transport(
+                "agentrond is not running and its program was not found next to agentron or on PATH; install agentron fully, or start agentrond yourself"
+            )
         }
         progress("starting agentrond (\(executable)); log: \(paths.daemonLogPath)")
         do { try FileIO.makeDirectories(paths.stateDirectory, mode: 0o700) } catch {
             throw .transport("cannot start agentrond: \(error)")
         }
         do {
-            _ = try Spawner.spawn(arguments: [executable], environment: ProcessEnvironment.current, logPath: paths.daemonLogPath)
+            _ = try Spawner.spawn(
+                arguments: [executable], environment: ProcessEnvironment.current, logPath: paths.daemonLogPath)
         } catch {
             throw .transport("cannot start agentrond: \(error)")
         }
@@ -49,7 +52,9 @@ public struct DaemonLauncher: Sendable {
             try? await Task.sleep(for: Self.pollInterval)
         }
         let tail = LogFiles(directory: paths.stateDirectory, name: "agentrond").tail(lines: 5).joined(separator: "\n  ")
-        throw .transport("agentrond did not answer on \(paths.socketPath) within \(Self.startTimeout) (\(lastError)); its log says:\n  \(tail)")
+        throw .transport(
+            "agentrond did not answer on \(paths.socketPath) within \(Self.startTimeout) (\(lastError)); its log says:\n  \(tail)"
+        )
     }
 
     /// agentrond next to this executable (an installed or built pair), else on PATH.

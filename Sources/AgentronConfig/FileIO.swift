@@ -59,7 +59,8 @@ public enum FileIO {
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw Failure(
                 path: path, step: "read", code: EINVAL,
-                reason: "it is \(kind(info.st_mode)), not a regular file; left untouched: replace it with a regular file")
+                reason:
+                    "it is \(kind(info.st_mode)), not a regular file; left untouched: replace it with a regular file")
         }
         let tooBig = Failure(
             path: path, step: "read", code: EFBIG,
@@ -131,7 +132,9 @@ public enum FileIO {
         }
         var written = 0
         while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + written }, bytes.count - written) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.write(fd, $0.baseAddress.map { $0 + written }, bytes.count - written)
+            }
             if n < 0, errno == EINTR { continue }
             guard n > 0 else { throw abandon("write", errno) }
             written += n

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where agentron keeps its socket, state, logs and configuration (docs/architecture.md).
@@ -44,7 +44,8 @@ public struct AgentronPaths: Sendable, Equatable {
     /// Where the runtime directory goes without XDG_RUNTIME_DIR.
     public static var fallbackRuntimeParent: String { "/tmp/agentron-\(getuid())" }
 
-    public init(runtimeDirectory: String, stateDirectory: String, configDirectory: String, profileDirectories: [String]) {
+    public init(runtimeDirectory: String, stateDirectory: String, configDirectory: String, profileDirectories: [String])
+    {
         self.runtimeDirectory = runtimeDirectory
         self.stateDirectory = stateDirectory
         self.configDirectory = configDirectory

@@ -2,11 +2,11 @@ import AgentronCore
 import AgentronEngines
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Profiles as YAML files (docs/architecture.md). The reader is strict: unknown keys, duplicate keys
@@ -94,7 +94,8 @@ extension Profile {
     static func readProfileText(path: String) throws(ProfileError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw ProfileError(file: path, message: "cannot read the profile: \(errnoText()); check the path and its permissions")
+            throw ProfileError(
+                file: path, message: "cannot read the profile: \(errnoText()); check the path and its permissions")
         }
         defer { close(fd) }
         var bytes: [UInt8] = []
@@ -103,13 +104,15 @@ extension Profile {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw ProfileError(file: path, message: "cannot read the profile: \(errnoText()); check the path and its permissions")
+                throw ProfileError(
+                    file: path, message: "cannot read the profile: \(errnoText()); check the path and its permissions")
             }
             if count == 0 { break }
             bytes.append(contentsOf: chunk[0..<count])
             guard bytes.count <= maxProfileFileBytes else {
                 throw ProfileError(
-                    file: path, message: "the file is larger than \(maxProfileFileBytes / 1024) KiB; is it really a profile?")
+                    file: path,
+                    message: "the file is larger than \(maxProfileFileBytes / 1024) KiB; is it really a profile?")
             }
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
@@ -145,9 +148,11 @@ private struct ProfileReader {
         let message: String
         switch error.reason {
         case .empty:
-            message = "the file is empty; a profile needs at least engine: and model: (e.g. engine: vllm, model: Qwen/Qwen2.5-1.5B-Instruct)"
+            message =
+                "the file is empty; a profile needs at least engine: and model: (e.g. engine: vllm, model: Qwen/Qwen2.5-1.5B-Instruct)"
         case .syntax:
-            message = "invalid YAML: \(error.message); check the indentation and quote values that contain \": \" or \" #\""
+            message =
+                "invalid YAML: \(error.message); check the indentation and quote values that contain \": \" or \" #\""
         default:
             message = error.message
         }
@@ -158,12 +163,18 @@ private struct ProfileReader {
 
     func profile(from root: YAMLNode) throws(ProfileError) -> Profile {
         guard case .mapping = root.content else {
-            throw fail(root, "", "expected a mapping of profile keys, found \(root.kindDescription); start with lines like engine: vllm and model: <model id>")
+            throw fail(
+                root, "",
+                "expected a mapping of profile keys, found \(root.kindDescription); start with lines like engine: vllm and model: <model id>"
+            )
         }
         let top = try mapping(root, path: "", allowed: Profile.yamlKeys)
 
         guard let engineNode = top["engine"] else {
-            throw fail(root, "engine", "required key is missing; add engine: followed by one of \(Self.list(EngineKind.allCases.map(\.rawValue)))")
+            throw fail(
+                root, "engine",
+                "required key is missing; add engine: followed by one of \(Self.list(EngineKind.allCases.map(\.rawValue)))"
+            )
         }
         let engine = try choice(engineNode, "engine", EngineKind.self, what: "engine")
         let driver = engine.driver
@@ -181,7 +192,10 @@ private struct ProfileReader {
         } else {
             name = Profile.baseName(ofProfileFile: file)
             guard Profile.isValidName(name) else {
-                let why = name.isEmpty ? "there is no file name to take it from" : "the file name \(YAMLNode.quoteForMessage(name)) is not a valid server name"
+                let why =
+                    name.isEmpty
+                    ? "there is no file name to take it from"
+                    : "the file name \(YAMLNode.quoteForMessage(name)) is not a valid server name"
                 throw fail(root, "name", "no name: key and \(why); add name: my-server (\(Self.nameRule))")
             }
         }
@@ -190,12 +204,17 @@ private struct ProfileReader {
         if let node = top["host"] {
             profile.host = try text(node, "host", hint: "write it like host: 127.0.0.1")
             guard !profile.host.isEmpty, !profile.host.contains(where: { $0 == " " || $0 == "/" }) else {
-                throw fail(node, "host", "invalid host \(YAMLNode.quoteForMessage(profile.host)); write an address like 127.0.0.1 or 0.0.0.0")
+                throw fail(
+                    node, "host",
+                    "invalid host \(YAMLNode.quoteForMessage(profile.host)); write an address like 127.0.0.1 or 0.0.0.0"
+                )
             }
         }
         if let node = top["port"] { profile.port = try port(node) }
         if let node = top["gpus"] { profile.gpus = try gpus(node) }
-        if let node = top["args"] { profile.args = try textList(node, "args", hint: "write it as a list: args: [--max-model-len, 8192]") }
+        if let node = top["args"] {
+            profile.args = try textList(node, "args", hint: "write it as a list: args: [--max-model-len, 8192]")
+        }
         if let node = top["env"] { profile.env = try environment(node) }
         if let node = top["startup_timeout"] { profile.startupTimeout = try duration(node, "startup_timeout") }
         if let node = top["stop_timeout"] { profile.stopTimeout = try duration(node, "stop_timeout", allowZero: true) }
@@ -217,26 +236,33 @@ private struct ProfileReader {
             profile.pull = try choice(node, "pull", PullPolicy.self, what: "pull policy")
         }
         if let node = top["command"] {
-            profile.command = try textList(node, "command", hint: "write it as a list: command: [llama-server, --port, \"{port}\"]")
+            profile.command = try textList(
+                node, "command", hint: "write it as a list: command: [llama-server, --port, \"{port}\"]")
         }
         if let node = top["health_path"] {
             let path = try text(node, "health_path", hint: "write it like health_path: /health")
             guard path.hasPrefix("/"), !path.contains(" ") else {
-                throw fail(node, "health_path", "invalid path \(YAMLNode.quoteForMessage(path)); write an HTTP path starting with /, like /health")
+                throw fail(
+                    node, "health_path",
+                    "invalid path \(YAMLNode.quoteForMessage(path)); write an HTTP path starting with /, like /health")
             }
             profile.healthPath = path
         }
         if let node = top["health_status"] {
             let status = try integer(node, "health_status")
             guard (100...599).contains(status) else {
-                throw fail(node, "health_status", "\(status) is not an HTTP status; use a number from 100 to 599, usually 200")
+                throw fail(
+                    node, "health_status", "\(status) is not an HTTP status; use a number from 100 to 599, usually 200")
             }
             profile.healthStatus = status
         }
         if let node = top["image"] {
-            profile.image = try text(node, "image", hint: "write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
+            profile.image = try text(
+                node, "image", hint: "write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
             guard profile.image?.isEmpty == false else {
-                throw fail(node, "image", "the image name is empty; write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
+                throw fail(
+                    node, "image",
+                    "the image name is empty; write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
             }
         }
 
@@ -279,15 +305,23 @@ private struct ProfileReader {
     func restart(_ node: YAMLNode) throws(ProfileError) -> RestartPolicy {
         let fields = try mapping(node, path: "restart", allowed: Profile.yamlRestartKeys)
         var policy = RestartPolicy()
-        if let value = fields["policy"] { policy.mode = try choice(value, "restart.policy", RestartMode.self, what: "restart policy") }
-        if let value = fields["initial_delay"] { policy.initialDelay = try duration(value, "restart.initial_delay", allowZero: true) }
+        if let value = fields["policy"] {
+            policy.mode = try choice(value, "restart.policy", RestartMode.self, what: "restart policy")
+        }
+        if let value = fields["initial_delay"] {
+            policy.initialDelay = try duration(value, "restart.initial_delay", allowZero: true)
+        }
         if let value = fields["factor"] {
             policy.factor = try number(value, "restart.factor")
             guard (1...100).contains(policy.factor) else {
-                throw fail(value, "restart.factor", "must be from 1 to 100 (each delay is the previous one times factor); write it like factor: 2")
+                throw fail(
+                    value, "restart.factor",
+                    "must be from 1 to 100 (each delay is the previous one times factor); write it like factor: 2")
             }
         }
-        if let value = fields["max_delay"] { policy.maxDelay = try duration(value, "restart.max_delay", allowZero: true) }
+        if let value = fields["max_delay"] {
+            policy.maxDelay = try duration(value, "restart.max_delay", allowZero: true)
+        }
         if let value = fields["max_restarts"] {
             policy.maxRestarts = try integer(value, "restart.max_restarts")
             guard policy.maxRestarts >= 0 else {
@@ -298,7 +332,10 @@ private struct ProfileReader {
         if let value = fields["reset_after"] { policy.resetAfter = try duration(value, "restart.reset_after") }
         if policy.maxDelay < policy.initialDelay, let value = fields["max_delay"] ?? fields["initial_delay"] {
             let field = fields["max_delay"] == nil ? "restart.initial_delay" : "restart.max_delay"
-            throw fail(value, field, "max_delay (\(policy.maxDelay)) is shorter than initial_delay (\(policy.initialDelay)); make max_delay at least initial_delay")
+            throw fail(
+                value, field,
+                "max_delay (\(policy.maxDelay)) is shorter than initial_delay (\(policy.initialDelay)); make max_delay at least initial_delay"
+            )
         }
         return policy
     }
@@ -316,7 +353,10 @@ private struct ProfileReader {
 
     func mapping(_ node: YAMLNode, path: String, allowed: [String]) throws(ProfileError) -> Fields {
         guard case .mapping(let pairs) = node.content else {
-            throw fail(node, path, "expected a mapping of keys (\(allowed.joined(separator: ", "))), found \(node.kindDescription); write each key on its own indented line under \(path):")
+            throw fail(
+                node, path,
+                "expected a mapping of keys (\(allowed.joined(separator: ", "))), found \(node.kindDescription); write each key on its own indented line under \(path):"
+            )
         }
         var fields = Fields()
         var firstLine: [String: Int] = [:]
@@ -337,7 +377,8 @@ private struct ProfileReader {
 
     func keyText(_ key: YAMLNode, path: String) throws(ProfileError) -> String {
         guard case .scalar(let text, _) = key.content, key.scalarValue != .null else {
-            throw fail(key, path, "expected a key name, found \(key.kindDescription); write keys as plain words like port:")
+            throw fail(
+                key, path, "expected a key name, found \(key.kindDescription); write keys as plain words like port:")
         }
         return text
     }
@@ -350,7 +391,8 @@ private struct ProfileReader {
         if path.isEmpty {
             for (section, keys) in [("probe", Profile.yamlProbeKeys), ("restart", Profile.yamlRestartKeys)] {
                 if let best = keys.contains(key) ? key : Spelling.closest(to: key, in: keys).first {
-                    return "unknown key; did you mean \(YAMLNode.quoteForMessage(section + "." + best))? Write it indented under \(section):"
+                    return
+                        "unknown key; did you mean \(YAMLNode.quoteForMessage(section + "." + best))? Write it indented under \(section):"
                 }
             }
         }
@@ -373,7 +415,9 @@ private struct ProfileReader {
         var out: [String] = []
         for (index, item) in items.enumerated() {
             guard case .scalar(let text, _) = item.content, item.scalarValue != .null else {
-                throw fail(item, "\(field)[\(index)]", "expected text, found \(item.kindDescription); quote the item, e.g. \"--flag=value\"")
+                throw fail(
+                    item, "\(field)[\(index)]",
+                    "expected text, found \(item.kindDescription); quote the item, e.g. \"--flag=value\"")
             }
             out.append(text)
         }
@@ -386,9 +430,15 @@ private struct ProfileReader {
         case .int(let value):
             return value
         case .string(let string) where node.isQuoted && YAMLNode.isDecimalInteger(string.trimmingSpaces):
-            throw fail(node, field, "expected a number, found the string \(YAMLNode.quoteForMessage(string)); write it without quotes: \(key): \(string.trimmingSpaces)")
+            throw fail(
+                node, field,
+                "expected a number, found the string \(YAMLNode.quoteForMessage(string)); write it without quotes: \(key): \(string.trimmingSpaces)"
+            )
         default:
-            throw fail(node, field, "expected a whole number, found \(node.kindDescription); write it like \(key): \(Self.integerExample(key))")
+            throw fail(
+                node, field,
+                "expected a whole number, found \(node.kindDescription); write it like \(key): \(Self.integerExample(key))"
+            )
         }
     }
 
@@ -406,7 +456,9 @@ private struct ProfileReader {
         guard case .bool(let value) = node.scalarValue else {
             let key = Self.leaf(field)
             let quoted = node.isQuoted ? " (without quotes)" : ""
-            throw fail(node, field, "expected true or false, found \(node.kindDescription); write \(key): true or \(key): false\(quoted)")
+            throw fail(
+                node, field,
+                "expected true or false, found \(node.kindDescription); write \(key): true or \(key): false\(quoted)")
         }
         return value
     }
@@ -441,7 +493,10 @@ private struct ProfileReader {
     ) throws(ProfileError) -> T where T.RawValue == String {
         let valid = T.allCases.map(\.rawValue)
         guard case .scalar(let text, _) = node.content, case .string = node.scalarValue else {
-            throw fail(node, field, "expected one of \(Self.list(valid)), found \(node.kindDescription); write it like \(Self.leaf(field)): \(valid[0])")
+            throw fail(
+                node, field,
+                "expected one of \(Self.list(valid)), found \(node.kindDescription); write it like \(Self.leaf(field)): \(valid[0])"
+            )
         }
         if let value = T(rawValue: text) { return value }
         var message = "unknown \(what) \(YAMLNode.quoteForMessage(text)); "
@@ -465,7 +520,10 @@ private struct ProfileReader {
             return .auto
         case .string(let string) where node.isQuoted && YAMLNode.isDecimalInteger(string.trimmingSpaces):
             // Ports are numbers: see the typing rules at the top of this file.
-            throw fail(node, "port", "expected a number or auto, found the string \(YAMLNode.quoteForMessage(string)); write it without quotes: port: \(string.trimmingSpaces)")
+            throw fail(
+                node, "port",
+                "expected a number or auto, found the string \(YAMLNode.quoteForMessage(string)); write it without quotes: port: \(string.trimmingSpaces)"
+            )
         case .string(let string):
             throw fail(node, "port", "invalid port \(YAMLNode.quoteForMessage(string)); \(rangeText)")
         default:
@@ -516,7 +574,10 @@ private struct ProfileReader {
 
     func environment(_ node: YAMLNode) throws(ProfileError) -> [String: String] {
         guard case .mapping(let pairs) = node.content else {
-            throw fail(node, "env", "expected a mapping of variables, found \(node.kindDescription); write each on its own line under env:, like   HF_HOME: /data/hf")
+            throw fail(
+                node, "env",
+                "expected a mapping of variables, found \(node.kindDescription); write each on its own line under env:, like   HF_HOME: /data/hf"
+            )
         }
         var env: [String: String] = [:]
         var firstLine: [String: Int] = [:]
@@ -524,7 +585,8 @@ private struct ProfileReader {
             let key = try keyText(pair.key, path: "env")
             let field = "env." + key
             guard Self.isEnvironmentName(key) else {
-                throw fail(pair.key, field, "invalid variable name; use letters, digits and _, not starting with a digit")
+                throw fail(
+                    pair.key, field, "invalid variable name; use letters, digits and _, not starting with a digit")
             }
             if let line = firstLine[key] {
                 throw fail(pair.key, field, "duplicate key (first set on line \(line)); keep only one of them")
@@ -537,7 +599,8 @@ private struct ProfileReader {
 
     // MARK: Helpers
 
-    static let nameRule = "use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters"
+    static let nameRule =
+        "use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters"
 
     static func join(_ path: String, _ key: String) -> String {
         path.isEmpty ? key : path + "." + key
@@ -576,7 +639,8 @@ enum Spelling {
         let threshold = max(1, min(3, target.count / 3))
         let scored = candidates.compactMap { candidate -> (String, Int)? in
             let other = normalized(candidate)
-            let distance = other.filter { $0 != "_" } == target.filter { $0 != "_" } ? 0 : distanceBetween(target, other)
+            let distance =
+                other.filter { $0 != "_" } == target.filter { $0 != "_" } ? 0 : distanceBetween(target, other)
             return distance <= threshold ? (candidate, distance) : nil
         }
         return scored.sorted { $0.1 != $1.1 ? $0.1 < $1.1 : $0.0 < $1.0 }.prefix(limit).map(\.0)

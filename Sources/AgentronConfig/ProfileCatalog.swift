@@ -1,11 +1,11 @@
 import AgentronCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The profile search path: built-in profiles first, then each configured directory in
@@ -40,7 +40,9 @@ public struct ProfileCatalog: Sendable {
         /// Files with the same name earlier in the search path that this one hides.
         public var shadows: [String]
 
-        public init(name: String, path: String, origin: Origin, result: Result<Profile, ProfileError>, shadows: [String] = []) {
+        public init(
+            name: String, path: String, origin: Origin, result: Result<Profile, ProfileError>, shadows: [String] = []
+        ) {
             self.name = name
             self.path = path
             self.origin = origin
@@ -124,7 +126,9 @@ public struct ProfileCatalog: Sendable {
         let close = Self.closeNames(to: name, in: known)
         if !close.isEmpty {
             let quoted = close.map { YAMLNode.quoteForMessage($0) }
-            message += quoted.count == 1 ? "; did you mean \(quoted[0])?" : "; did you mean one of \(quoted.joined(separator: ", "))?"
+            message +=
+                quoted.count == 1
+                ? "; did you mean \(quoted[0])?" : "; did you mean one of \(quoted.joined(separator: ", "))?"
         } else if known.isEmpty {
             let places = searchPath.map(\.directory).joined(separator: ", ")
             message += "; no profiles found in \(places.isEmpty ? "any directory" : places)"

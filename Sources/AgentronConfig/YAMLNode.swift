@@ -240,7 +240,8 @@ private final class EventReader {
             let scalar = raw.data.scalar
             event.kind = .scalar
             if let value = scalar.value {
-                event.value = String(decoding: UnsafeBufferPointer(start: value, count: Int(scalar.length)), as: UTF8.self)
+                event.value = String(
+                    decoding: UnsafeBufferPointer(start: value, count: Int(scalar.length)), as: UTF8.self)
             }
             event.anchor = Self.string(scalar.anchor)
             event.tag = Self.string(scalar.tag)
@@ -288,7 +289,8 @@ private final class EventReader {
         switch first.kind {
         case .scalar:
             let tag = try checkedTag(first, allowed: Self.stringTags)
-            return YAMLNode(content: .scalar(first.value, first.style), tag: tag, line: first.line, column: first.column)
+            return YAMLNode(
+                content: .scalar(first.value, first.style), tag: tag, line: first.line, column: first.column)
         case .sequenceStart:
             _ = try checkedTag(first, allowed: ["tag:yaml.org,2002:seq"])
             var items: [YAMLNode] = []

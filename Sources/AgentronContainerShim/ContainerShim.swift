@@ -25,7 +25,8 @@ struct ContainerShim: AsyncParsableCommand {
     @Option(help: "Port inside the container.") var containerPort: Int = 80
     @Option(help: "Seconds between SIGTERM and SIGKILL on stop.") var stopTimeout: Int = 90
     @Option(name: .customLong("label"), help: "KEY=VALUE label; repeat.") var labels: [String] = []
-    @Option(name: .customLong("env"), help: "Name of a variable of this process to pass to the container; repeat.") var envNames: [String] = []
+    @Option(name: .customLong("env"), help: "Name of a variable of this process to pass to the container; repeat.")
+    var envNames: [String] = []
     @Option(name: .customLong("bind"), help: "SRC:DST bind mount; repeat.") var binds: [String] = []
     @Option(help: "Shared memory size in bytes.") var shmSize: Int64 = 1 << 30
     @Option(help: "GPUs: indices (0,1), all, auto (all on a host with NVIDIA GPUs, none elsewhere), or none.")
@@ -97,7 +98,11 @@ struct ContainerShim: AsyncParsableCommand {
         let present = try await docker.imageExists(image)
         switch (pullPolicy, present) {
         case (.never, false):
-            throw DockerError.api(status: 404, message: "image \(image) is not present and the profile says pull: never; pull it with `docker pull \(image)`, or set pull: missing")
+            throw DockerError.api(
+                status: 404,
+                message:
+                    "image \(image) is not present and the profile says pull: never; pull it with `docker pull \(image)`, or set pull: missing"
+            )
         case (.missing, false), (.always, _):
             say("agentron-container-shim: pulling \(image)\(present ? " (pull: always)" : "")")
             try await docker.pull(image) { say("pull: \($0)") }
@@ -126,7 +131,9 @@ struct ContainerShim: AsyncParsableCommand {
             // NVIDIA device nodes without the container toolkit: Docker cannot hand the
             // GPUs over, and its own words do not say what to do.
             if devices != .none, "\(error)".contains("could not select device driver") {
-                say("agentron-container-shim: Docker cannot give this container the GPUs (\(error)); install the NVIDIA Container Toolkit (nvidia-container-toolkit) and restart dockerd")
+                say(
+                    "agentron-container-shim: Docker cannot give this container the GPUs (\(error)); install the NVIDIA Container Toolkit (nvidia-container-toolkit) and restart dockerd"
+                )
             }
             throw error
         }
@@ -143,7 +150,9 @@ extension ContainerShim {
     /// (the listed indices, or the /dev/nvidiaN nodes for all).
     /// AGENTRON_GPU_DEVICES_DIR replaces /dev for the device-node check (tests simulate a
     /// GPU host with it).
-    func resolveGPUs(_ docker: DockerClient, environment: [String: String]) async throws(ShimError) -> (ContainerSpec.GPUs, Int?) {
+    func resolveGPUs(_ docker: DockerClient, environment: [String: String]) async throws(ShimError) -> (
+        ContainerSpec.GPUs, Int?
+    ) {
         switch gpus {
         case "", "none":
             return (.none, nil)
@@ -155,7 +164,9 @@ extension ContainerShim {
             var runtimes: [String] = []
             if !nodes.present { runtimes = (try? await docker.runtimes()) ?? [] }
             guard nodes.present || runtimes.contains("nvidia") else {
-                say("agentron-container-shim: no NVIDIA GPU on this host (no \(directory)/nvidia*, no nvidia runtime in Docker): running without GPUs")
+                say(
+                    "agentron-container-shim: no NVIDIA GPU on this host (no \(directory)/nvidia*, no nvidia runtime in Docker): running without GPUs"
+                )
                 return (.none, nil)
             }
             say("agentron-container-shim: GPUs: all (\(count.map(String.init) ?? "an unknown number of") found)")
@@ -208,7 +219,9 @@ extension ContainerShim {
                 if mkdir(path, 0o755) != 0 {
                     guard errno == EEXIST else {
                         let reason = String(cString: strerror(errno))
-                        throw ShimError("cannot create \(path) for the bind mount \(bind): \(reason); create it writable for uid \(getuid()), or change the path in the profile")
+                        throw ShimError(
+                            "cannot create \(path) for the bind mount \(bind): \(reason); create it writable for uid \(getuid()), or change the path in the profile"
+                        )
                     }
                     continue
                 }
@@ -268,7 +281,9 @@ func say(_ line: String) {
 func writeStdout(_ bytes: [UInt8]) {
     var written = 0
     while written < bytes.count {
-        let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress.map { $0 + written }, bytes.count - written) }
+        let n = bytes.withUnsafeBytes {
+            write(STDOUT_FILENO, $0.baseAddress.map { $0 + written }, bytes.count - written)
+        }
         if n < 0, errno == EINTR { continue }
         guard n > 0 else { return }
         written += n
@@ -282,17 +297,19 @@ enum SignalThread {
     static func start(_ onSignal: @escaping @Sendable () -> Void) {
         handler.withLock { $0 = onSignal }
         var thread = pthread_t()
-        pthread_create(&thread, nil, { _ in
-            var set = sigset_t()
-            sigemptyset(&set)
-            sigaddset(&set, SIGTERM)
-            sigaddset(&set, SIGINT)
-            while true {
-                var signal: Int32 = 0
-                guard sigwait(&set, &signal) == 0 else { continue }
-                SignalThread.handler.withLock { $0 }?()
-            }
-        }, nil)
+        pthread_create(
+            &thread, nil,
+            { _ in
+                var set = sigset_t()
+                sigemptyset(&set)
+                sigaddset(&set, SIGTERM)
+                sigaddset(&set, SIGINT)
+                while true {
+                    var signal: Int32 = 0
+                    guard sigwait(&set, &signal) == 0 else { continue }
+                    SignalThread.handler.withLock { $0 }?()
+                }
+            }, nil)
         pthread_detach(thread)
     }
 }

@@ -102,7 +102,9 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
             case .unknownPath(let method, let path):
                 APIError(.notFound, "no such endpoint: \(method) \(path)")
             case .methodNotAllowed(let method, let path, let allowed):
-                APIError(.methodNotAllowed, "\(method) is not allowed on \(path); it takes \(allowed.joined(separator: " or "))")
+                APIError(
+                    .methodNotAllowed,
+                    "\(method) is not allowed on \(path); it takes \(allowed.joined(separator: " or "))")
             }
         }
     }

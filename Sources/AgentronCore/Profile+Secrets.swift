@@ -13,7 +13,8 @@ extension Profile {
     /// substrings: `--max-num-batched-tokens`, `--tokenizer` and `--ssl-keyfile` are not.
     public static func isSecretFlag(_ flag: String) -> Bool {
         guard flag.hasPrefix("-") else { return false }
-        let words = flag.drop { $0 == "-" }.uppercased().split(whereSeparator: { $0 == "-" || $0 == "_" }).map(String.init)
+        let words = flag.drop { $0 == "-" }.uppercased().split(whereSeparator: { $0 == "-" || $0 == "_" }).map(
+            String.init)
         return !words.isEmpty && isSecretName(words)
     }
 

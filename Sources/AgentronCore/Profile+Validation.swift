@@ -49,15 +49,21 @@ extension Profile {
     /// problems with a file position). The rules of the profile's engine come on top:
     /// `Engines.validate` applies both.
     public func validate() throws(ProfileProblem) {
-        func problem(_ field: String, _ message: String) -> ProfileProblem { ProfileProblem(field: field, message: message) }
+        func problem(_ field: String, _ message: String) -> ProfileProblem {
+            ProfileProblem(field: field, message: message)
+        }
 
         guard Profile.isValidName(name) else {
-            throw problem("name", "invalid server name \"\(name.clippedForMessage)\"; use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters")
+            throw problem(
+                "name",
+                "invalid server name \"\(name.clippedForMessage)\"; use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters"
+            )
         }
         try Self.checkText(model, "model", allowEmpty: false)
         try Self.checkText(host, "host", allowEmpty: false)
         guard !host.contains(where: { $0 == " " || $0 == "/" }) else {
-            throw problem("host", "invalid host \"\(host.clippedForMessage)\"; write an address like 127.0.0.1 or 0.0.0.0")
+            throw problem(
+                "host", "invalid host \"\(host.clippedForMessage)\"; write an address like 127.0.0.1 or 0.0.0.0")
         }
         if case .fixed(let port) = port, !PortSpec.validRange.contains(port) {
             throw problem("port", "port \(port) is out of range; use a number from 1 to 65535, or auto")
@@ -66,9 +72,12 @@ extension Profile {
         var seen: Set<Int> = []
         for (index, gpu) in gpus.enumerated() {
             guard (0...Limits.maxGPUIndex).contains(gpu) else {
-                throw problem("gpus[\(index)]", "GPU index \(gpu) is out of range; use the indices nvidia-smi shows (0, 1, ...)")
+                throw problem(
+                    "gpus[\(index)]", "GPU index \(gpu) is out of range; use the indices nvidia-smi shows (0, 1, ...)")
             }
-            guard seen.insert(gpu).inserted else { throw problem("gpus[\(index)]", "GPU \(gpu) is listed twice; list each GPU once") }
+            guard seen.insert(gpu).inserted else {
+                throw problem("gpus[\(index)]", "GPU \(gpu) is listed twice; list each GPU once")
+            }
         }
         try Self.checkList(args, "args")
         guard env.count <= Limits.maxEnvironment else {
@@ -76,10 +85,14 @@ extension Profile {
         }
         for (key, value) in env {
             guard Self.isEnvironmentName(key) else {
-                throw problem("env.\(key.clippedForMessage)", "invalid variable name; use letters, digits and _, not starting with a digit")
+                throw problem(
+                    "env.\(key.clippedForMessage)",
+                    "invalid variable name; use letters, digits and _, not starting with a digit")
             }
             guard value.utf8.count <= Limits.maxArgumentBytes, !value.utf8.contains(0) else {
-                throw problem("env.\(key)", "the value is longer than \(Limits.maxArgumentBytes / 1024) KiB or contains a NUL byte")
+                throw problem(
+                    "env.\(key)",
+                    "the value is longer than \(Limits.maxArgumentBytes / 1024) KiB or contains a NUL byte")
             }
         }
         try Self.checkDuration(startupTimeout, "startup_timeout")
@@ -87,20 +100,30 @@ extension Profile {
         try Self.checkDuration(probe.interval, "probe.interval")
         try Self.checkDuration(probe.timeout, "probe.timeout")
         guard (1...Limits.maxFailureThreshold).contains(probe.failureThreshold) else {
-            throw problem("probe.failure_threshold", "\(probe.failureThreshold) is out of range; use 1 to \(Limits.maxFailureThreshold), like failure_threshold: 3")
+            throw problem(
+                "probe.failure_threshold",
+                "\(probe.failureThreshold) is out of range; use 1 to \(Limits.maxFailureThreshold), like failure_threshold: 3"
+            )
         }
         try Self.checkDuration(restart.initialDelay, "restart.initial_delay", allowZero: true)
         try Self.checkDuration(restart.maxDelay, "restart.max_delay", allowZero: true)
         try Self.checkDuration(restart.window, "restart.window")
         try Self.checkDuration(restart.resetAfter, "restart.reset_after")
         guard restart.factor.isFinite, Limits.factorRange.contains(restart.factor) else {
-            throw problem("restart.factor", "must be from 1 to 100 (each delay is the previous one times factor); write it like factor: 2")
+            throw problem(
+                "restart.factor",
+                "must be from 1 to 100 (each delay is the previous one times factor); write it like factor: 2")
         }
         guard (0...Limits.maxRestarts).contains(restart.maxRestarts) else {
-            throw problem("restart.max_restarts", "\(restart.maxRestarts) is out of range; use 0 to \(Limits.maxRestarts), like max_restarts: 5")
+            throw problem(
+                "restart.max_restarts",
+                "\(restart.maxRestarts) is out of range; use 0 to \(Limits.maxRestarts), like max_restarts: 5")
         }
         guard restart.maxDelay >= restart.initialDelay else {
-            throw problem("restart.max_delay", "max_delay (\(restart.maxDelay)) is shorter than initial_delay (\(restart.initialDelay)); make max_delay at least initial_delay")
+            throw problem(
+                "restart.max_delay",
+                "max_delay (\(restart.maxDelay)) is shorter than initial_delay (\(restart.initialDelay)); make max_delay at least initial_delay"
+            )
         }
         // What only some engines take (command, health_path, image, adopt, pull...) and each
         // engine's own rules are its driver's to check (Engines.validate); here only the
@@ -108,13 +131,18 @@ extension Profile {
         if let command { try Self.checkList(command, "command") }
         if let healthPath {
             try Self.checkText(healthPath, "health_path", allowEmpty: false)
-            guard healthPath.hasPrefix("/"), !healthPath.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else {
-                throw problem("health_path", "invalid path \"\(healthPath.clippedForMessage)\"; write an HTTP path starting with /, like /health")
+            guard healthPath.hasPrefix("/"), !healthPath.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" })
+            else {
+                throw problem(
+                    "health_path",
+                    "invalid path \"\(healthPath.clippedForMessage)\"; write an HTTP path starting with /, like /health"
+                )
             }
         }
         if let healthStatus {
             guard (100...599).contains(healthStatus) else {
-                throw problem("health_status", "\(healthStatus) is not an HTTP status; use a number from 100 to 599, usually 200")
+                throw problem(
+                    "health_status", "\(healthStatus) is not an HTTP status; use a number from 100 to 599, usually 200")
             }
         }
         if let image { try Self.checkText(image, "image", allowEmpty: false) }
@@ -137,17 +165,22 @@ extension Profile {
         }
         for (index, item) in items.enumerated() {
             guard item.utf8.count <= Limits.maxArgumentBytes, !item.utf8.contains(0) else {
-                throw ProfileProblem(field: "\(field)[\(index)]", message: "is longer than \(Limits.maxArgumentBytes / 1024) KiB or contains a NUL byte")
+                throw ProfileProblem(
+                    field: "\(field)[\(index)]",
+                    message: "is longer than \(Limits.maxArgumentBytes / 1024) KiB or contains a NUL byte")
             }
         }
     }
 
-    private static func checkDuration(_ span: TimeSpan, _ field: String, allowZero: Bool = false) throws(ProfileProblem) {
+    private static func checkDuration(_ span: TimeSpan, _ field: String, allowZero: Bool = false) throws(ProfileProblem)
+    {
         guard span.seconds.isFinite, span.seconds >= 0 else {
-            throw ProfileProblem(field: field, message: "\(span.seconds) is not a duration; write it like 90s, 30m or 500ms")
+            throw ProfileProblem(
+                field: field, message: "\(span.seconds) is not a duration; write it like 90s, 30m or 500ms")
         }
         guard span <= Limits.maxDuration else {
-            throw ProfileProblem(field: field, message: "\(span) is longer than a year; write it like 90s, 30m or 500ms")
+            throw ProfileProblem(
+                field: field, message: "\(span) is longer than a year; write it like 90s, 30m or 500ms")
         }
         guard allowZero || span.seconds > 0 else {
             throw ProfileProblem(field: field, message: "must be longer than 0; write it like 10s")
@@ -157,6 +190,8 @@ extension Profile {
     /// Letters, digits and `_`, not starting with a digit: what a shell accepts.
     public static func isEnvironmentName(_ key: String) -> Bool {
         guard let first = key.utf8.first, !(48...57).contains(first), key.utf8.count <= 256 else { return false }
-        return key.utf8.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        return key.utf8.allSatisfy {
+            ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95
+        }
     }
 }

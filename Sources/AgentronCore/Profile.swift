@@ -316,10 +316,13 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         isSecretName(key.uppercased().split(whereSeparator: { $0 == "_" || $0 == "-" }).map(String.init))
     }
 
-    static let secretWords: Set<String> = ["TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "CREDENTIAL", "CREDENTIALS"]
+    static let secretWords: Set<String> = [
+        "TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "CREDENTIAL", "CREDENTIALS",
+    ]
 
     static func isSecretName(_ words: [String]) -> Bool {
-        words.contains { secretWords.contains($0) } || (words.last.map { $0.hasSuffix("APIKEY") || $0.hasSuffix("TOKEN") } ?? false)
+        words.contains { secretWords.contains($0) }
+            || (words.last.map { $0.hasSuffix("APIKEY") || $0.hasSuffix("TOKEN") } ?? false)
     }
 }
 

@@ -201,7 +201,9 @@ extension ServerStateMachine {
     /// kernel handing it out as an outgoing port, got there between our pick and its bind)
     /// is started anew on another port, a few times; a fixed port fails at once, since a
     /// retry would meet the same wall (issue #10).
-    public mutating func exited(_ status: ExitStatus, detail: String? = nil, portLost: PortLoss? = nil, now: Double) -> [Action] {
+    public mutating func exited(_ status: ExitStatus, detail: String? = nil, portLost: PortLoss? = nil, now: Double)
+        -> [Action]
+    {
         lastExit = status
         if state == .starting, let portLost {
             engine = .none

@@ -162,7 +162,9 @@ public struct ServerStateMachine: Sendable, Equatable {
     /// it through a pidfd). The actions say what happens next: probes for a live engine
     /// (a stop it was in the middle of goes on), or, for a dead one, its remnants killed
     /// and the loss handled as a crash by the restart policy.
-    public static func restored(profile: Profile, saved: Saved, engineAlive: Bool, now: Double) -> (ServerStateMachine, [Action]) {
+    public static func restored(profile: Profile, saved: Saved, engineAlive: Bool, now: Double) -> (
+        ServerStateMachine, [Action]
+    ) {
         var machine = ServerStateMachine(profile: profile)
         machine.restartCount = saved.restartCount
         machine.totalRestarts = saved.totalRestarts

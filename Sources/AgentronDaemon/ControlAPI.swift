@@ -66,7 +66,9 @@ struct ControlAPI: Sendable {
             var timeout: TimeSpan?
             if let text {
                 guard let span = TimeSpan(parsing: text), span <= Profile.Limits.maxDuration else {
-                    throw APIError(.invalidRequest, "invalid timeout \"\(text.clippedForMessage)\"; write it like 30s or 2m (at most a year)")
+                    throw APIError(
+                        .invalidRequest,
+                        "invalid timeout \"\(text.clippedForMessage)\"; write it like 30s or 2m (at most a year)")
                 }
                 timeout = span
             }
@@ -92,7 +94,8 @@ struct ControlAPI: Sendable {
     /// `?wait=<seconds>`: any number, clamped to 0...maxWait; not a number is a 400.
     static func waitTimeout(_ text: String) throws(APIError) -> Duration {
         guard let seconds = Double(text), !seconds.isNaN else {
-            throw APIError(.invalidRequest, "invalid wait \"\(text.clippedForMessage)\"; give a number of seconds, like wait=30")
+            throw APIError(
+                .invalidRequest, "invalid wait \"\(text.clippedForMessage)\"; give a number of seconds, like wait=30")
         }
         let clamped = min(max(0, seconds), maxWait.seconds)
         return TimeSpan(seconds: clamped).duration
@@ -104,7 +107,8 @@ struct ControlAPI: Sendable {
         guard let lines = Int(text), lines >= 0 else {
             // All digits but past Int: as many lines as there are.
             if !text.isEmpty, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) { return maxTailLines }
-            throw APIError(.invalidRequest, "invalid tail \"\(text.clippedForMessage)\"; give a number of lines, like tail=100")
+            throw APIError(
+                .invalidRequest, "invalid tail \"\(text.clippedForMessage)\"; give a number of lines, like tail=100")
         }
         return min(lines, maxTailLines)
     }
@@ -127,7 +131,9 @@ struct ControlAPI: Sendable {
                     guard !chunk.isEmpty else { continue }
                     // Secrets are blanked per chunk: the engine writes whole lines, and a
                     // chunk ends where the file ended when it was read.
-                    let shown = secrets.isEmpty ? chunk : Array(Profile.redact(String(decoding: chunk, as: UTF8.self), secrets: secrets).utf8)
+                    let shown =
+                        secrets.isEmpty
+                        ? chunk : Array(Profile.redact(String(decoding: chunk, as: UTF8.self), secrets: secrets).utf8)
                     if case .dropped = continuation.yield(shown) { break }
                 }
                 continuation.finish()

@@ -33,13 +33,15 @@ struct ControlServer: Service {
     func run() async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
-        let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                    wrappingChannelSynchronously: channel)
+        let initializer:
+            @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>> = {
+                channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                        wrappingChannelSynchronously: channel)
+                }
             }
-        }
         let server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
         if let inheritedSocket {
             server = try await bootstrap.bind(inheritedSocket, childChannelInitializer: initializer)
@@ -53,7 +55,9 @@ struct ControlServer: Service {
             daemonUID: geteuid(), socketPath: server.channel.localAddress?.pathname ?? socketPath)
         logger.info(
             "control API listening",
-            metadata: ["socket": "\(socketPath)", "activation": "\(inheritedSocket == nil ? "bound" : "systemd socket")"])
+            metadata: [
+                "socket": "\(socketPath)", "activation": "\(inheritedSocket == nil ? "bound" : "systemd socket")",
+            ])
         onListening()
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -100,7 +104,12 @@ struct ControlServer: Service {
                         body = []
                     case .body(var buffer):
                         guard body.count + buffer.readableBytes <= Self.maxBodyBytes else {
-                            try await write(.json(status: 413, body: Array(#"{"error":{"code":"invalid_request","message":"request body too large"}}"#.utf8)), to: outbound, keepAlive: false)
+                            try await write(
+                                .json(
+                                    status: 413,
+                                    body: Array(
+                                        #"{"error":{"code":"invalid_request","message":"request body too large"}}"#.utf8
+                                    )), to: outbound, keepAlive: false)
                             return
                         }
                         body += buffer.readBytes(length: buffer.readableBytes) ?? []
@@ -157,7 +166,8 @@ struct ControlServer: Service {
             let isJSON = if case .json = reply { true } else { false }
             headers.add(name: "Content-Type", value: isJSON ? "application/json" : "text/plain; charset=utf-8")
             headers.add(name: "Content-Length", value: String(body.count))
-            try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers)))
+            try await outbound.write(
+                .head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers)))
             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
             try await outbound.write(.end(nil))
         case .stream(let contentType, let stream):

@@ -43,7 +43,8 @@ enum SystemdIntegration {
         guard let fd = fds.first else { return nil }
         guard fds.count == 1, ListenFDs.isListeningUnixStream(fd) else {
             logger.warning(
-                "systemd passed \(fds.count) sockets; expected one listening Unix stream socket (agentrond.socket with one ListenStream=); binding the socket path instead")
+                "systemd passed \(fds.count) sockets; expected one listening Unix stream socket (agentrond.socket with one ListenStream=); binding the socket path instead"
+            )
             return nil
         }
         return fd
@@ -53,7 +54,8 @@ enum SystemdIntegration {
     /// first to hear of a graceful shutdown and sends STOPPING=1 before engines stop.
     static func service(registry: ServerRegistry, logger: Logger) -> SystemdService {
         SystemdService(
-            registry: registry, notifier: notifier, watchdogInterval: SystemdNotifier.watchdogInterval(), logger: logger)
+            registry: registry, notifier: notifier, watchdogInterval: SystemdNotifier.watchdogInterval(), logger: logger
+        )
     }
 }
 

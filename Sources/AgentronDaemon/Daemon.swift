@@ -94,7 +94,8 @@ public enum Daemon {
             socketPath: paths.socketPath, api: ControlAPI(registry: registry, daemonInfo: info), logger: logger,
             onListening: { SystemdIntegration.notifyReady() },
             inheritedSocket: inheritedSocket)
-        if let text = environment["AGENTRON_CONTROL_IDLE_TIMEOUT"], let span = TimeSpan(parsing: text), span.seconds > 0,
+        if let text = environment["AGENTRON_CONTROL_IDLE_TIMEOUT"], let span = TimeSpan(parsing: text),
+            span.seconds > 0,
             span <= Profile.Limits.maxDuration
         {
             server.requestTimeout = span.duration
@@ -105,11 +106,14 @@ public enum Daemon {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [
-                    server, engines, DaemonLogRotation(log: LogFiles(directory: paths.stateDirectory, name: "agentrond")),
+                    server, engines,
+                    DaemonLogRotation(log: LogFiles(directory: paths.stateDirectory, name: "agentrond")),
                     SystemdIntegration.service(registry: registry, logger: logger),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.info("agentrond \(agentronVersion) starting", metadata: ["pid": "\(getpid())", "stateDirectory": "\(paths.stateDirectory)"])
+        logger.info(
+            "agentrond \(agentronVersion) starting",
+            metadata: ["pid": "\(getpid())", "stateDirectory": "\(paths.stateDirectory)"])
         do {
             try await group.run()
         } catch {

@@ -35,7 +35,9 @@ enum DaemonIdentity {
         let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         guard count > 0 else { return nil }
         let text = String(decoding: buffer[0..<count], as: UTF8.self).trimmingSpaces
-        guard text.utf8.count == idBytes * 2, text.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+        guard text.utf8.count == idBytes * 2,
+            text.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
+        else {
             return nil
         }
         return text

@@ -14,7 +14,8 @@ struct DaemonLock: Sendable {
                 return "cannot open lock file \(path): \(String(cString: strerror(code)))"
             }
             let who = holder.map { "(pid \($0)) " } ?? ""
-            return "another agentrond \(who)already runs on this state directory (lock \(path)); use it, or stop it first"
+            return
+                "another agentrond \(who)already runs on this state directory (lock \(path)); use it, or stop it first"
         }
     }
 
@@ -25,7 +26,9 @@ struct DaemonLock: Sendable {
             var buffer = [UInt8](repeating: 0, count: 32)
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
             close(fd)
-            let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").first.map(String.init) : nil
+            let holder =
+                n > 0
+                ? String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").first.map(String.init) : nil
             return .failure(HeldElsewhere(path: path, holder: holder, code: nil))
         }
         ftruncate(fd, 0)

@@ -105,7 +105,9 @@ enum AgentronAppDatabase {
 
     /// `extra` for `server`: agentron's members first, then the old value's other members.
     static func extra(_ server: RegisteredServer, old: JSONValue?) -> JSONValue {
-        var members: [(key: String, value: JSONValue)] = [("managedBy", .string(managedBy)), ("server", .string(server.name))]
+        var members: [(key: String, value: JSONValue)] = [
+            ("managedBy", .string(managedBy)), ("server", .string(server.name)),
+        ]
         if let context = server.contextLength { members.append(("contextLength", .number(String(context)))) }
         if case .object(let existing)? = old {
             var seen = Set<String>()
@@ -126,7 +128,8 @@ enum AgentronAppDatabase {
     /// Whether the row already says what agentron wants (`extra` compared as JSON).
     static func matches(_ existing: Row, _ wanted: Row) -> Bool {
         guard existing.provider == wanted.provider, existing.model == wanted.model, existing.apiKeyRef == nil,
-            existing.endpoint == wanted.endpoint, let old = parseExtra(existing.extra), let new = parseExtra(wanted.extra)
+            existing.endpoint == wanted.endpoint, let old = parseExtra(existing.extra),
+            let new = parseExtra(wanted.extra)
         else { return false }
         return old.same(as: new)
     }
@@ -179,7 +182,8 @@ enum AgentronAppDatabase {
         if !conflicts.isEmpty {
             notes.append(
                 "not registered: " + conflicts.map { "\"\($0)\"" }.joined(separator: ", ")
-                    + " (a row not managed by agentron already has that id; rename the server or delete that row in the app)")
+                    + " (a row not managed by agentron already has that id; rename the server or delete that row in the app)"
+            )
         }
         plan.warning = notes.isEmpty ? nil : notes.joined(separator: "; ")
         return plan
@@ -207,7 +211,8 @@ enum AgentronAppDatabase {
         guard keys == ["id"] else {
             return "table \(table)'s primary key is not id alone (a schema agentron does not know)"
         }
-        let required = names.filter { !columns.contains($0.key) && $0.value.notNull && !$0.value.hasDefault }.map(\.key).sorted()
+        let required = names.filter { !columns.contains($0.key) && $0.value.notNull && !$0.value.hasDefault }.map(\.key)
+            .sorted()
         guard required.isEmpty else {
             return "table \(table) requires column " + required.joined(separator: ", ")
                 + ", which agentron does not know how to fill (a schema agentron does not know)"
@@ -223,7 +228,8 @@ enum AgentronAppDatabase {
         do {
             database = try SQLiteConnection(existing: path, busyTimeout: busyTimeout)
         } catch {
-            return Outcome(failure: "\(path): cannot open the Agentron app's database: \(error); nothing written", retry: true)
+            return Outcome(
+                failure: "\(path): cannot open the Agentron app's database: \(error); nothing written", retry: true)
         }
         defer { database.close() }
         do throws(SQLiteError) {
@@ -264,7 +270,7 @@ enum AgentronAppDatabase {
                 throw error
             }
             return Outcome(entries: plan.entries, warning: plan.warning, summary: plan.summary)
-        } catch where error.isBusy {
+        } catch  where error.isBusy {
             return Outcome(
                 failure: "\(path): the database is locked by another connection (waited \(busyTimeout)); "
                     + "agentron tries again in \(Registrar.pollInterval)",
@@ -279,7 +285,9 @@ enum AgentronAppDatabase {
         return rows.compactMap { columns in
             // A row without an id is nobody agentron could address; it is left as it is.
             guard columns.count == 6, let id = columns[0] else { return nil }
-            return Row(id: id, provider: columns[1], model: columns[2], apiKeyRef: columns[3], endpoint: columns[4], extra: columns[5])
+            return Row(
+                id: id, provider: columns[1], model: columns[2], apiKeyRef: columns[3], endpoint: columns[4],
+                extra: columns[5])
         }
     }
 }

@@ -60,7 +60,9 @@ enum OpenClawFile {
     }
 
     static func model(_ server: RegisteredServer) -> JSONValue {
-        var members: [(key: String, value: JSONValue)] = [("id", .string(server.model)), ("name", .string(server.model))]
+        var members: [(key: String, value: JSONValue)] = [
+            ("id", .string(server.model)), ("name", .string(server.model)),
+        ]
         // Unknown: left out, and OpenClaw falls back to its own default. A guess could be
         // larger than the engine's window (requests fail) or smaller (prompts cut short).
         if let context = server.contextLength, context > 0 {
@@ -111,7 +113,9 @@ enum OpenClawFile {
         var lines = ["// agentron: paste into models.providers of \(path) (replace any agentron-* entries there)"]
         for server in desired {
             let shown = value(server, apiKey: server.apiKey.map { _ in "<the api key of server \(server.name)>" })
-            lines.append(JSONRender.quote(providerId(server)) + ": " + JSONRender.render(shown, indent: "", unit: "  ", multiline: true) + ",")
+            lines.append(
+                JSONRender.quote(providerId(server)) + ": "
+                    + JSONRender.render(shown, indent: "", unit: "  ", multiline: true) + ",")
         }
         return lines.joined(separator: "\n")
     }
@@ -153,7 +157,8 @@ enum OpenClawFile {
                 guard !desired.isEmpty else { return RegistrarPlan(bytes: nil, entries: []) }
                 let missing: JSONValue = depth == 0 ? .object([("providers", providersValue)]) : providersValue
                 let render: JSONSplice.Render = { indent, unit, multiline in
-                    JSONRender.quote(key) + ": " + JSONRender.render(missing, indent: indent, unit: unit, multiline: multiline)
+                    JSONRender.quote(key) + ": "
+                        + JSONRender.render(missing, indent: indent, unit: unit, multiline: multiline)
                 }
                 var splice = JSONSplice(bytes: existing, container: container)
                 splice.fallbackUnit = unit
@@ -192,9 +197,11 @@ enum OpenClawFile {
             if item.node.value.same(as: want) {
                 edits.append(.keep)
             } else {
-                edits.append(.replace({ indent, unit, multiline in
-                    JSONRender.quote(id) + ": " + JSONRender.render(want, indent: indent, unit: unit, multiline: multiline)
-                }))
+                edits.append(
+                    .replace({ indent, unit, multiline in
+                        JSONRender.quote(id) + ": "
+                            + JSONRender.render(want, indent: indent, unit: unit, multiline: multiline)
+                    }))
                 updated.append(id)
             }
         }
@@ -218,6 +225,7 @@ enum OpenClawFile {
         if !added.isEmpty { parts.append("added " + added.joined(separator: ", ")) }
         if !updated.isEmpty { parts.append("updated " + updated.joined(separator: ", ")) }
         if !removed.isEmpty { parts.append("removed " + removed.joined(separator: ", ")) }
-        return RegistrarPlan(bytes: bytes, entries: entries, warning: warning(desired), summary: parts.joined(separator: "; "))
+        return RegistrarPlan(
+            bytes: bytes, entries: entries, warning: warning(desired), summary: parts.joined(separator: "; "))
     }
 }

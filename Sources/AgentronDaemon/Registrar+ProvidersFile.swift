@@ -27,7 +27,9 @@ enum ProvidersFile {
     static let version = 1
     /// The members agentron sets in its own entries; any other member is someone else's and
     /// survives an update.
-    static let ownedKeys: Set<String> = ["id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt"]
+    static let ownedKeys: Set<String> = [
+        "id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt",
+    ]
 
     /// The provider type an app's adapter knows the engine by (docs/engines.md): the
     /// engine's driver says.
@@ -82,7 +84,9 @@ enum ProvidersFile {
     }
 
     /// Plans the pass: `existing` is the file's bytes (nil: no file, or an empty one).
-    static func plan(existing: [UInt8]?, desired: [RegisteredServer], updatedAt: String) throws(RegistrarFileError) -> RegistrarPlan {
+    static func plan(existing: [UInt8]?, desired: [RegisteredServer], updatedAt: String) throws(RegistrarFileError)
+        -> RegistrarPlan
+    {
         guard let existing else {
             guard !desired.isEmpty else { return RegistrarPlan(bytes: nil, entries: []) }
             let document = JSONValue.object([
@@ -106,7 +110,8 @@ enum ProvidersFile {
         }
         let providersMembers = root.members(named: "providers")
         guard providersMembers.count <= 1 else {
-            throw RegistrarFileError(description: "\"providers\" appears \(providersMembers.count) times; left untouched")
+            throw RegistrarFileError(
+                description: "\"providers\" appears \(providersMembers.count) times; left untouched")
         }
         let rootUnit = JSONSplice.indentUnit(existing, container: root) ?? "  "
 
@@ -115,7 +120,8 @@ enum ProvidersFile {
             guard !desired.isEmpty else { return RegistrarPlan(bytes: nil, entries: []) }
             let array = JSONValue.array(desired.map { merged(old: nil, server: $0, updatedAt: updatedAt) })
             let render: JSONSplice.Render = { indent, unit, multiline in
-                JSONRender.quote("providers") + ": " + JSONRender.render(array, indent: indent, unit: unit, multiline: multiline)
+                JSONRender.quote("providers") + ": "
+                    + JSONRender.render(array, indent: indent, unit: unit, multiline: multiline)
             }
             var splice = JSONSplice(bytes: existing, container: root)
             splice.fallbackUnit = rootUnit
@@ -159,7 +165,10 @@ enum ProvidersFile {
                 edits.append(.keep)
             } else {
                 let value = merged(old: entry, server: server, updatedAt: updatedAt)
-                edits.append(.replace({ indent, unit, multiline in JSONRender.render(value, indent: indent, unit: unit, multiline: multiline) }))
+                edits.append(
+                    .replace({ indent, unit, multiline in
+                        JSONRender.render(value, indent: indent, unit: unit, multiline: multiline)
+                    }))
                 updated.append(id)
             }
         }
@@ -172,7 +181,9 @@ enum ProvidersFile {
             }
             placed.insert(server.name)
             let value = merged(old: nil, server: server, updatedAt: updatedAt)
-            appends.append({ indent, unit, multiline in JSONRender.render(value, indent: indent, unit: unit, multiline: multiline) })
+            appends.append({ indent, unit, multiline in
+                JSONRender.render(value, indent: indent, unit: unit, multiline: multiline)
+            })
             entries.append(view(server))
             added.append(server.name)
         }

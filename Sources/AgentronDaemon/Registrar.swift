@@ -490,7 +490,8 @@ public actor Registrar {
     private func fail(_ index: Int, _ message: String, retry: Bool) {
         if targets[index].error != message {
             log(
-                .warning, "provider config not written: \(message); the servers keep running, agentron tries again when the file changes",
+                .warning,
+                "provider config not written: \(message); the servers keep running, agentron tries again when the file changes",
                 metadata: ["file": "\(targets[index].path)"])
         }
         targets[index].error = message

@@ -44,7 +44,8 @@ actor ServerRegistry {
             records = try store.load()
         } catch {
             // Keep the unreadable file for a human; start empty rather than not at all.
-            logger.error("cannot read \(paths.stateFile): \(error); starting with no servers (the file is left as it is)")
+            logger.error(
+                "cannot read \(paths.stateFile): \(error); starting with no servers (the file is left as it is)")
             return
         }
         var bootStarts: [Profile] = []
@@ -53,14 +54,21 @@ actor ServerRegistry {
                 // A state file edited by hand, or written by an older daemon with looser
                 // rules: never supervise it (its numbers could trap), and never leave its
                 // engine running unsupervised either: what is left of it is killed.
-                var known = Dictionary((record.descendants ?? []).map { ($0.pid, $0.startTime) }, uniquingKeysWith: { a, _ in a })
+                var known = Dictionary(
+                    (record.descendants ?? []).map { ($0.pid, $0.startTime) }, uniquingKeysWith: { a, _ in a })
                 if let pid = record.pid, let start = record.processStartTime { known[pid] = start }
-                let killed = await ProcessTree.killRemnants(known: known, cgroup: record.cgroup.map(EngineCgroup.init(path:)))
-                logger.error("cannot restore server \"\(record.profile.name)\": its saved profile is invalid (\(problem)); \(killed.isEmpty ? "nothing of it was running" : "stopped what was left of its engine (pids \(killed))"); start it again with `agentron up`")
+                let killed = await ProcessTree.killRemnants(
+                    known: known, cgroup: record.cgroup.map(EngineCgroup.init(path:)))
+                logger.error(
+                    "cannot restore server \"\(record.profile.name)\": its saved profile is invalid (\(problem)); \(killed.isEmpty ? "nothing of it was running" : "stopped what was left of its engine (pids \(killed))"); start it again with `agentron up`"
+                )
                 continue
             }
-            guard supervisors[record.profile.name] == nil, let driver = try? Engines.driver(for: record.profile.engine) else {
-                logger.error("cannot restore server \"\(record.profile.name)\": engine \(record.profile.engine.rawValue) is not available")
+            guard supervisors[record.profile.name] == nil, let driver = try? Engines.driver(for: record.profile.engine)
+            else {
+                logger.error(
+                    "cannot restore server \"\(record.profile.name)\": engine \(record.profile.engine.rawValue) is not available"
+                )
                 continue
             }
             let supervisor = makeSupervisor(record.profile, driver: driver)
@@ -85,12 +93,16 @@ actor ServerRegistry {
         // Before the random identity (issue #10) the label held the state directory's path:
         // containers left by that version are this daemon's too.
         for driver in Engines.all {
-            for leftover in await driver.leftovers(daemonEnvironment: daemonEnvironment, instances: [instance, paths.stateDirectory]) {
+            for leftover in await driver.leftovers(
+                daemonEnvironment: daemonEnvironment, instances: [instance, paths.stateDirectory])
+            {
                 if let supervisor = supervisors[leftover.server] {
                     let state = await supervisor.state
                     if state.hasProcess || state == .backoff { continue }
                 }
-                logger.info("removing leftover \(leftover.kind)", metadata: ["server": "\(leftover.server)", "\(leftover.kind)": "\(leftover.id.prefix(12))"])
+                logger.info(
+                    "removing leftover \(leftover.kind)",
+                    metadata: ["server": "\(leftover.server)", "\(leftover.kind)": "\(leftover.id.prefix(12))"])
                 await driver.removeLeftover(leftover, daemonEnvironment: daemonEnvironment)
             }
         }
@@ -107,7 +119,9 @@ actor ServerRegistry {
             // The system's autostart profiles are the system daemon's to start; a user
             // daemon starting them too would run every such model twice (issue #10).
             if !Self.mayAutostart(profileAt: entry.path, daemonUID: getuid()) {
-                logger.info("not autostarting a system profile in a user daemon", metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
+                logger.info(
+                    "not autostarting a system profile in a user daemon",
+                    metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
                 continue
             }
             logger.info("autostart", metadata: ["server": "\(profile.name)", "profile": "\(entry.path)"])
@@ -138,10 +152,15 @@ actor ServerRegistry {
             let devices = GPUDevices.required(by: profile)
             if !devices.isEmpty {
                 let missing = await GPUDevices.waitFor(devices, timeout: timeout, poll: Self.gpuPollInterval) {
-                    self.logger.info("waiting for GPU devices", metadata: ["server": "\(profile.name)", "missing": "\($0)"])
+                    self.logger.info(
+                        "waiting for GPU devices", metadata: ["server": "\(profile.name)", "missing": "\($0)"])
                 }
                 if !missing.isEmpty {
-                    await self.failBootStart(profile, reason: "GPU devices \(missing.joined(separator: ", ")) did not appear within \(TimeSpan(seconds: timeout.seconds)); is the NVIDIA driver loaded? Start it with `agentron restart \(profile.name)` once it is")
+                    await self.failBootStart(
+                        profile,
+                        reason:
+                            "GPU devices \(missing.joined(separator: ", ")) did not appear within \(TimeSpan(seconds: timeout.seconds)); is the NVIDIA driver loaded? Start it with `agentron restart \(profile.name)` once it is"
+                    )
                     return
                 }
             }
@@ -190,7 +209,8 @@ actor ServerRegistry {
                 guard sameSpec(current, profile) else {
                     throw APIError(
                         .conflict,
-                        "server \"\(profile.name)\" is already \(running.rawValue) with a different spec (\(describeDifference(current, profile))); stop it first with `agentron down \(profile.name)`, or choose another --name")
+                        "server \"\(profile.name)\" is already \(running.rawValue) with a different spec (\(describeDifference(current, profile))); stop it first with `agentron down \(profile.name)`, or choose another --name"
+                    )
                 }
                 // Same spec: `up` is idempotent.
                 await existing.start(profile: profile)
@@ -200,7 +220,10 @@ actor ServerRegistry {
             return await existing.info(detailed: false)
         }
         if case .fixed(let port) = profile.port, let user = await portUser(port, except: profile.name) {
-            throw APIError(.portInUse, "server \"\(profile.name)\": port \(port) is already used by server \"\(user)\"; choose another with --port, or use --port auto")
+            throw APIError(
+                .portInUse,
+                "server \"\(profile.name)\": port \(port) is already used by server \"\(user)\"; choose another with --port, or use --port auto"
+            )
         }
         let supervisor = makeSupervisor(profile, driver: driver)
         supervisors[profile.name] = supervisor
@@ -248,7 +271,10 @@ actor ServerRegistry {
         let state = await supervisor.state
         if state != .stopped && state != .failed {
             guard force else {
-                throw APIError(.conflict, "server \"\(name)\" is \(state.rawValue); stop it first with `agentron down \(name)`, or use `agentron rm --force \(name)`")
+                throw APIError(
+                    .conflict,
+                    "server \"\(name)\" is \(state.rawValue); stop it first with `agentron down \(name)`, or use `agentron rm --force \(name)`"
+                )
             }
             await supervisor.stop()
             await supervisor.waitUntilDown()
@@ -318,7 +344,9 @@ actor ServerRegistry {
 
     private func notFound(_ name: String) -> APIError {
         let known = supervisors.keys.sorted()
-        let hint = known.isEmpty ? "no servers are known; start one with `agentron up`" : "known: \(known.joined(separator: ", "))"
+        let hint =
+            known.isEmpty
+            ? "no servers are known; start one with `agentron up`" : "known: \(known.joined(separator: ", "))"
         return APIError(.notFound, "no server named \"\(name)\" (\(hint))")
     }
 
@@ -372,7 +400,9 @@ actor ServerRegistry {
 
     private func describeDifference(_ current: Profile, _ wanted: Profile) -> String {
         var fields: [String] = []
-        if current.engine != wanted.engine { fields.append("engine \(current.engine.rawValue) → \(wanted.engine.rawValue)") }
+        if current.engine != wanted.engine {
+            fields.append("engine \(current.engine.rawValue) → \(wanted.engine.rawValue)")
+        }
         if current.model != wanted.model { fields.append("model \(current.model) → \(wanted.model)") }
         if current.port != wanted.port { fields.append("port \(current.port) → \(wanted.port)") }
         if current.host != wanted.host { fields.append("host \(current.host) → \(wanted.host)") }
@@ -433,7 +463,8 @@ actor ServerRegistry {
             desired.append(
                 RegisteredServer(
                     name: name, engine: info.engine, endpoint: endpoint, model: info.servedModel,
-                    apiKey: driver.apiKey(record.profile), status: status, contextLength: driver.contextLength(record.profile)))
+                    apiKey: driver.apiKey(record.profile), status: status,
+                    contextLength: driver.contextLength(record.profile)))
         }
         do { try store.save(records) } catch {
             logger.error("cannot save state: \(error)")

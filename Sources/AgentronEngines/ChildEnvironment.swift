@@ -16,7 +16,9 @@ public enum ChildEnvironment {
     /// Variables passed through by prefix: GPU runtimes, engines' own settings, locale.
     static let allowedPrefixes = ["CUDA_", "NVIDIA_", "ROCR_", "HIP_", "HF_HUB_", "VLLM_", "OLLAMA_", "LC_", "NCCL_"]
     /// Never passed, even when a prefix would allow them.
-    static let deniedNames: Set<String> = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"]
+    static let deniedNames: Set<String> = [
+        "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+    ]
 
     public static func build(daemon: [String: String], profile: Profile) -> [String: String] {
         var result: [String: String] = [:]

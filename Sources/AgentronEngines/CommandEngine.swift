@@ -15,12 +15,15 @@ public struct CommandEngine: EngineDriver {
     public var listenerCheck: Ports.ListenerCheck { .user }
     /// The real program is the profile's `command[0]`; this names the field for messages.
     public let program = "command[0]"
-    public let installHint = "the first word of the profile's `command` must be a program on the daemon's PATH or an absolute path; check it with `agentron profiles show <name>`"
+    public let installHint =
+        "the first word of the profile's `command` must be a program on the daemon's PATH or an absolute path; check it with `agentron profiles show <name>`"
     /// The server the built-in `llama-server` profile runs; any other is the user's choice.
     public var installedProgram: ProgramCheck? {
         ProgramCheck(
             program: "llama-server", versionArguments: ["--version"],
-            hint: "optional, for the llama-server profile: build llama.cpp (https://github.com/ggml-org/llama.cpp) or install a release binary")
+            hint:
+                "optional, for the llama-server profile: build llama.cpp (https://github.com/ggml-org/llama.cpp) or install a release binary"
+        )
     }
     public let modelExample = "/models/model.gguf"
     public let modelDescription = "the model the server loads and lists"
@@ -40,7 +43,8 @@ public struct CommandEngine: EngineDriver {
         let profile = context.profile
         guard let command = profile.command, let first = command.first, !first.trimmingSpaces.isEmpty else {
             throw .invalidProfile(
-                "server \"\(profile.name)\": engine command needs the server's argv in `command`, e.g. command: [llama-server, -m, \"{model}\", --host, \"{host}\", --port, \"{port}\"]")
+                "server \"\(profile.name)\": engine command needs the server's argv in `command`, e.g. command: [llama-server, -m, \"{model}\", --host, \"{host}\", --port, \"{port}\"]"
+            )
         }
         let values = [
             "{host}": profile.host,
@@ -66,16 +70,25 @@ public struct CommandEngine: EngineDriver {
 
     public func validate(_ profile: Profile) throws(ProfileProblem) {
         guard let command = profile.command, !command.isEmpty else {
-            throw ProfileProblem(field: "command", message: "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]")
+            throw ProfileProblem(
+                field: "command",
+                message:
+                    "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]"
+            )
         }
         if case .auto = profile.port, !command.contains(where: { $0.contains("{port}") }) {
-            throw ProfileProblem(field: "command", message: "port is auto but the command has no {port} placeholder; pass \"{port}\" to the server's port flag, or set a fixed port:")
+            throw ProfileProblem(
+                field: "command",
+                message:
+                    "port is auto but the command has no {port} placeholder; pass \"{port}\" to the server's port flag, or set a fixed port:"
+            )
         }
     }
 
     /// The context flag as the profile's `command` sets it.
     public func contextLength(_ profile: Profile) -> Int? {
-        ProfileArguments.flagValue(in: profile.command ?? [], names: Self.contextLengthFlags).flatMap(ProfileArguments.positiveInt)
+        ProfileArguments.flagValue(in: profile.command ?? [], names: Self.contextLengthFlags).flatMap(
+            ProfileArguments.positiveInt)
     }
 
     // MARK: Probes

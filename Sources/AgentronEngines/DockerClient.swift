@@ -174,7 +174,9 @@ public struct DockerClient: Sendable {
         } catch {
             throw map(error)
         }
-        guard response.status == 200 else { throw .api(status: response.status, message: "cannot follow logs of \(id)") }
+        guard response.status == 200 else {
+            throw .api(status: response.status, message: "cannot follow logs of \(id)")
+        }
         let raw = response.body
         return AsyncThrowingStream { continuation in
             let task = Task {

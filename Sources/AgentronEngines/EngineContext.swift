@@ -18,7 +18,10 @@ public struct EngineContext: Sendable {
     /// under the system unit, which sets no HOME). Empty when unknown.
     public var stateDirectory: String
 
-    public init(profile: Profile, port: Int, daemonEnvironment: [String: String], instance: String = "", stateDirectory: String = "") {
+    public init(
+        profile: Profile, port: Int, daemonEnvironment: [String: String], instance: String = "",
+        stateDirectory: String = ""
+    ) {
         self.profile = profile
         self.port = port
         self.daemonEnvironment = daemonEnvironment

@@ -6,7 +6,9 @@ import AgentronHTTP
 
 extension EngineDriver {
     /// A GET that turns transport errors into a failed probe with a short reason.
-    func get(_ url: String, timeout: Duration, headers: [(name: String, value: String)] = []) async -> Result<HTTPResponse, ProbeFailure> {
+    func get(_ url: String, timeout: Duration, headers: [(name: String, value: String)] = []) async -> Result<
+        HTTPResponse, ProbeFailure
+    > {
         do {
             let response = try await HTTPClient.shared.execute(
                 HTTPRequest(url: url, headers: headers, timeout: timeout, connectTimeout: timeout))

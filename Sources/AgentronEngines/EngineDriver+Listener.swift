@@ -36,7 +36,9 @@ public struct ListenerAnswers: Sendable {
 
     /// The cards of a `/v1/models` body; nil when it is not a model list or its `data` is null.
     public static func modelCards(from body: [UInt8]) -> [ModelCard]? {
-        guard let list = try? JSONDecoder().decode(Cards.self, from: Data(body)), let data = list.data else { return nil }
+        guard let list = try? JSONDecoder().decode(Cards.self, from: Data(body)), let data = list.data else {
+            return nil
+        }
         return data.map { ModelCard(id: $0.id, ownedBy: $0.owned_by) }
     }
 

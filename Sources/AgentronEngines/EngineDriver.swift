@@ -38,7 +38,8 @@ public protocol EngineDriver: Sendable {
     func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome
     /// The slow work before ready, reporting progress as it goes. A thrown error ends the
     /// start with its message (e.g. Ollama's own "pull model manifest: file does not exist").
-    func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError)
+    func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void)
+        async throws(EngineError)
 
     /// After the engine's process tree is gone (stopped or crashed): remove what lives
     /// outside it (TGI: the container, if its shim was killed before it could).
@@ -126,7 +127,9 @@ extension EngineDriver {
         await probeReadiness(context, timeout: timeout)
     }
 
-    public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {}
+    public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void)
+        async throws(EngineError)
+    {}
 
     public func cleanup(_ context: EngineContext) async {}
     public func leftovers(daemonEnvironment: [String: String], instances: [String]) async -> [Leftover] { [] }

@@ -53,7 +53,10 @@ enum PasswordDatabase {
     }
 
     private static func lookup(
-        _ call: (UnsafeMutablePointer<passwd>, UnsafeMutablePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutablePointer<passwd>?>) -> Int32
+        _ call: (
+            UnsafeMutablePointer<passwd>, UnsafeMutablePointer<CChar>, Int,
+            UnsafeMutablePointer<UnsafeMutablePointer<passwd>?>
+        ) -> Int32
     ) -> String? {
         // ERANGE means the buffer was too small for this entry: grow it a few times.
         var size = 1024

@@ -11,7 +11,9 @@ extension OllamaEngine {
     /// Pull by the profile's policy, then load. `missing` asks /api/show first, so a model
     /// already on disk (pulled before, `ollama create`d, copied, imported from a GGUF) starts
     /// without the registry, which a pull always asks even for a model it has.
-    public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {
+    public func prepare(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void)
+        async throws(EngineError)
+    {
         let model = context.profile.model
         var presence: ModelPresence = .missing
         if context.profile.pullPolicy != .always {
@@ -21,7 +23,8 @@ extension OllamaEngine {
         if case .missing = presence {
             if context.profile.pullPolicy == .never {
                 throw .startFailed(
-                    "ollama: model \"\(model)\" is not on this machine and the profile says pull: never; run `ollama pull \(model)`, or set pull: missing")
+                    "ollama: model \"\(model)\" is not on this machine and the profile says pull: never; run `ollama pull \(model)`, or set pull: missing"
+                )
             }
             try await pull(context, progress: progress)
             // Only for its capabilities: a server too old to answer is loaded by trying.
@@ -46,7 +49,8 @@ extension OllamaEngine {
     func show(_ context: EngineContext) async throws(EngineError) -> ModelPresence {
         let model = context.profile.model
         // `model` since Ollama 0.3; `name` for older servers (both are read, model first).
-        let request = jsonPost(context, path: "/api/show", body: #"{"model":\#(Self.quote(model)),"name":\#(Self.quote(model))}"#)
+        let request = jsonPost(
+            context, path: "/api/show", body: #"{"model":\#(Self.quote(model)),"name":\#(Self.quote(model))}"#)
         let response: HTTPResponse
         do {
             response = try await HTTPClient.shared.execute(request)
@@ -60,7 +64,9 @@ extension OllamaEngine {
         case 404:
             return .missing
         default:
-            throw .startFailed("ollama could not look up \"\(model)\" (POST /api/show): \(Self.errorMessage(response.body, status: response.status))")
+            throw .startFailed(
+                "ollama could not look up \"\(model)\" (POST /api/show): \(Self.errorMessage(response.body, status: response.status))"
+            )
         }
     }
 
@@ -68,7 +74,9 @@ extension OllamaEngine {
     /// the stream (`{"error":"pull model manifest: file does not exist"}` after "pulling
     /// manifest"), so every line is checked, and a stream that ends without "success" is a
     /// failure too.
-    func pull(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void) async throws(EngineError) {
+    func pull(_ context: EngineContext, progress: @escaping @Sendable (EngineProgress) async -> Void)
+        async throws(EngineError)
+    {
         let model = context.profile.model
         await progress(EngineProgress(phase: "pulling \(model)"))
         let request = jsonPost(context, path: "/api/pull", body: #"{"model":\#(Self.quote(model)),"stream":true}"#)
@@ -131,16 +139,22 @@ extension OllamaEngine {
         let keepAlive = Self.keepAliveJSON(keepAlive(environment))
         let embedding = Self.isEmbeddingOnly(capabilities)
         if !embedding {
-            let response = try await loadRequest(context, path: "/api/generate", body: #"{"model":\#(Self.quote(model)),"keep_alive":\#(keepAlive)}"#)
+            let response = try await loadRequest(
+                context, path: "/api/generate", body: #"{"model":\#(Self.quote(model)),"keep_alive":\#(keepAlive)}"#)
             if response.status == 200 { return }
             let message = Self.errorMessage(response.body, status: response.status)
-            guard (capabilities ?? []).isEmpty, response.status == 400, message.hasSuffix("does not support generate") else {
+            guard (capabilities ?? []).isEmpty, response.status == 400, message.hasSuffix("does not support generate")
+            else {
                 throw .startFailed("ollama could not load \"\(model)\": \(message)")
             }
         }
-        let response = try await loadRequest(context, path: "/api/embed", body: #"{"model":\#(Self.quote(model)),"input":[],"keep_alive":\#(keepAlive)}"#)
+        let response = try await loadRequest(
+            context, path: "/api/embed", body: #"{"model":\#(Self.quote(model)),"input":[],"keep_alive":\#(keepAlive)}"#
+        )
         guard response.status == 200 else {
-            throw .startFailed("ollama could not load \"\(model)\" (embedding model, POST /api/embed): \(Self.errorMessage(response.body, status: response.status))")
+            throw .startFailed(
+                "ollama could not load \"\(model)\" (embedding model, POST /api/embed): \(Self.errorMessage(response.body, status: response.status))"
+            )
         }
     }
 
@@ -150,7 +164,9 @@ extension OllamaEngine {
         return capabilities.contains("embedding") && !capabilities.contains("completion")
     }
 
-    private func loadRequest(_ context: EngineContext, path: String, body: String) async throws(EngineError) -> HTTPResponse {
+    private func loadRequest(_ context: EngineContext, path: String, body: String) async throws(EngineError)
+        -> HTTPResponse
+    {
         do {
             return try await HTTPClient.shared.execute(jsonPost(context, path: path, body: body))
         } catch {
@@ -163,7 +179,8 @@ extension OllamaEngine {
         // then to read into memory); the supervisor cancels it sooner on `down`.
         HTTPRequest(
             method: "POST", url: context.baseURL + path, headers: [("Content-Type", "application/json")],
-            body: Array(body.utf8), timeout: context.profile.startupTimeout.duration, connectTimeout: Self.connectTimeout)
+            body: Array(body.utf8), timeout: context.profile.startupTimeout.duration,
+            connectTimeout: Self.connectTimeout)
     }
 
     private func pullFailed(_ model: String, _ message: String) -> EngineError {
@@ -198,7 +215,8 @@ extension OllamaEngine {
             if !phase.contains(short) { phase += " \(short)" }
         }
         let total = update.total.flatMap { $0 > 0 ? $0 : nil }
-        return .progress(EngineProgress(phase: phase, completed: total == nil ? nil : update.completed ?? 0, total: total))
+        return .progress(
+            EngineProgress(phase: phase, completed: total == nil ? nil : update.completed ?? 0, total: total))
     }
 
     /// Ollama's `{"error":"…"}` body, or the raw text and status when it is something else.
@@ -253,7 +271,6 @@ extension OllamaEngine {
     }
 }
 
-
 /// Splits a byte stream into lines; a line may arrive split across chunks.
 struct NDJSONLines {
     private var pending: [UInt8] = []
@@ -278,7 +295,9 @@ struct NDJSONLines {
 
     private mutating func take() -> [UInt8]? {
         defer { pending.removeAll(keepingCapacity: true) }
-        let isBlank = pending.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }
+        let isBlank = pending.allSatisfy {
+            $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t")
+        }
         return isBlank ? nil : pending
     }
 }

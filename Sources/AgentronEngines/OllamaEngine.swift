@@ -15,8 +15,11 @@ public struct OllamaEngine: EngineDriver {
     public let kind = EngineKind.ollama
     public let displayName = "Ollama"
     public let program = "ollama"
-    public let installHint = "install it with `curl -fsSL https://ollama.com/install.sh | sh` or see https://ollama.com/download/linux"
-    public var installedProgram: ProgramCheck? { ProgramCheck(program: program, versionArguments: ["-v"], hint: installHint) }
+    public let installHint =
+        "install it with `curl -fsSL https://ollama.com/install.sh | sh` or see https://ollama.com/download/linux"
+    public var installedProgram: ProgramCheck? {
+        ProgramCheck(program: program, versionArguments: ["-v"], hint: installHint)
+    }
     public let needsPreparation = true
     public var defaultPort: Int? { Self.standardPort }
     public let processNames = ["ollama"]
@@ -45,7 +48,8 @@ public struct OllamaEngine: EngineDriver {
         let profile = context.profile
         var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
         if profile.env["OLLAMA_HOST"] != nil {
-            throw .invalidProfile("env: OLLAMA_HOST is set by agentron from the profile's host and port; remove it from env")
+            throw .invalidProfile(
+                "env: OLLAMA_HOST is set by agentron from the profile's host and port; remove it from env")
         }
         // The daemon's own OLLAMA_HOST (inherited through the OLLAMA_ allow-list) would point
         // the engine at the system Ollama's port: the profile's address always wins.
@@ -56,7 +60,9 @@ public struct OllamaEngine: EngineDriver {
         // (cobra.ExactArgs(0)); validation refuses args, this catches a profile restored
         // from an older state file.
         guard profile.args.isEmpty else {
-            throw .invalidProfile("args: ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:")
+            throw .invalidProfile(
+                "args: ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:"
+            )
         }
         return LaunchSpec(arguments: [program, "serve"], environment: environment)
     }
@@ -65,12 +71,20 @@ public struct OllamaEngine: EngineDriver {
 
     public func validate(_ profile: Profile) throws(ProfileProblem) {
         if profile.adopt == true, case .auto = profile.port {
-            throw ProfileProblem(field: "adopt", message: "adopting needs the port the running \(displayName) answers on; add port: \(Self.standardPort) (\(displayName)'s default) or its port")
+            throw ProfileProblem(
+                field: "adopt",
+                message:
+                    "adopting needs the port the running \(displayName) answers on; add port: \(Self.standardPort) (\(displayName)'s default) or its port"
+            )
         }
         // `ollama serve` is a cobra command with ExactArgs(0) (cmd/cmd.go): any argument
         // makes it exit 1 at once, so refuse it here with a line that says what to do.
         if !profile.args.isEmpty {
-            throw ProfileProblem(field: "args", message: "ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:, like env: {OLLAMA_CONTEXT_LENGTH: \"8192\"}")
+            throw ProfileProblem(
+                field: "args",
+                message:
+                    "ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:, like env: {OLLAMA_CONTEXT_LENGTH: \"8192\"}"
+            )
         }
     }
 
@@ -96,7 +110,8 @@ public struct OllamaEngine: EngineDriver {
     public func probeServing(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
         switch await get(context.baseURL + Self.rootPath, timeout: timeout) {
         case .failure(let failure): return .failed("/: \(failure.reason)")
-        case .success(let response) where response.status == 200: return .passed("/ 200 (\(response.bodyText.trimmingSpaces))")
+        case .success(let response) where response.status == 200:
+            return .passed("/ 200 (\(response.bodyText.trimmingSpaces))")
         case .success(let response): return .failed("/: status \(response.status)")
         }
     }
@@ -117,7 +132,9 @@ public struct OllamaEngine: EngineDriver {
             }
             guard loaded else {
                 let names = list.models.compactMap { $0.name ?? $0.model }
-                return .failed("/api/ps does not list \"\(model)\" (loaded: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+                return .failed(
+                    "/api/ps does not list \"\(model)\" (loaded: \(names.isEmpty ? "none" : names.joined(separator: ", ")))"
+                )
             }
             return .passed("/api/ps lists \"\(model)\"")
         }
@@ -135,7 +152,9 @@ public struct OllamaEngine: EngineDriver {
     static func normalizedName(_ name: String) -> String {
         var name = name.trimmingSpaces.lowercased()
         for prefix in ["http://", "https://"] where name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
-        for prefix in ["registry.ollama.ai/", "library/"] where name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+        for prefix in ["registry.ollama.ai/", "library/"] where name.hasPrefix(prefix) {
+            name.removeFirst(prefix.count)
+        }
         let lastComponent = name.split(separator: "/").last ?? Substring(name)
         if !lastComponent.contains(":") { name += ":latest" }
         return name
@@ -170,6 +189,7 @@ public struct OllamaEngine: EngineDriver {
         guard answers.root.bodyText.contains("Ollama is running") else { return nil }
         let version = await reportedVersion(answers, path: "/api/version", timeout: timeout)
         return ListenerIdentity(
-            identified: kind.rawValue, detail: version.map { "Ollama \($0)" } ?? "Ollama", models: answers.models?.map(\.id))
+            identified: kind.rawValue, detail: version.map { "Ollama \($0)" } ?? "Ollama",
+            models: answers.models?.map(\.id))
     }
 }

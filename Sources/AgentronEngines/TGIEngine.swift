@@ -58,7 +58,8 @@ public struct TGIEngine: EngineDriver {
         // paths: the host cache is mounted at /data, which the image already makes HF_HOME
         // (TGI's Dockerfile: ENV HF_HOME=/data), so passing them would send the downloads
         // into the container's own layer, lost when it is removed.
-        var passed = Set(profile.env.keys.filter { !$0.hasPrefix("AGENTRON_") && !Self.hostCacheVariables.contains($0) })
+        var passed = Set(
+            profile.env.keys.filter { !$0.hasPrefix("AGENTRON_") && !Self.hostCacheVariables.contains($0) })
         for key in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"] where environment[key] != nil { passed.insert(key) }
         let cache = environment["HF_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache/huggingface")
         var arguments = [
@@ -82,7 +83,9 @@ public struct TGIEngine: EngineDriver {
         // so the shim passes --num-shard with the real count unless the args set it.
         arguments += ["--gpus", profile.gpus.isEmpty ? "auto" : profile.gpus.map(String.init).joined(separator: ",")]
         // The launcher reads NUM_SHARD and SHARDED from its environment too.
-        let shardingSet = ProfileArguments.contains("--num-shard", in: profile.args) || ProfileArguments.contains("--sharded", in: profile.args)
+        let shardingSet =
+            ProfileArguments.contains("--num-shard", in: profile.args)
+            || ProfileArguments.contains("--sharded", in: profile.args)
             || profile.env["NUM_SHARD"] != nil || profile.env["SHARDED"] != nil
         if !shardingSet {
             // One word: the value starts with "--", which the parser would take for a flag.
@@ -131,13 +134,16 @@ public struct TGIEngine: EngineDriver {
         var found: [Leftover] = []
         for instance in instances {
             let containers = (try? await docker.containers(label: ContainerLabels.instance, value: instance)) ?? []
-            found += containers.map { Leftover(server: $0.Labels?[ContainerLabels.server] ?? "", kind: Self.leftoverKind, id: $0.Id) }
+            found += containers.map {
+                Leftover(server: $0.Labels?[ContainerLabels.server] ?? "", kind: Self.leftoverKind, id: $0.Id)
+            }
         }
         return found
     }
 
     public func removeLeftover(_ leftover: Leftover, daemonEnvironment: [String: String]) async {
-        guard leftover.kind == Self.leftoverKind, let docker = try? DockerClient.fromEnvironment(daemonEnvironment) else { return }
+        guard leftover.kind == Self.leftoverKind, let docker = try? DockerClient.fromEnvironment(daemonEnvironment)
+        else { return }
         try? await docker.remove(leftover.id)
     }
 
@@ -169,7 +175,8 @@ public struct TGIEngine: EngineDriver {
 
     /// `--max-total-tokens N`: prompt and output together.
     public func contextLength(_ profile: Profile) -> Int? {
-        ProfileArguments.flagValue(in: profile.args, names: ["--max-total-tokens"]).flatMap(ProfileArguments.positiveInt)
+        ProfileArguments.flagValue(in: profile.args, names: ["--max-total-tokens"]).flatMap(
+            ProfileArguments.positiveInt)
     }
 
     public func providerKind(for target: RegistrationTarget) -> String {
@@ -183,7 +190,8 @@ public struct TGIEngine: EngineDriver {
         guard let info = await answer(answers.baseURL + Self.infoPath, timeout: timeout), info.status == 200,
             let described = try? JSONDecoder().decode(Info.self, from: Data(info.body)), let model = described.model_id
         else { return nil }
-        return ListenerIdentity(identified: kind.rawValue, detail: "TGI \(described.version ?? "")".trimmingSpaces + " serving \(model)")
+        return ListenerIdentity(
+            identified: kind.rawValue, detail: "TGI \(described.version ?? "")".trimmingSpaces + " serving \(model)")
     }
 
     private struct Info: Decodable {

@@ -10,7 +10,8 @@ public struct VLLMEngine: EngineDriver {
     public let kind = EngineKind.vllm
     public let displayName = "vLLM"
     public let program = "vllm"
-    public let installHint = "install it with `pip install vllm` (GPU) or see https://docs.vllm.ai/en/latest/getting_started/installation/"
+    public let installHint =
+        "install it with `pip install vllm` (GPU) or see https://docs.vllm.ai/en/latest/getting_started/installation/"
     public let modelExample = "Qwen/Qwen2.5-1.5B-Instruct"
     public let modelDescription = "a Hugging Face model id"
     public let apiKeyVariable: String? = "VLLM_API_KEY"
@@ -30,11 +31,13 @@ public struct VLLMEngine: EngineDriver {
             "--port", String(context.port),
             "--served-model-name", servedModelName(profile),
         ]
-        for flag in ["--host", "--port", "--served-model-name"] where ProfileArguments.contains(flag, in: profile.args) {
+        for flag in ["--host", "--port", "--served-model-name"] where ProfileArguments.contains(flag, in: profile.args)
+        {
             throw .invalidProfile("args: \(flag) is set by agentron from the profile's fields; remove it from args")
         }
         if ProfileArguments.contains("--api-key", in: profile.args) {
-            throw .invalidProfile("args: --api-key would show the key to every user in `ps`; set env VLLM_API_KEY instead")
+            throw .invalidProfile(
+                "args: --api-key would show the key to every user in `ps`; set env VLLM_API_KEY instead")
         }
         arguments += profile.args
         let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
@@ -63,7 +66,9 @@ public struct VLLMEngine: EngineDriver {
                 return .failed("\(Self.modelsPath): not a model list")
             }
             guard list.data.contains(where: { $0.id == served }) else {
-                return .failed("\(Self.modelsPath) does not list \"\(served)\" (it lists: \(list.data.map(\.id).joined(separator: ", ")))")
+                return .failed(
+                    "\(Self.modelsPath) does not list \"\(served)\" (it lists: \(list.data.map(\.id).joined(separator: ", ")))"
+                )
             }
             return .passed("\(Self.healthPath) 200, \(Self.modelsPath) lists \"\(served)\"")
         }
@@ -76,7 +81,8 @@ public struct VLLMEngine: EngineDriver {
     /// The probe sends the key vLLM sees: the profile's, else the daemon's (VLLM_ is on
     /// the environment's allow-list).
     private func authorization(_ context: EngineContext) -> [(name: String, value: String)] {
-        guard let key = context.profile.env["VLLM_API_KEY"] ?? context.daemonEnvironment["VLLM_API_KEY"], !key.isEmpty else {
+        guard let key = context.profile.env["VLLM_API_KEY"] ?? context.daemonEnvironment["VLLM_API_KEY"], !key.isEmpty
+        else {
             return []
         }
         return [("Authorization", "Bearer \(key)")]

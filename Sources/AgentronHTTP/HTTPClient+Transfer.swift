@@ -187,7 +187,8 @@ final class Transfer: @unchecked Sendable {
         guard code != 0 else { return }
         let curlCode = CURLcode(rawValue: UInt32(code))
         throw HTTPClientError.transport(
-            target, code: Int(code), message: "setting up the request: " + String(cString: curl_easy_strerror(curlCode)))
+            target, code: Int(code), message: "setting up the request: " + String(cString: curl_easy_strerror(curlCode))
+        )
     }
 
     private func option(_ curlOption: CURLoption) -> Int32 { Int32(curlOption.rawValue) }

@@ -180,7 +180,8 @@ public struct JSONScanner {
                 let first = try hex4()
                 if (0xD800...0xDBFF).contains(first) {
                     // A high surrogate must be followed by an escaped low one.
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
                     else { throw error("unpaired surrogate escape") }
                     index += 2
                     let second = try hex4()
@@ -233,7 +234,9 @@ public struct JSONScanner {
         if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
             index += 1
             if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
-            guard let byte = peek, isDigit(byte) else { throw error("invalid number (digits expected in the exponent)") }
+            guard let byte = peek, isDigit(byte) else {
+                throw error("invalid number (digits expected in the exponent)")
+            }
             while let byte = peek, isDigit(byte) { index += 1 }
         }
         return String(decoding: bytes[start..<index], as: UTF8.self)

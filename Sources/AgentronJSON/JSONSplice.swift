@@ -47,7 +47,9 @@ public enum JSONRender {
         case .object(let members):
             if members.isEmpty { return "{}" }
             let inner = indent + unit
-            let parts = members.map { quote($0.key) + ": " + render($0.value, indent: inner, unit: unit, multiline: multiline) }
+            let parts = members.map {
+                quote($0.key) + ": " + render($0.value, indent: inner, unit: unit, multiline: multiline)
+            }
             return multiline
                 ? "{\n" + parts.map { inner + $0 }.joined(separator: ",\n") + "\n" + indent + "}"
                 : "{" + parts.joined(separator: ", ") + "}"

@@ -16,7 +16,9 @@ public struct LogFiles: Sendable {
     public static let defaultMaxBytes = 10 << 20
     public static let defaultKeep = 3
 
-    public init(directory: String, name: String, maxBytes: Int = LogFiles.defaultMaxBytes, keep: Int = LogFiles.defaultKeep) {
+    public init(
+        directory: String, name: String, maxBytes: Int = LogFiles.defaultMaxBytes, keep: Int = LogFiles.defaultKeep
+    ) {
         self.path = "\(directory)/\(name).log"
         self.maxBytes = maxBytes
         self.keep = keep

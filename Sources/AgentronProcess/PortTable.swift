@@ -26,7 +26,8 @@ public final class PortTable: Sendable {
     /// `/proc/sys/net/ipv4/ip_local_port_range` (usually 20000...32767 below 32768-60999).
     public static func range(environment: [String: String]) -> ClosedRange<Int> {
         if let text = environment[rangeVariable], let parsed = parseRange(text) { return parsed }
-        return range(outside: readSmallFile("/proc/sys/net/ipv4/ip_local_port_range", limit: 256).flatMap(parseEphemeral))
+        return range(
+            outside: readSmallFile("/proc/sys/net/ipv4/ip_local_port_range", limit: 256).flatMap(parseEphemeral))
     }
 
     /// The largest stretch of 1024...65535 outside `ephemeral` (at least 100 ports), else
@@ -48,7 +49,9 @@ public final class PortTable: Sendable {
     /// `30000-30999` → 30000...30999; nil when malformed or outside 1...65535.
     static func parseRange(_ text: String) -> ClosedRange<Int>? {
         let parts = text.split(separator: "-", maxSplits: 1).map { Int(String($0).trimmingSpaces) }
-        guard parts.count == 2, let low = parts[0], let high = parts[1], 1 <= low, low <= high, high <= 65535 else { return nil }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], 1 <= low, low <= high, high <= 65535 else {
+            return nil
+        }
         return low...high
     }
 

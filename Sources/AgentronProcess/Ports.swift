@@ -142,7 +142,10 @@ public enum Ports {
                 Int(fields[1][fields[1].index(after: colon)...], radix: 16) == port
             else { continue }
             let hex = String(fields[1][..<colon])
-            found.append(Listener(inode: String(fields[9]), uid: UInt32(fields[7]) ?? UInt32.max, address: ListenAddress(isV6: isV6, hex: hex)))
+            found.append(
+                Listener(
+                    inode: String(fields[9]), uid: UInt32(fields[7]) ?? UInt32.max,
+                    address: ListenAddress(isV6: isV6, hex: hex)))
         }
         return found
     }

@@ -58,9 +58,10 @@ public struct JournalLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let explicit = event.metadata { merged.merge(explicit) { $1 } }
         if let error = event.error, merged["error"] == nil { merged["error"] = "\(error)" }
-        sink(Self.fields(
-            level: event.level, message: event.message.description, metadata: merged, identifier: identifier,
-            file: event.file, function: event.function, line: event.line))
+        sink(
+            Self.fields(
+                level: event.level, message: event.message.description, metadata: merged, identifier: identifier,
+                file: event.file, function: event.function, line: event.line))
     }
 
     /// The journal entry for one log call: a pure function, so the mapping is testable

@@ -118,7 +118,8 @@ public struct SystemdNotifier: Sendable, Equatable {
             raw.copyBytes(from: pathBytes)
         }
         // Abstract names are exactly as long as given; paths are NUL-terminated.
-        let length = isAbstract
+        let length =
+            isAbstract
             ? MemoryLayout<sa_family_t>.size + pathBytes.count : MemoryLayout<sockaddr_un>.size
 
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -70,5 +70,7 @@ let temporary = output + ".tmp"
 guard let file = fopen(temporary, "wb") else { fail("cannot write \(temporary): \(String(cString: strerror(errno)))") }
 let bytes = Array(source.utf8)
 let written = fwrite(bytes, 1, bytes.count, file)
-guard fclose(file) == 0, written == bytes.count else { fail("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+guard fclose(file) == 0, written == bytes.count else {
+    fail("cannot write \(temporary): \(String(cString: strerror(errno)))")
+}
 guard rename(temporary, output) == 0 else { fail("cannot replace \(output): \(String(cString: strerror(errno)))") }

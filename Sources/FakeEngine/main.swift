@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // fake-engine: a test fixture that behaves like a model server's CLI and HTTP API, so
@@ -84,13 +84,18 @@ if arguments.count > 1, let role = ChildRole(rawValue: arguments[1]) { role.run(
 Children.blockAwaitedSignals()
 
 let program = String(arguments.first?.split(separator: "/").last ?? "")
-let mode = environment("FAKE_ENGINE_MODE").flatMap { $0.isEmpty ? nil : $0 }
+let mode =
+    environment("FAKE_ENGINE_MODE").flatMap { $0.isEmpty ? nil : $0 }
     ?? ["vllm": "vllm", "ollama": "ollama", "text-generation-launcher": "tgi"][program]
 let rest = Array(arguments.dropFirst())
 switch mode {
-case "vllm": VLLMServer(options: VLLMArguments.parse(rest, environment: environment), knobs: Knobs.fromEnvironment(environment)).run()
+case "vllm":
+    VLLMServer(options: VLLMArguments.parse(rest, environment: environment), knobs: Knobs.fromEnvironment(environment))
+        .run()
 case "ollama": Ollama.main(argv0: arguments.first ?? "ollama", arguments: rest, environment: environment)
 case "tgi": TGI.main(arguments: rest, environment: environment)
 default:
-    Console.finish("fake-engine: run it as vllm, ollama or text-generation-launcher, or set FAKE_ENGINE_MODE=vllm|ollama|tgi", code: 2)
+    Console.finish(
+        "fake-engine: run it as vllm, ollama or text-generation-launcher, or set FAKE_ENGINE_MODE=vllm|ollama|tgi",
+        code: 2)
 }

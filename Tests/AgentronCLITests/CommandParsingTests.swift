@@ -25,11 +25,12 @@ struct CommandParsingTests {
     }
 
     @Test func upWithAModelIdAndEveryFlag() throws {
-        let up = try parse([
-            "up", "org/model", "--engine", "vllm", "--name", "m1", "--port", "8001", "--host", "0.0.0.0",
-            "--gpus", "0, 1", "--arg=--max-model-len", "--arg=4096", "--env", "HF_TOKEN=x=y", "--env", "A=",
-            "--startup-timeout", "30m", "--stop-timeout", "90s", "--no-register", "--detach", "--json",
-        ], as: ServerUp.self)
+        let up = try parse(
+            [
+                "up", "org/model", "--engine", "vllm", "--name", "m1", "--port", "8001", "--host", "0.0.0.0",
+                "--gpus", "0, 1", "--arg=--max-model-len", "--arg=4096", "--env", "HF_TOKEN=x=y", "--env", "A=",
+                "--startup-timeout", "30m", "--stop-timeout", "90s", "--no-register", "--detach", "--json",
+            ], as: ServerUp.self)
         #expect(up.target == "org/model")
         #expect(up.engine == "vllm" && up.name == "m1" && up.host == "0.0.0.0")
         #expect(up.port == .fixed(8001))
@@ -44,7 +45,9 @@ struct CommandParsingTests {
         let up = try parse(["up", "llama"], as: ServerUp.self)
         #expect(up.engine == nil && up.port == nil && up.args.isEmpty && !up.detach && up.pullPolicy == nil)
         #expect(try parse(["up", "x", "--port", "auto"], as: ServerUp.self).port == .auto)
-        let ollama = try parse(["up", "llama3.2:1b", "--engine", "ollama", "--pull-policy", "never", "--adopt", "--port", "11434"], as: ServerUp.self)
+        let ollama = try parse(
+            ["up", "llama3.2:1b", "--engine", "ollama", "--pull-policy", "never", "--adopt", "--port", "11434"],
+            as: ServerUp.self)
         #expect(ollama.pullPolicy == "never" && ollama.adopt)
         #expect(try parse(["up", "x", "--engine", "tgi", "--pull"], as: ServerUp.self).pull)
     }
@@ -62,10 +65,22 @@ struct CommandParsingTests {
         (["up", "x", "--startup-timeout", "soon"], "invalid duration \"soon\"; write it like 90s, 30m, 2h or 500ms"),
         (["up", "x", "--stop-timeout=-5s"], "invalid duration \"-5s\""),
         (["up", "x", "--stop-timeout", "9000h"], "duration \"9000h\" is longer than a year"),
-        (["up", "x", "--name", "bad name"], "invalid --name \"bad name\"; use letters, digits, '-', '_' or '.', at most 64 characters"),
-        (["up", "x", "--engine", "vllm", "--pull"], "--pull and --pull-policy are for the ollama and tgi engines; vllm fetches its own model"),
-        (["up", "x", "--engine", "tgi", "--pull", "--pull-policy", "always"], "give --pull-policy or --pull, not both"),
-        (["up", "x", "--pull-policy", "sometimes"], "unknown pull policy \"sometimes\"; choose one of: missing, always, never"),
+        (
+            ["up", "x", "--name", "bad name"],
+            "invalid --name \"bad name\"; use letters, digits, '-', '_' or '.', at most 64 characters"
+        ),
+        (
+            ["up", "x", "--engine", "vllm", "--pull"],
+            "--pull and --pull-policy are for the ollama and tgi engines; vllm fetches its own model"
+        ),
+        (
+            ["up", "x", "--engine", "tgi", "--pull", "--pull-policy", "always"],
+            "give --pull-policy or --pull, not both"
+        ),
+        (
+            ["up", "x", "--pull-policy", "sometimes"],
+            "unknown pull policy \"sometimes\"; choose one of: missing, always, never"
+        ),
         (["up", "x", "--unknown-flag"], "Unknown option '--unknown-flag'"),
     ])
     func upRefusals(_ arguments: [String], _ message: String) {
@@ -126,7 +141,10 @@ struct CommandParsingTests {
         #expect(!(try parse(["profiles", "ls"], as: ProfileList.self).json), "ls is list")
         #expect(try parse(["profiles", "show", "llama"], as: ProfileShow.self).profile == "llama")
         #expect(try parse(["profiles", "validate"], as: ProfileValidate.self).profiles.isEmpty)
-        #expect(try parse(["profiles", "validate", "a.yaml", "b", "--json"], as: ProfileValidate.self).profiles == ["a.yaml", "b"])
+        #expect(
+            try parse(["profiles", "validate", "a.yaml", "b", "--json"], as: ProfileValidate.self).profiles == [
+                "a.yaml", "b",
+            ])
         #expect(refusal(["profiles", "show"])?.contains("Missing expected argument '<profile>'") == true)
         #expect(refusal(["profiles", "delete"])?.contains("delete") == true)
     }
@@ -138,12 +156,16 @@ struct CommandParsingTests {
     }
 
     @Test func serviceSubcommands() throws {
-        let install = try parse(["service", "install", "--user", "--dry-run", "--socket", "--agentrond", "/opt/agentron/agentrond"], as: ServiceInstall.self)
+        let install = try parse(
+            ["service", "install", "--user", "--dry-run", "--socket", "--agentrond", "/opt/agentron/agentrond"],
+            as: ServiceInstall.self)
         #expect(install.user && install.dryRun && install.socket && install.agentrond == "/opt/agentron/agentrond")
         let plain = try parse(["service", "install"], as: ServiceInstall.self)
         #expect(!plain.user && !plain.dryRun && !plain.socket && plain.agentrond == nil)
-        #expect(refusal(["service", "install", "--agentrond", "bin/agentrond"])
-            == "--agentrond must be an absolute path (systemd runs ExecStart without a working directory); got bin/agentrond")
+        #expect(
+            refusal(["service", "install", "--agentrond", "bin/agentrond"])
+                == "--agentrond must be an absolute path (systemd runs ExecStart without a working directory); got bin/agentrond"
+        )
         let uninstall = try parse(["service", "uninstall", "--user", "--dry-run"], as: ServiceUninstall.self)
         #expect(uninstall.user && uninstall.dryRun)
         let status = try parse(["service", "status", "--json"], as: ServiceStatus.self)
@@ -161,7 +183,9 @@ struct CommandParsingTests {
 
     @Test func theRootListsEveryCommandAndItsVersion() throws {
         let help = AgentronCommand.helpMessage(columns: 200)
-        for command in ["up", "ps", "down", "rm", "restart", "logs", "inspect", "profiles", "providers", "service", "doctor"] {
+        for command in [
+            "up", "ps", "down", "rm", "restart", "logs", "inspect", "profiles", "providers", "service", "doctor",
+        ] {
             #expect(help.contains("\n  \(command) "), "\(command) is listed: \(help)")
         }
         #expect(help.contains("AGENTRON_HOME"))
@@ -170,14 +194,16 @@ struct CommandParsingTests {
     }
 
     /// The commands by their path on the command line.
-    static var commands: [String: ParsableCommand.Type] { [
-        "up": ServerUp.self, "down": ServerDown.self, "ps": ServerPs.self, "logs": ServerLogs.self,
-        "rm": ServerRemove.self, "restart": ServerRestart.self, "inspect": ServerInspect.self,
-        "profiles": ProfileCommand.self, "profiles list": ProfileList.self, "profiles show": ProfileShow.self,
-        "profiles validate": ProfileValidate.self, "providers": ProviderList.self, "service": ServiceCommand.self,
-        "service install": ServiceInstall.self, "service uninstall": ServiceUninstall.self,
-        "service status": ServiceStatus.self, "doctor": Doctor.self,
-    ] }
+    static var commands: [String: ParsableCommand.Type] {
+        [
+            "up": ServerUp.self, "down": ServerDown.self, "ps": ServerPs.self, "logs": ServerLogs.self,
+            "rm": ServerRemove.self, "restart": ServerRestart.self, "inspect": ServerInspect.self,
+            "profiles": ProfileCommand.self, "profiles list": ProfileList.self, "profiles show": ProfileShow.self,
+            "profiles validate": ProfileValidate.self, "providers": ProviderList.self, "service": ServiceCommand.self,
+            "service install": ServiceInstall.self, "service uninstall": ServiceUninstall.self,
+            "service status": ServiceStatus.self, "doctor": Doctor.self,
+        ]
+    }
 
     /// What each command's `--help` must tell a user.
     @Test(arguments: [
@@ -213,7 +239,8 @@ struct CommandParsingTests {
         for path in Self.commands.keys {
             let arguments = path.split(separator: " ").map(String.init) + ["--help"]
             let command = try AgentronCommand.parseAsRoot(arguments)
-            #expect(String(describing: type(of: command)) == "HelpCommand", "\(arguments) parsed as \(type(of: command))")
+            #expect(
+                String(describing: type(of: command)) == "HelpCommand", "\(arguments) parsed as \(type(of: command))")
         }
     }
 }

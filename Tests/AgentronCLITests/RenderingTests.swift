@@ -41,16 +41,19 @@ struct RenderingTests {
     /// show one.
     @Test func psClipsLongReasons() {
         let reason = String(repeating: "x", count: 100)
-        let table = ServerPs.render([
-            Self.server("a", state: .backoff, reason: reason),
-            Self.server("b", state: .ready, reason: "not shown for a ready server"),
-        ], now: Self.now)
+        let table = ServerPs.render(
+            [
+                Self.server("a", state: .backoff, reason: reason),
+                Self.server("b", state: .ready, reason: "not shown for a ready server"),
+            ], now: Self.now)
         #expect(table.contains("backoff (" + String(repeating: "x", count: 59) + "…)"))
         #expect(!table.contains("not shown"))
     }
 
     @Test func psJSON() throws {
-        let list = ServerList(servers: [Self.server("llama", state: .ready, pid: 4242, port: 8001, startedAt: Self.now - 1)])
+        let list = ServerList(servers: [
+            Self.server("llama", state: .ready, pid: 4242, port: 8001, startedAt: Self.now - 1)
+        ])
         let text = String(decoding: try #require(Output.jsonBytes(list)), as: UTF8.self)
         let expected = """
             {
@@ -73,21 +76,26 @@ struct RenderingTests {
 
             """
         #expect(text == expected)
-        #expect(String(decoding: try #require(Output.jsonBytes(ServerList(servers: []))), as: UTF8.self) == "{\n  \"servers\" : [\n\n  ]\n}\n")
+        #expect(
+            String(decoding: try #require(Output.jsonBytes(ServerList(servers: []))), as: UTF8.self)
+                == "{\n  \"servers\" : [\n\n  ]\n}\n")
     }
 
     @Test func tablesPadToTheWidestCell() {
         var table = Table(header: ["A", "LONG HEADER", "C"])
         table.rows = [["wide cell", "x", "last column is not padded"], ["", "", ""]]
-        #expect(table.render() == """
-            A          LONG HEADER  C
-            wide cell  x            last column is not padded
-                                    
+        #expect(
+            table.render() == """
+                A          LONG HEADER  C
+                wide cell  x            last column is not padded
+                                        
 
-            """)
+                """)
     }
 
-    @Test(arguments: [(0.0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h"), (86399, "23h"), (86400, "1d"), (-30, "0s")])
+    @Test(arguments: [
+        (0.0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h"), (86399, "23h"), (86400, "1d"), (-30, "0s"),
+    ])
     func ages(_ ago: Double, _ text: String) {
         #expect(Format.age(since: Self.now - ago, now: Self.now) == text)
     }
@@ -105,7 +113,8 @@ struct RenderingTests {
     @Test func upProgressDescribesAPull() {
         let progress = EngineProgress(phase: "downloading 2bada8a7", completed: 1_200_000_000, total: 2_500_000_000)
         #expect(UpProgress.describe(progress, bar: false) == "downloading 2bada8a7 48% 1.2 GB/2.5 GB")
-        #expect(UpProgress.describe(progress, bar: true) == "downloading 2bada8a7 [#########-----------] 48% 1.2 GB/2.5 GB")
+        #expect(
+            UpProgress.describe(progress, bar: true) == "downloading 2bada8a7 [#########-----------] 48% 1.2 GB/2.5 GB")
         #expect(UpProgress.describe(EngineProgress(phase: "pulling manifest"), bar: true) == "pulling manifest")
     }
 
@@ -115,13 +124,19 @@ struct RenderingTests {
                 kind: ProviderTarget.agentron, path: "/home/u/.config/agentron/providers.json", enabled: true,
                 entries: [
                     ProviderEntryView(
-                        id: "llama", provider: "vllm", endpoint: "http://127.0.0.1:8001/v1", model: "llama", status: "ready", hasApiKey: false)
+                        id: "llama", provider: "vllm", endpoint: "http://127.0.0.1:8001/v1", model: "llama",
+                        status: "ready", hasApiKey: false)
                 ]),
             ProviderTarget(kind: ProviderTarget.openClaw, path: nil, enabled: false, entries: []),
         ])
         let text = ProviderList.render(status)
-        #expect(text.hasPrefix("TARGET    PATH                                     ID     MODEL  ENDPOINT                  STATUS\n"), "\(text)")
-        #expect(text.contains("agentron  /home/u/.config/agentron/providers.json  llama  llama  http://127.0.0.1:8001/v1  ready\n"))
+        #expect(
+            text.hasPrefix(
+                "TARGET    PATH                                     ID     MODEL  ENDPOINT                  STATUS\n"),
+            "\(text)")
+        #expect(
+            text.contains(
+                "agentron  /home/u/.config/agentron/providers.json  llama  llama  http://127.0.0.1:8001/v1  ready\n"))
         #expect(text.contains("openclaw: off (set AGENTRON_OPENCLAW_CONFIG=<path to openclaw.json> for agentrond)"))
     }
 }

@@ -51,7 +51,8 @@ struct SubprocessTests {
         let outcome = try await offThePool {
             Subprocess.run(["/bin/sh", "-c", "sleep 30 & echo $!; wait"], timeout: .milliseconds(300))
         }
-        let pid = try #require(pid_t(outcome.output.split(separator: "\n").first.map(String.init) ?? ""), "\(outcome.output)")
+        let pid = try #require(
+            pid_t(outcome.output.split(separator: "\n").first.map(String.init) ?? ""), "\(outcome.output)")
         defer { kill(pid, SIGKILL) }
         #expect(clock.now - started < .seconds(10))
         #expect(outcome.timedOut)
@@ -82,7 +83,8 @@ struct SubprocessTests {
         let clock = ContinuousClock()
         let started = clock.now
         let outcomes = try await offThePool {
-            Subprocess.runAll([["sleep", "1"], ["sleep", "1"], ["sleep", "1"], ["/bin/sh", "-c", "echo hi"]], timeout: .seconds(20))
+            Subprocess.runAll(
+                [["sleep", "1"], ["sleep", "1"], ["sleep", "1"], ["/bin/sh", "-c", "echo hi"]], timeout: .seconds(20))
         }
         #expect(clock.now - started < .milliseconds(2900))
         #expect(outcomes.map(\.status) == [0, 0, 0, 0])

@@ -7,7 +7,8 @@ import Testing
 /// EmbedUnits plugin) and install only rewrites ExecStart.
 struct UnitTemplatesTests {
     /// The repository, from this file's place in it: Tests/AgentronCLITests/<file>.
-    static let sourceRoot = String(#filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/"))
+    static let sourceRoot = String(
+        #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/"))
 
     static func unitFile(_ name: String) throws -> String {
         let path = sourceRoot + "/units/" + name
@@ -44,7 +45,9 @@ struct UnitTemplatesTests {
         #expect(changed.count == 1)
         #expect(changed.first?.0.hasPrefix("ExecStart=") == true)
         #expect(changed.first?.1 == #"ExecStart="/opt/my 100%%/agentrond""#)
-        #expect(UnitTemplates.socket(user: user) == (try Self.unitFile(user ? "agentrond-user.socket" : "agentrond.socket")))
+        #expect(
+            UnitTemplates.socket(user: user) == (try Self.unitFile(user ? "agentrond-user.socket" : "agentrond.socket"))
+        )
     }
 
     @Test func execStartPathsAreEscapedForSystemd() {

@@ -30,13 +30,20 @@ struct ControlClientTests {
         #expect(await sent { _ = try await client.inspect("llama") } == "GET /v1/servers/llama")
         #expect(await sent { _ = try await client.wait("llama", seconds: 0.25) } == "GET /v1/servers/llama?wait=0.25")
         #expect(await sent { _ = try await client.stop("llama", timeout: nil) } == "POST /v1/servers/llama/stop")
-        #expect(await sent { _ = try await client.stop("llama", timeout: .seconds(30)) } == "POST /v1/servers/llama/stop?timeout=30.0")
+        #expect(
+            await sent { _ = try await client.stop("llama", timeout: .seconds(30)) }
+                == "POST /v1/servers/llama/stop?timeout=30.0")
         #expect(await sent { _ = try await client.remove("llama", force: false) } == "DELETE /v1/servers/llama")
-        #expect(await sent { _ = try await client.remove("llama", force: true) } == "DELETE /v1/servers/llama?force=true")
+        #expect(
+            await sent { _ = try await client.remove("llama", force: true) } == "DELETE /v1/servers/llama?force=true")
         #expect(await sent { _ = try await client.restart("llama") } == "POST /v1/servers/llama/restart")
         #expect(await sent { _ = try await client.logs("llama", tail: 5) } == "GET /v1/servers/llama/logs?tail=5")
-        #expect(await sent { _ = try await client.followLogs("llama", tail: 7) } == "GET /v1/servers/llama/logs?tail=7&follow=true")
-        #expect(await sent { _ = try await client.inspect("a b/c") } == "GET /v1/servers/a%20b%2Fc", "a name is percent-encoded")
+        #expect(
+            await sent { _ = try await client.followLogs("llama", tail: 7) }
+                == "GET /v1/servers/llama/logs?tail=7&follow=true")
+        #expect(
+            await sent { _ = try await client.inspect("a b/c") } == "GET /v1/servers/a%20b%2Fc",
+            "a name is percent-encoded")
         let profile = Profile(name: "llama", engine: .vllm, model: "org/llama")
         let start = await sent { _ = try await client.start(profile) }
         #expect(start?.hasPrefix("POST /v1/servers application/json {\"profile\":{") == true, "\(start ?? "")")
@@ -63,7 +70,10 @@ struct ControlClientTests {
                     continue
                 }
                 #expect(path == socket)
-                #expect(error.description == "agentrond is not running (nothing listens on \(socket)); `agentron up` starts it, or run `agentrond`")
+                #expect(
+                    error.description
+                        == "agentrond is not running (nothing listens on \(socket)); `agentron up` starts it, or run `agentrond`"
+                )
             }
         }
     }
@@ -211,63 +221,63 @@ struct PeerError: Error, CustomStringConvertible {
 }
 
 private let peerScript = #"""
-import http.server, json, os, socket, socketserver, sys, threading, time
+    import http.server, json, os, socket, socketserver, sys, threading, time
 
-mode, path, dead = sys.argv[1], sys.argv[2], sys.argv[3]
+    mode, path, dead = sys.argv[1], sys.argv[2], sys.argv[3]
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-    def log_message(self, *args):
-        pass
+        def log_message(self, *args):
+            pass
 
-    def reply(self, status, body, content_type="application/json"):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        def reply(self, status, body, content_type="application/json"):
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def error(self, status, code, message):
-        self.reply(status, json.dumps({"error": {"code": code, "message": message}}).encode())
+        def error(self, status, code, message):
+            self.reply(status, json.dumps({"error": {"code": code, "message": message}}).encode())
 
-    def handle_any(self):
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length).decode() if length else ""
-        if mode == "echo":
-            line = "%s %s" % (self.command, self.path)
-            if body:
-                line += " %s %s" % (self.headers.get("Content-Type", ""), body[:12])
-            self.error(404, "not_found", line)
-        elif mode == "daemon":
-            self.reply(200, json.dumps({"version": "1.2.3", "pid": 77, "socket": path,
-                                        "stateDirectory": "/tmp", "startedAt": 1.5}).encode())
-        elif mode == "conflict":
-            self.error(409, "conflict", 'server "llama" is already ready with a different spec')
-        elif mode == "teapot":
-            self.error(418, "teapot", "short and stout")
-        elif mode == "html":
-            self.reply(502, b"<html>bad gateway</html>", "text/html")
-        elif mode == "garbage":
-            self.reply(200, b"this is not json", "text/plain")
-        elif mode == "hang":
-            time.sleep(300)
+        def handle_any(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length).decode() if length else ""
+            if mode == "echo":
+                line = "%s %s" % (self.command, self.path)
+                if body:
+                    line += " %s %s" % (self.headers.get("Content-Type", ""), body[:12])
+                self.error(404, "not_found", line)
+            elif mode == "daemon":
+                self.reply(200, json.dumps({"version": "1.2.3", "pid": 77, "socket": path,
+                                            "stateDirectory": "/tmp", "startedAt": 1.5}).encode())
+            elif mode == "conflict":
+                self.error(409, "conflict", 'server "llama" is already ready with a different spec')
+            elif mode == "teapot":
+                self.error(418, "teapot", "short and stout")
+            elif mode == "html":
+                self.reply(502, b"<html>bad gateway</html>", "text/html")
+            elif mode == "garbage":
+                self.reply(200, b"this is not json", "text/plain")
+            elif mode == "hang":
+                time.sleep(300)
 
-    do_GET = do_POST = do_DELETE = handle_any
+        do_GET = do_POST = do_DELETE = handle_any
 
-class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
 
-def exit_when_parent_goes():
-    sys.stdin.read()
-    os._exit(0)
+    def exit_when_parent_goes():
+        sys.stdin.read()
+        os._exit(0)
 
-server = UnixServer(path, Handler)
-os.chmod(path, 0o600)
-gone = socket.socket(socket.AF_UNIX)
-gone.bind(dead)  # the file stays; nobody listens on it
-gone.close()
-threading.Thread(target=exit_when_parent_goes, daemon=True).start()
-print("ready", flush=True)
-server.serve_forever()
-"""#
+    server = UnixServer(path, Handler)
+    os.chmod(path, 0o600)
+    gone = socket.socket(socket.AF_UNIX)
+    gone.bind(dead)  # the file stays; nobody listens on it
+    gone.close()
+    threading.Thread(target=exit_when_parent_goes, daemon=True).start()
+    print("ready", flush=True)
+    server.serve_forever()
+    """#

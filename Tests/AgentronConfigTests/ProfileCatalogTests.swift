@@ -1,8 +1,8 @@
+import AgentronCore
+import AgentronEngines
 import Foundation
 import Testing
 
-import AgentronCore
-import AgentronEngines
 @testable import AgentronConfig
 
 /// A temporary directory tree removed when the test ends.
@@ -73,7 +73,11 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
         #expect(entries.map(\.name) == ["broken", "good"])
         let broken = try #require(entries.first)
         #expect(broken.profile == nil)
-        #expect(broken.error == ProfileError(file: bad, line: 4, column: 13, field: "probe.interval", message: "invalid duration \"5x\"; write it like 90s, 30m or 500ms"))
+        #expect(
+            broken.error
+                == ProfileError(
+                    file: bad, line: 4, column: 13, field: "probe.interval",
+                    message: "invalid duration \"5x\"; write it like 90s, 30m or 500ms"))
 
         // Resolving the broken name gives its error rather than "not found".
         do throws(ProfileError) {
@@ -97,7 +101,9 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
 
     @Test func resolveByPath() throws {
         let tree = try TempTree()
-        let path = try tree.write("elsewhere/custom.yaml", "engine: tgi\nmodel: m\nimage: ghcr.io/huggingface/text-generation-inference:3.3.5\n")
+        let path = try tree.write(
+            "elsewhere/custom.yaml",
+            "engine: tgi\nmodel: m\nimage: ghcr.io/huggingface/text-generation-inference:3.3.5\n")
         let catalog = ProfileCatalog(builtinDirectory: nil, directories: [])
         let profile = try catalog.resolve(path)
         #expect(profile.name == "custom")
@@ -129,9 +135,18 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
                 return error.message
             }
         }
-        #expect(message("qwen2.5-7b-instrct") == "no profile named \"qwen2.5-7b-instrct\"; did you mean \"qwen2.5-7b-instruct\"? (see: agentron profile ls, or pass a path to a .yaml file)")
-        #expect(message("qwen")?.hasPrefix("no profile named \"qwen\"; did you mean one of \"qwen2.5-1.5b-instruct\", \"qwen2.5-7b-instruct\"?") == true)
-        #expect(message("mistral")?.hasPrefix("no profile named \"mistral\"; available: llama-3.2-1b-instruct, qwen2.5-1.5b-instruct, qwen2.5-7b-instruct") == true)
+        #expect(
+            message("qwen2.5-7b-instrct")
+                == "no profile named \"qwen2.5-7b-instrct\"; did you mean \"qwen2.5-7b-instruct\"? (see: agentron profile ls, or pass a path to a .yaml file)"
+        )
+        #expect(
+            message("qwen")?.hasPrefix(
+                "no profile named \"qwen\"; did you mean one of \"qwen2.5-1.5b-instruct\", \"qwen2.5-7b-instruct\"?")
+                == true)
+        #expect(
+            message("mistral")?.hasPrefix(
+                "no profile named \"mistral\"; available: llama-3.2-1b-instruct, qwen2.5-1.5b-instruct, qwen2.5-7b-instruct"
+            ) == true)
 
         let empty = ProfileCatalog(builtinDirectory: nil, directories: [tree.root + "/none"])
         do throws(ProfileError) {
@@ -172,7 +187,8 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
         #expect(vllm.model == "Qwen/Qwen2.5-1.5B-Instruct")
         #expect(
             vllm.args == [
-                "--max-model-len", "8192", "--gpu-memory-utilization", "0.90", "--enable-auto-tool-choice", "--tool-call-parser",
+                "--max-model-len", "8192", "--gpu-memory-utilization", "0.90", "--enable-auto-tool-choice",
+                "--tool-call-parser",
                 "hermes",
             ])
         #expect(vllm.engine.driver.contextLength(vllm) == 8192)

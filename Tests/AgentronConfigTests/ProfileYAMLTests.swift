@@ -1,7 +1,7 @@
+import AgentronCore
 import Foundation
 import Testing
 
-import AgentronCore
 @testable import AgentronConfig
 
 /// Parses and returns the error, or nil when the YAML parsed.
@@ -138,7 +138,11 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
 @Suite struct ProfileYAMLErrorTests {
     @Test func unknownKeySuggestsTheClosest() throws {
         let error = try #require(failure(minimal + "startup_timout: 5m\n"))
-        #expect(error == ProfileError(file: "p.yaml", line: 3, column: 1, field: "startup_timout", message: "unknown key; did you mean \"startup_timeout\"?"))
+        #expect(
+            error
+                == ProfileError(
+                    file: "p.yaml", line: 3, column: 1, field: "startup_timout",
+                    message: "unknown key; did you mean \"startup_timeout\"?"))
         #expect(error.description == "p.yaml:3:1: startup_timout: unknown key; did you mean \"startup_timeout\"?")
     }
 
@@ -166,73 +170,116 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
 
     @Test func badDuration() throws {
         let error = try #require(failure(minimal + "probe:\n  interval: 5x\n"))
-        #expect(error.description == "p.yaml:4:13: probe.interval: invalid duration \"5x\"; write it like 90s, 30m or 500ms")
+        #expect(
+            error.description == "p.yaml:4:13: probe.interval: invalid duration \"5x\"; write it like 90s, 30m or 500ms"
+        )
     }
 
     @Test func durationErrors() throws {
-        #expect(failure(minimal + "stop_timeout: -5s\n")?.message == "invalid duration \"-5s\"; write it like 90s, 30m or 500ms")
-        #expect(failure(minimal + "startup_timeout: 0s\n")?.message == "must be longer than 0; write it like startup_timeout: 10s")
+        #expect(
+            failure(minimal + "stop_timeout: -5s\n")?.message
+                == "invalid duration \"-5s\"; write it like 90s, 30m or 500ms")
+        #expect(
+            failure(minimal + "startup_timeout: 0s\n")?.message
+                == "must be longer than 0; write it like startup_timeout: 10s")
         #expect(failure(minimal + "startup_timeout: 9999h\n")?.message.contains("longer than a year") == true)
-        #expect(failure(minimal + "startup_timeout: true\n")?.message == "expected a duration, found the boolean true; write it like 90s, 30m or 500ms")
+        #expect(
+            failure(minimal + "startup_timeout: true\n")?.message
+                == "expected a duration, found the boolean true; write it like 90s, 30m or 500ms")
         // A zero stop timeout (SIGKILL at once) is allowed.
         #expect(failure(minimal + "stop_timeout: 0\n") == nil)
     }
 
     @Test func quotedPortIsRefused() throws {
         let error = try #require(failure(minimal + "port: \"8080\"\n"))
-        #expect(error.description == "p.yaml:3:7: port: expected a number or auto, found the string \"8080\"; write it without quotes: port: 8080")
+        #expect(
+            error.description
+                == "p.yaml:3:7: port: expected a number or auto, found the string \"8080\"; write it without quotes: port: 8080"
+        )
     }
 
     @Test func portOutOfRange() throws {
         let error = try #require(failure(minimal + "port: 70000\n"))
-        #expect(error.description == "p.yaml:3:7: port: port 70000 is out of range; use a number from 1 to 65535, or auto")
-        #expect(failure(minimal + "port: 0\n")?.message == "port 0 is out of range; use a number from 1 to 65535, or auto")
-        #expect(failure(minimal + "port: eighty\n")?.message == "invalid port \"eighty\"; use a number from 1 to 65535, or auto")
+        #expect(
+            error.description == "p.yaml:3:7: port: port 70000 is out of range; use a number from 1 to 65535, or auto")
+        #expect(
+            failure(minimal + "port: 0\n")?.message == "port 0 is out of range; use a number from 1 to 65535, or auto")
+        #expect(
+            failure(minimal + "port: eighty\n")?.message
+                == "invalid port \"eighty\"; use a number from 1 to 65535, or auto")
     }
 
     @Test func missingModel() throws {
         let error = try #require(failure("# a comment\nengine: vllm\nport: 8000\n"))
         #expect(error.file == "p.yaml" && error.line == 2 && error.column == 1 && error.field == "model")
-        #expect(error.message == "required key is missing; add model: with a Hugging Face model id, e.g. model: Qwen/Qwen2.5-1.5B-Instruct")
+        #expect(
+            error.message
+                == "required key is missing; add model: with a Hugging Face model id, e.g. model: Qwen/Qwen2.5-1.5B-Instruct"
+        )
     }
 
     @Test func missingEngine() throws {
         let error = try #require(failure("model: x\n"))
-        #expect(error.description == "p.yaml:1:1: engine: required key is missing; add engine: followed by one of vllm, ollama, tgi, command")
+        #expect(
+            error.description
+                == "p.yaml:1:1: engine: required key is missing; add engine: followed by one of vllm, ollama, tgi, command"
+        )
     }
 
     @Test func unknownEngineListsTheValidOnes() throws {
         let error = try #require(failure("engine: vlm\nmodel: x\n"))
-        #expect(error.description == "p.yaml:1:9: engine: unknown engine \"vlm\"; did you mean \"vllm\"? Use one of vllm, ollama, tgi, command")
-        #expect(failure("engine: docker\nmodel: x\n")?.message == "unknown engine \"docker\"; Use one of vllm, ollama, tgi, command")
+        #expect(
+            error.description
+                == "p.yaml:1:9: engine: unknown engine \"vlm\"; did you mean \"vllm\"? Use one of vllm, ollama, tgi, command"
+        )
+        #expect(
+            failure("engine: docker\nmodel: x\n")?.message
+                == "unknown engine \"docker\"; Use one of vllm, ollama, tgi, command")
     }
 
     @Test func unknownRestartPolicy() throws {
         let error = try #require(failure(minimal + "restart:\n  policy: on_failure\n"))
         #expect(error.field == "restart.policy" && error.line == 4 && error.column == 11)
-        #expect(error.message == "unknown restart policy \"on_failure\"; did you mean \"on-failure\"? Use one of always, on-failure, never")
+        #expect(
+            error.message
+                == "unknown restart policy \"on_failure\"; did you mean \"on-failure\"? Use one of always, on-failure, never"
+        )
     }
 
     @Test func wrongTypes() throws {
         let args = try #require(failure(minimal + "args: --verbose\n"))
-        #expect(args.description == "p.yaml:3:7: args: expected a list, found the string \"--verbose\"; write it as a list: args: [--max-model-len, 8192]")
+        #expect(
+            args.description
+                == "p.yaml:3:7: args: expected a list, found the string \"--verbose\"; write it as a list: args: [--max-model-len, 8192]"
+        )
 
         let autostart = try #require(failure(minimal + "autostart: \"yes\"\n"))
-        #expect(autostart.description == "p.yaml:3:12: autostart: expected true or false, found the string \"yes\"; write autostart: true or autostart: false (without quotes)")
+        #expect(
+            autostart.description
+                == "p.yaml:3:12: autostart: expected true or false, found the string \"yes\"; write autostart: true or autostart: false (without quotes)"
+        )
 
         let probe = try #require(failure(minimal + "probe: 5s\n"))
         #expect(probe.field == "probe" && probe.line == 3 && probe.column == 8)
-        #expect(probe.message.hasPrefix("expected a mapping of keys (interval, timeout, failure_threshold), found the string \"5s\""))
+        #expect(
+            probe.message.hasPrefix(
+                "expected a mapping of keys (interval, timeout, failure_threshold), found the string \"5s\""))
 
         let model = try #require(failure("engine: vllm\nmodel:\n  id: x\n"))
         #expect(model.field == "model" && model.line == 3 && model.column == 3)
         #expect(model.message.hasPrefix("expected text, found a mapping;"))
 
         let threshold = try #require(failure(minimal + "probe:\n  failure_threshold: 2.5\n"))
-        #expect(threshold.description == "p.yaml:4:22: probe.failure_threshold: expected a whole number, found the number 2.5; write it like failure_threshold: 3")
+        #expect(
+            threshold.description
+                == "p.yaml:4:22: probe.failure_threshold: expected a whole number, found the number 2.5; write it like failure_threshold: 3"
+        )
 
-        let quotedStatus = try #require(failure("engine: command\nmodel: m\ncommand: [s, \"{port}\"]\nhealth_status: '200'\n"))
-        #expect(quotedStatus.message == "expected a number, found the string \"200\"; write it without quotes: health_status: 200")
+        let quotedStatus = try #require(
+            failure("engine: command\nmodel: m\ncommand: [s, \"{port}\"]\nhealth_status: '200'\n"))
+        #expect(
+            quotedStatus.message
+                == "expected a number, found the string \"200\"; write it without quotes: health_status: 200")
 
         let env = try #require(failure(minimal + "env:\n  - A=1\n"))
         #expect(env.field == "env" && env.line == 4 && env.column == 3)
@@ -263,7 +310,9 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
 
         let unclosed = try #require(failure("engine: vllm\nargs: [a, b\nport: 1\n"))
         #expect(unclosed.line == 3 && unclosed.column == 5)
-        #expect(unclosed.message.hasPrefix("invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence at line 2, column 7);"))
+        #expect(
+            unclosed.message.hasPrefix(
+                "invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence at line 2, column 7);"))
         #expect(!unclosed.description.contains("\n"))
     }
 
@@ -279,7 +328,10 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
 
     @Test func commandEngineWithoutCommand() throws {
         let error = try #require(failure("engine: command\nmodel: m\n"))
-        #expect(error.description == "p.yaml:1:9: command: engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]")
+        #expect(
+            error.description
+                == "p.yaml:1:9: command: engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]"
+        )
         let empty = try #require(failure("engine: command\nmodel: m\ncommand: []\n"))
         #expect(empty.line == 3 && empty.column == 10 && empty.field == "command")
     }
@@ -293,7 +345,9 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
     @Test func engineSpecificKeysElsewhere() throws {
         let error = try #require(failure(minimal + "image: ghcr.io/x:1\n"))
         #expect(error.description == "p.yaml:3:1: image: only used with engine: tgi; remove it, or set engine: tgi")
-        #expect(failure(minimal + "command: [x]\n")?.message == "only used with engine: command; remove it, or set engine: command")
+        #expect(
+            failure(minimal + "command: [x]\n")?.message
+                == "only used with engine: command; remove it, or set engine: command")
     }
 
     @Test func multipleDocumentsAnchorsAndAliases() throws {
@@ -321,7 +375,9 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
 
     @Test func badGpus() throws {
         #expect(failure(minimal + "gpus: [0, -1]\n")?.field == "gpus[1]")
-        #expect(failure(minimal + "gpus: \"0,x\"\n")?.message == "invalid GPU list \"0,x\"; write it like gpus: [0, 1] or gpus: \"0,1\"")
+        #expect(
+            failure(minimal + "gpus: \"0,x\"\n")?.message
+                == "invalid GPU list \"0,x\"; write it like gpus: [0, 1] or gpus: \"0,1\"")
         #expect(failure(minimal + "gpus: [1, 1]\n")?.message == "GPU 1 is listed twice; list each GPU once")
     }
 
@@ -337,7 +393,10 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
             Issue.record("expected an error")
         } catch {
             #expect(error.file == "/nonexistent/agentron/x.yaml" && error.line == 0 && error.field == "")
-            #expect(error.description == "/nonexistent/agentron/x.yaml: cannot read the profile: No such file or directory; check the path and its permissions")
+            #expect(
+                error.description
+                    == "/nonexistent/agentron/x.yaml: cannot read the profile: No such file or directory; check the path and its permissions"
+            )
         }
     }
 
@@ -365,25 +424,47 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
     @Test func fullCommandProfile() throws {
         try roundTrip(
             Profile(
-                name: "llama-cpp", engine: .command, model: "/models/llama 3.2: q4.gguf", host: "::1", port: .fixed(8081),
-                gpus: [1, 0], args: ["--ctx-size", "8192", "-", "yes", "null", "", " padded ", "#hash", "a #b", "x: y", "0.90", "{x}", "- item", "---", "it's \"quoted\"", "tab\there", "line\nbreak", "ünïcode", "back\\slash", "::1", "?x", ":x", "-x", "x:", "a:b", "%x", "@x", "!x", "&x", "*x", "[x]", "x,y", "1e3", "0x1F", ".5", "~", "..."],
+                name: "llama-cpp", engine: .command, model: "/models/llama 3.2: q4.gguf", host: "::1",
+                port: .fixed(8081),
+                gpus: [1, 0],
+                args: [
+                    "--ctx-size", "8192", "-", "yes", "null", "", " padded ", "#hash", "a #b", "x: y", "0.90", "{x}",
+                    "- item", "---", "it's \"quoted\"", "tab\there", "line\nbreak", "ünïcode", "back\\slash", "::1",
+                    "?x", ":x", "-x", "x:", "a:b", "%x", "@x", "!x", "&x", "*x", "[x]", "x,y", "1e3", "0x1F", ".5", "~",
+                    "...",
+                ],
                 env: ["HF_HOME": "/data/hf", "EMPTY": "", "NO": "off", "MULTI": "a\nb", "TOKEN": "~"],
-                startupTimeout: .seconds(1.25), probe: ProbeSettings(interval: .milliseconds(250), timeout: .seconds(3), failureThreshold: 5),
-                restart: RestartPolicy(mode: .never, initialDelay: .seconds(0), factor: 1.7, maxDelay: .seconds(0.1), maxRestarts: 0, window: .minutes(90), resetAfter: .seconds(7200)),
+                startupTimeout: .seconds(1.25),
+                probe: ProbeSettings(interval: .milliseconds(250), timeout: .seconds(3), failureThreshold: 5),
+                restart: RestartPolicy(
+                    mode: .never, initialDelay: .seconds(0), factor: 1.7, maxDelay: .seconds(0.1), maxRestarts: 0,
+                    window: .minutes(90), resetAfter: .seconds(7200)),
                 stopTimeout: .seconds(0), autostart: true, register: false,
-                command: ["my-server", "--model={model}", "--port", "{port}"], healthPath: "/v1/health?x=1", healthStatus: 204,
+                command: ["my-server", "--model={model}", "--port", "{port}"], healthPath: "/v1/health?x=1",
+                healthStatus: 204,
                 source: "somewhere.yaml"))
     }
 
     @Test func tgiAndDefaults() throws {
-        try roundTrip(Profile(name: "tgi-1", engine: .tgi, model: "meta-llama/Llama-3.2-1B-Instruct", image: "ghcr.io/huggingface/text-generation-inference:3.3.5"))
+        try roundTrip(
+            Profile(
+                name: "tgi-1", engine: .tgi, model: "meta-llama/Llama-3.2-1B-Instruct",
+                image: "ghcr.io/huggingface/text-generation-inference:3.3.5"))
         try roundTrip(Profile(name: "123", engine: .ollama, model: "llama3.2:1b", env: ["OLLAMA_KEEP_ALIVE": "-1"]))
-        try roundTrip(Profile(name: "odd-durations", engine: .vllm, model: "m", startupTimeout: .seconds(0.0001), stopTimeout: .seconds(1e-7)))
+        try roundTrip(
+            Profile(
+                name: "odd-durations", engine: .vllm, model: "m", startupTimeout: .seconds(0.0001),
+                stopTimeout: .seconds(1e-7)))
     }
 
     @Test func renderedTextLooksHandWritten() {
-        let text = Profile(name: "qwen", engine: .vllm, model: "Qwen/Qwen2.5-1.5B-Instruct", args: ["--max-model-len", "8192"]).yamlText
-        #expect(text.hasPrefix("name: qwen\nengine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\nhost: 127.0.0.1\nport: auto\ngpus: []\nargs:\n  - --max-model-len\n  - \"8192\"\nenv: {}\nstartup_timeout: 30m\nstop_timeout: 90s\n"))
+        let text = Profile(
+            name: "qwen", engine: .vllm, model: "Qwen/Qwen2.5-1.5B-Instruct", args: ["--max-model-len", "8192"]
+        ).yamlText
+        #expect(
+            text.hasPrefix(
+                "name: qwen\nengine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\nhost: 127.0.0.1\nport: auto\ngpus: []\nargs:\n  - --max-model-len\n  - \"8192\"\nenv: {}\nstartup_timeout: 30m\nstop_timeout: 90s\n"
+            ))
         #expect(text.contains("restart:\n  policy: on-failure\n  initial_delay: 1s\n  factor: 2\n"))
     }
 }

@@ -1,7 +1,7 @@
+import AgentronCore
 import Foundation
 import Testing
 
-import AgentronCore
 @testable import AgentronConfig
 
 /// The runtime directory rule (RuntimeDirectory): only a real directory that we own and
@@ -102,9 +102,12 @@ struct RuntimeDirectoryTests {
         if getuid() == 0 {
             #expect(fallback.runtimeDirectoriesToOwn == ["/run/agentron"])
         } else {
-            #expect(fallback.runtimeDirectoriesToOwn == ["/tmp/agentron-\(getuid())", "/tmp/agentron-\(getuid())/agentron"])
+            #expect(
+                fallback.runtimeDirectoriesToOwn == ["/tmp/agentron-\(getuid())", "/tmp/agentron-\(getuid())/agentron"])
         }
-        let xdg = AgentronPaths(runtimeDirectory: "/run/user/1000/agentron", stateDirectory: "/s", configDirectory: "/c", profileDirectories: [])
+        let xdg = AgentronPaths(
+            runtimeDirectory: "/run/user/1000/agentron", stateDirectory: "/s", configDirectory: "/c",
+            profileDirectories: [])
         #expect(xdg.runtimeDirectoriesToOwn == ["/run/user/1000/agentron"])
         let home = AgentronPaths.current(environment: ["AGENTRON_HOME": "/h"])
         #expect(home.runtimeDirectoriesToOwn == ["/h/run"])

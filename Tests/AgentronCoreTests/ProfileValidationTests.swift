@@ -67,12 +67,16 @@ struct ProfileValidationTests {
     /// daemon's limits; none traps.
     @Test func generatedProfilesNeverTrapAndWhatParsesIsValid() {
         let values = [
-            "1e300", "-1", "0", "nan", ".inf", "-.inf", "9223372036854775807", "9223372036854775808", "99999999999999999999",
-            "\"\"", "[]", "{}", "[1, 1]", "null", "~", "yes", "auto", "\"8080\"", "1e300s", "5x", "-5s", "0.0001ms", "1.5",
+            "1e300", "-1", "0", "nan", ".inf", "-.inf", "9223372036854775807", "9223372036854775808",
+            "99999999999999999999",
+            "\"\"", "[]", "{}", "[1, 1]", "null", "~", "yes", "auto", "\"8080\"", "1e300s", "5x", "-5s", "0.0001ms",
+            "1.5",
             "[--a, \"\\0\"]", "{A: 1}", "{\"A=B\": 1}", "[\"sleep\", \"{port}\"]", "/health", "999", "65536",
             String(repeating: "x", count: 5000), "&a [*a, *a]", "!!binary aGk=", "\"\\u0000\"",
         ]
-        let keys = Profile.yamlKeys + Profile.yamlProbeKeys.map { "probe.\($0)" } + Profile.yamlRestartKeys.map { "restart.\($0)" }
+        let keys =
+            Profile.yamlKeys + Profile.yamlProbeKeys.map { "probe.\($0)" }
+            + Profile.yamlRestartKeys.map { "restart.\($0)" }
         var state: UInt64 = 0x1234_5678
         func next(_ bound: Int) -> Int {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -105,7 +109,9 @@ struct ProfileValidationTests {
 /// What counts as a secret: words, not substrings (a review found `--max-num-batched-tokens
 /// 8192` blanking every "8192" in the logs).
 struct SecretNameTests {
-    @Test(arguments: ["HF_TOKEN", "VLLM_API_KEY", "OPENAI_APIKEY", "HUGGING_FACE_HUB_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY"])
+    @Test(arguments: [
+        "HF_TOKEN", "VLLM_API_KEY", "OPENAI_APIKEY", "HUGGING_FACE_HUB_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY",
+    ])
     func secretVariables(_ name: String) { #expect(Profile.isSecretKey(name)) }
 
     @Test(arguments: ["TOKENIZERS_PARALLELISM", "MAX_TOKENS", "HF_HOME", "KEYBOARD", "CUDA_VISIBLE_DEVICES"])
@@ -114,7 +120,10 @@ struct SecretNameTests {
     @Test(arguments: ["--api-key", "--hf-token", "--token", "--password", "--secret-key", "--api_key"])
     func secretFlags(_ flag: String) { #expect(Profile.isSecretFlag(flag)) }
 
-    @Test(arguments: ["--max-num-batched-tokens", "--tokenizer", "--tokenizer-mode", "--max-total-tokens", "--ssl-keyfile", "--keep-alive"])
+    @Test(arguments: [
+        "--max-num-batched-tokens", "--tokenizer", "--tokenizer-mode", "--max-total-tokens", "--ssl-keyfile",
+        "--keep-alive",
+    ])
     func flagsThatAreNotSecrets(_ flag: String) { #expect(!Profile.isSecretFlag(flag)) }
 
     @Test func onlySecretValuesAreBlanked() {
@@ -124,6 +133,9 @@ struct SecretNameTests {
             env: ["TOKENIZERS_PARALLELISM": "false", "HF_TOKEN": "hf_abcdefghij"])
         let line = "tokenizer org/m batched 8192 parallel false key sk-0123456789 token hf_abcdefghij"
         #expect(profile.redact(line) == "tokenizer org/m batched 8192 parallel false key <redacted> token <redacted>")
-        #expect(Profile.redactArguments(profile.args) == ["--max-num-batched-tokens", "8192", "--tokenizer", "org/m", "--api-key", "<redacted>"])
+        #expect(
+            Profile.redactArguments(profile.args) == [
+                "--max-num-batched-tokens", "8192", "--tokenizer", "org/m", "--api-key", "<redacted>",
+            ])
     }
 }

@@ -161,23 +161,27 @@ struct ServerStateMachineDecisionTests {
             ServerStateMachine.Saved(state: state, reason: nil, restartCount: 2, totalRestarts: 4, wanted: nil)
         }
         // A live engine: probes resume where it was.
-        let (live, liveActions) = ServerStateMachine.restored(profile: profile(), saved: saved(.unhealthy), engineAlive: true, now: 0)
+        let (live, liveActions) = ServerStateMachine.restored(
+            profile: profile(), saved: saved(.unhealthy), engineAlive: true, now: 0)
         #expect(live.state == .ready)
         #expect(liveActions == [.startLivenessProbes])
         #expect(live.totalRestarts == 4)
         #expect(live.wanted, "a state file without `wanted`: running means wanted")
 
-        let (loading, loadingActions) = ServerStateMachine.restored(profile: profile(), saved: saved(.starting), engineAlive: true, now: 0)
+        let (loading, loadingActions) = ServerStateMachine.restored(
+            profile: profile(), saved: saved(.starting), engineAlive: true, now: 0)
         #expect(loading.state == .starting)
         #expect(loadingActions == [.startStartupProbes])
 
         // A stop it was in the middle of goes on.
-        let (stopping, stoppingActions) = ServerStateMachine.restored(profile: profile(), saved: saved(.stopping), engineAlive: true, now: 0)
+        let (stopping, stoppingActions) = ServerStateMachine.restored(
+            profile: profile(), saved: saved(.stopping), engineAlive: true, now: 0)
         #expect(stopping.state == .stopping)
         #expect(stoppingActions == [.terminate(grace: .seconds(90))])
 
         // A dead engine: remnants killed, the loss handled as a crash (restart 3 → 4 s).
-        let (dead, deadActions) = ServerStateMachine.restored(profile: profile(), saved: saved(.ready), engineAlive: false, now: 0)
+        let (dead, deadActions) = ServerStateMachine.restored(
+            profile: profile(), saved: saved(.ready), engineAlive: false, now: 0)
         #expect(deadActions == [.killRemnants, .scheduleRestart(after: .seconds(4))])
         #expect(dead.state == .backoff)
         #expect(dead.lastExit == .unknown)
@@ -185,7 +189,8 @@ struct ServerStateMachineDecisionTests {
         // Stopped by the daemon's own shutdown: started again with the daemon.
         var cleanly = saved(.stopped)
         cleanly.wanted = true
-        let (boot, bootActions) = ServerStateMachine.restored(profile: profile(), saved: cleanly, engineAlive: false, now: 0)
+        let (boot, bootActions) = ServerStateMachine.restored(
+            profile: profile(), saved: cleanly, engineAlive: false, now: 0)
         #expect(boot.startsAtBoot)
         #expect(bootActions == [.killRemnants])
     }

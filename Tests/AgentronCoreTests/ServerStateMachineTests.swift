@@ -183,7 +183,8 @@ enum MachineEvent: String, Sendable, CaseIterable {
         case .exitedCode0: machine.exited(.exited(code: 0), now: now)
         case .exitedPortLost:
             machine.exited(
-                .exited(code: 1), portLost: .init(reason: "port 41000 is already in use", canPickAnother: true), now: now)
+                .exited(code: 1), portLost: .init(reason: "port 41000 is already in use", canPickAnother: true),
+                now: now)
         case .released: machine.released(now: now)
         case .stopRequested: machine.stopRequested()
         case .shutdownRequested: machine.shutdownRequested()
@@ -199,7 +200,8 @@ struct TransitionRow: Sendable, CustomTestStringConvertible {
     var to: ServerState
     var actions: [ServerStateMachine.Action]
 
-    init(_ from: MachineFixture, _ event: MachineEvent, _ to: ServerState, _ actions: [ServerStateMachine.Action] = []) {
+    init(_ from: MachineFixture, _ event: MachineEvent, _ to: ServerState, _ actions: [ServerStateMachine.Action] = [])
+    {
         self.from = from
         self.event = event
         self.to = to

@@ -65,7 +65,9 @@ private final class AppDatabase: @unchecked Sendable {
         }
         if prepared.1 {
             sqlite3_finalize(statement)
-            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw TestFailure(String(cString: sqlite3_errmsg(db))) }
+            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+                throw TestFailure(String(cString: sqlite3_errmsg(db)))
+            }
             return []
         }
         guard prepared.0 == SQLITE_OK, let statement else { throw TestFailure(String(cString: sqlite3_errmsg(db))) }
@@ -143,11 +145,14 @@ struct AgentronAppTargetTests {
         #expect(resolved(["HOME": "/home/u"]) == "/home/u/.config/Agentron Studio/agentron.sqlite")
         #expect(resolved(["HOME": "/root"], root: true) == nil, "root's home is no user's app")
         #expect(resolved(["HOME": "/home/u", "AGENTRON_HOME": "/tmp/h"]) == nil, "an isolated agentron stays isolated")
-        #expect(resolved(["HOME": "/home/u", "AGENTRON_DATA_DIR": "/srv/app/"], root: true) == "/srv/app/agentron.sqlite")
+        #expect(
+            resolved(["HOME": "/home/u", "AGENTRON_DATA_DIR": "/srv/app/"], root: true) == "/srv/app/agentron.sqlite")
         #expect(
             resolved(["AGENTRON_DATA_DIR": "/srv/app", "AGENTRON_DB_PATH": "/data/a.db"]) == "/data/a.db",
             "the app's own variable for the file wins over its directory")
-        #expect(resolved(["AGENTRON_DB_PATH": "/data/a.db", "AGENTRON_APP_DB": "~/x.sqlite", "HOME": "/home/u"]) == "/home/u/x.sqlite")
+        #expect(
+            resolved(["AGENTRON_DB_PATH": "/data/a.db", "AGENTRON_APP_DB": "~/x.sqlite", "HOME": "/home/u"])
+                == "/home/u/x.sqlite")
         #expect(resolved(["AGENTRON_DB_PATH": "/data/a.db", "AGENTRON_APP_DB": "off", "HOME": "/home/u"]) == nil)
     }
 
@@ -160,7 +165,8 @@ struct AgentronAppTargetTests {
         await registrar.sync([
             server("a", contextLength: 4096), server("b", .ollama, port: 11434),
             RegisteredServer(
-                name: "c", engine: .command, endpoint: "http://127.0.0.1:8003/v1/", model: "m", apiKey: nil, status: "ready"),
+                name: "c", engine: .command, endpoint: "http://127.0.0.1:8003/v1/", model: "m", apiKey: nil,
+                status: "ready"),
         ])
         let a = try #require(try database.row("agentron-a"))
         #expect(a[1] == "custom_http")
@@ -259,7 +265,10 @@ struct AgentronAppTargetTests {
     @Test(arguments: [
         ("CREATE TABLE llm_configs (id integer primary key, name text);", "has no column provider"),
         ("CREATE TABLE settings (k text primary key, v text);", "no llm_configs table"),
-        (appSchema.replacingOccurrences(of: "extra text)", with: "extra text, owner text not null)"), "requires column owner"),
+        (
+            appSchema.replacingOccurrences(of: "extra text)", with: "extra text, owner text not null)"),
+            "requires column owner"
+        ),
         (
             "CREATE TABLE llm_configs (id text, provider text, model text, api_key_ref text, endpoint text, extra text, "
                 + "primary key (id, provider));", "primary key is not id alone"
@@ -396,7 +405,9 @@ private final class LockHolder: @unchecked Sendable {
             time.sleep(float(sys.argv[2]))
             con.execute("COMMIT")
             """
-        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         if let python {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: python)

@@ -18,7 +18,9 @@ struct ControlAPITests {
         let paths: AgentronPaths
         let registry: ServerRegistry
         let api: ControlAPI
-        let info = DaemonInfo(version: "9.9.9-test", pid: 4242, socket: "/tmp/test.sock", stateDirectory: "/tmp/state", startedAt: 1_700_000_000)
+        let info = DaemonInfo(
+            version: "9.9.9-test", pid: 4242, socket: "/tmp/test.sock", stateDirectory: "/tmp/state",
+            startedAt: 1_700_000_000)
         /// In every engine's argv (a number: `sleep` adds it up), so `stop()` finds what the
         /// registry may have lost.
         let marker = "\(Int.random(in: 100_000...999_999)).25"
@@ -26,10 +28,12 @@ struct ControlAPITests {
         init() throws {
             root = NSTemporaryDirectory() + "agentron-api-\(UUID().uuidString.prefix(8))"
             paths = AgentronPaths(
-                runtimeDirectory: root + "/run", stateDirectory: root + "/state", configDirectory: root + "/config", profileDirectories: [])
+                runtimeDirectory: root + "/run", stateDirectory: root + "/state", configDirectory: root + "/config",
+                profileDirectories: [])
             try FileManager.default.createDirectory(atPath: paths.logDirectory, withIntermediateDirectories: true)
             let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-            let registrar = Registrar(config: RegistrarConfig(providersPath: root + "/config/providers.json"), logger: logger)
+            let registrar = Registrar(
+                config: RegistrarConfig(providersPath: root + "/config/providers.json"), logger: logger)
             registry = ServerRegistry(
                 paths: paths, daemonEnvironment: ["PATH": "/usr/bin:/bin"], cgroups: nil, registrar: registrar,
                 instance: "test", logger: logger)
@@ -184,29 +188,39 @@ struct ControlAPITests {
                 let port = try #require(ready.port)
                 #expect(ready.endpoint == "http://127.0.0.1:\(port)")
 
-                #expect(try await fixture.call(.list(all: false)).decode(ServerList.self).servers.map(\.name) == ["web"])
+                #expect(
+                    try await fixture.call(.list(all: false)).decode(ServerList.self).servers.map(\.name) == ["web"])
                 let detailed = try await fixture.call(.inspect(name: "web")).decode(ServerInfo.self)
                 #expect(detailed.profile?.command?.first == "/usr/bin/python3", "inspect carries the profile")
                 #expect(detailed.history?.map(\.state).contains(.ready) == true)
 
                 // The readiness probes are requests, which http.server logs.
-                #expect(await waitUntil { await fixture.call(.logs(name: "web", tail: "10", follow: false)).text.contains("GET / HTTP") })
+                #expect(
+                    await waitUntil {
+                        await fixture.call(.logs(name: "web", tail: "10", follow: false)).text.contains("GET / HTTP")
+                    })
                 let logs = await fixture.call(.logs(name: "web", tail: "1", follow: false))
                 #expect(logs.status == 200 && !logs.isJSON)
                 #expect(logs.text.split(separator: "\n").count == 1, "tail=1 is one line: \(logs.text)")
                 let follow = await fixture.call(.logs(name: "web", tail: "1", follow: true))
                 var chunks = follow.stream?.makeAsyncIterator()
                 let first = await chunks?.next()
-                #expect(first.map { String(decoding: $0, as: UTF8.self).hasPrefix("127.0.0.1") } == true, "a follow starts with the tail")
+                #expect(
+                    first.map { String(decoding: $0, as: UTF8.self).hasPrefix("127.0.0.1") } == true,
+                    "a follow starts with the tail")
                 chunks = nil
 
                 let stopped = await fixture.call(.stop(name: "web", timeout: "3s"))
                 #expect(stopped.status == 200)
                 #expect(try stopped.decode(ServerInfo.self).state == .stopped)
-                #expect(try await fixture.call(.list(all: false)).decode(ServerList.self).servers.isEmpty, "ps hides stopped servers")
+                #expect(
+                    try await fixture.call(.list(all: false)).decode(ServerList.self).servers.isEmpty,
+                    "ps hides stopped servers")
                 #expect(try await fixture.call(.list(all: true)).decode(ServerList.self).servers.map(\.name) == ["web"])
                 // A wait on a settled server returns at once, whatever the number.
-                #expect(try await fixture.call(.wait(name: "web", seconds: "1e300")).decode(ServerInfo.self).state == .stopped)
+                #expect(
+                    try await fixture.call(.wait(name: "web", seconds: "1e300")).decode(ServerInfo.self).state
+                        == .stopped)
 
                 #expect(await fixture.call(.restart(name: "web")).status == 200)
                 #expect(try await fixture.settle("web").state == .ready)
@@ -216,7 +230,8 @@ struct ControlAPITests {
                 #expect(removed.status == 200)
                 #expect(try removed.decode(ServerInfo.self).name == "web")
                 #expect(await fixture.call(.inspect(name: "web")).status == 404, "gone once removed")
-                #expect(!FileManager.default.fileExists(atPath: fixture.paths.logDirectory + "/web.log"), "with its logs")
+                #expect(
+                    !FileManager.default.fileExists(atPath: fixture.paths.logDirectory + "/web.log"), "with its logs")
             }
         }
     }
@@ -234,11 +249,14 @@ struct ControlAPITests {
     /// Secrets of the profile never leave through `logs`.
     @Test func logsBlankTheProfilesSecrets() async throws {
         try await withFixture { fixture in
-            _ = try await fixture.start(fixture.sleeper("noisy", printing: "token=$HF_TOKEN", env: ["HF_TOKEN": "hf_s3cr3tvalue"]))
+            _ = try await fixture.start(
+                fixture.sleeper("noisy", printing: "token=$HF_TOKEN", env: ["HF_TOKEN": "hf_s3cr3tvalue"]))
             // The daemon's own "starting" line comes first; wait for the engine's.
-            #expect(await waitUntil {
-                await fixture.call(.logs(name: "noisy", tail: nil, follow: false)).text.split(separator: "\n").contains { $0.hasPrefix("token=") }
-            })
+            #expect(
+                await waitUntil {
+                    await fixture.call(.logs(name: "noisy", tail: nil, follow: false)).text.split(separator: "\n")
+                        .contains { $0.hasPrefix("token=") }
+                })
             let logs = await fixture.call(.logs(name: "noisy", tail: nil, follow: false)).text
             #expect(!logs.contains("hf_s3cr3tvalue"), "\(logs)")
             #expect(logs.contains("token=<redacted>"), "\(logs)")
@@ -313,10 +331,13 @@ struct ControlAPITests {
                 #expect(reply.error?.message.contains("invalid tail") == true, "\(reply.text)")
             }
             for tail in ["0", "99999999999999999999999", "9223372036854775807"] {
-                #expect(await fixture.call(.logs(name: "quiet", tail: tail, follow: false)).status == 200, "tail=\(tail) is clamped")
+                #expect(
+                    await fixture.call(.logs(name: "quiet", tail: tail, follow: false)).status == 200,
+                    "tail=\(tail) is clamped")
             }
             for wait in ["-5", "1e-9", "0", "-inf"] {
-                #expect(await fixture.call(.wait(name: "quiet", seconds: wait)).status == 200, "wait=\(wait) is clamped")
+                #expect(
+                    await fixture.call(.wait(name: "quiet", seconds: wait)).status == 200, "wait=\(wait) is clamped")
             }
             #expect(await fixture.call(.stop(name: "quiet", timeout: "500ms")).status == 200)
         }
@@ -325,7 +346,9 @@ struct ControlAPITests {
     /// A body that is not a start request: 400, and the message says what is wrong with it.
     @Test func badBodiesAre400NamingTheProblem() async throws {
         try await withFixture { fixture in
-            let valid = try JSONSerialization.jsonObject(with: JSONEncoder().encode(fixture.sleeper("ok"))) as? [String: Any] ?? [:]
+            let valid =
+                try JSONSerialization.jsonObject(with: JSONEncoder().encode(fixture.sleeper("ok"))) as? [String: Any]
+                ?? [:]
             func body(_ change: (inout [String: Any]) -> Void) throws -> String {
                 var profile = valid
                 change(&profile)
@@ -349,7 +372,8 @@ struct ControlAPITests {
                 #expect(reply.error?.code == .invalidRequest)
                 #expect(reply.error?.message.contains(named) == true, "\(text): \(reply.text)")
             }
-            #expect(try await fixture.call(.list(all: true)).decode(ServerList.self).servers.isEmpty, "nothing was started")
+            #expect(
+                try await fixture.call(.list(all: true)).decode(ServerList.self).servers.isEmpty, "nothing was started")
         }
     }
 
@@ -358,12 +382,14 @@ struct ControlAPITests {
         try await withFixture { fixture in
             var profile = fixture.sleeper("fine")
             profile.name = "not a name!"
-            let badName = await fixture.call(.start, body: Array(try JSONEncoder().encode(StartRequest(profile: profile))))
+            let badName = await fixture.call(
+                .start, body: Array(try JSONEncoder().encode(StartRequest(profile: profile))))
             #expect(badName.status == 400)
             #expect(badName.error?.message.contains("name") == true, "\(badName.text)")
             profile = fixture.sleeper("fine")
             profile.stopTimeout = .seconds(1e300)
-            let badTimeout = await fixture.call(.start, body: Array(try JSONEncoder().encode(StartRequest(profile: profile))))
+            let badTimeout = await fixture.call(
+                .start, body: Array(try JSONEncoder().encode(StartRequest(profile: profile))))
             #expect(badTimeout.status == 400)
             #expect(badTimeout.error?.message.contains("stop_timeout") == true, "\(badTimeout.text)")
             #expect(try await fixture.call(.list(all: true)).decode(ServerList.self).servers.isEmpty)
@@ -400,7 +426,8 @@ struct ControlRouteTests {
         .inspect(name: "llama-3.2-1b"), .wait(name: "llama", seconds: "0.25"), .wait(name: "llama", seconds: "1e+300"),
         .remove(name: "llama", force: false), .remove(name: "llama", force: true),
         .stop(name: "llama", timeout: nil), .stop(name: "llama", timeout: "30.0"), .stop(name: "llama", timeout: "2 m"),
-        .restart(name: "q.w_e-r"), .logs(name: "llama", tail: nil, follow: false), .logs(name: "llama", tail: "100", follow: true),
+        .restart(name: "q.w_e-r"), .logs(name: "llama", tail: nil, follow: false),
+        .logs(name: "llama", tail: "100", follow: true),
         .logs(name: "llama", tail: "5", follow: false), .logs(name: "llama", tail: nil, follow: true),
         // Names and values no valid profile has still arrive whole.
         .inspect(name: "a/b"), .inspect(name: "sp ace?&=#%"), .inspect(name: "ünï"), .stop(name: "x", timeout: "a&b=c"),
@@ -410,7 +437,9 @@ struct ControlRouteTests {
     @Test(arguments: routes)
     func whatTheClientSendsParsesBackToTheSameRoute(_ route: ControlRoute) throws {
         let (path, query) = ControlRoute.split(target: route.target)
-        #expect(try ControlRoute(method: route.method, path: path, query: query) == route, "\(route.method) \(route.target)")
+        #expect(
+            try ControlRoute(method: route.method, path: path, query: query) == route, "\(route.method) \(route.target)"
+        )
         #expect(route.target.hasPrefix(apiVersionPrefix + "/"))
         #expect(!route.target.contains(" ") && !route.target.contains("#"), "a valid request line: \(route.target)")
     }
@@ -454,12 +483,18 @@ struct ControlRouteTests {
         #expect(try parse("GET", "//v1//servers/") == .list(all: false))
         #expect(try parse("GET", "/v1/servers/x/logs?follow&tail=3") == .logs(name: "x", tail: "3", follow: true))
         #expect(try parse("GET", "/v1/servers/x?wait=1&wait=2") == .wait(name: "x", seconds: "2"))
-        #expect(try parse("GET", "/v1/servers/x?wait") == .wait(name: "x", seconds: "true"), "a bare wait reaches the daemon's check")
+        #expect(
+            try parse("GET", "/v1/servers/x?wait") == .wait(name: "x", seconds: "true"),
+            "a bare wait reaches the daemon's check")
         #expect(try parse("GET", "/v1/servers/a%2Fb") == .inspect(name: "a/b"))
         #expect(try parse("GET", "/v1/servers/x?wait=%35") == .wait(name: "x", seconds: "5"))
-        #expect(try parse("GET", "/v1/servers/x?wait=%zz") == .wait(name: "x", seconds: "%zz"), "a bad escape stays as sent")
+        #expect(
+            try parse("GET", "/v1/servers/x?wait=%zz") == .wait(name: "x", seconds: "%zz"), "a bad escape stays as sent"
+        )
         #expect(throws: ControlRoute.Mismatch.unversioned(path: "/v2/servers")) { try parse("GET", "/v2/servers") }
-        #expect(throws: ControlRoute.Mismatch.unknownPath(method: "GET", path: "/v1/servers/x/y/z")) { try parse("GET", "/v1/servers/x/y/z") }
+        #expect(throws: ControlRoute.Mismatch.unknownPath(method: "GET", path: "/v1/servers/x/y/z")) {
+            try parse("GET", "/v1/servers/x/y/z")
+        }
     }
 
     @Test func percentEncodingRoundTrips() {

@@ -59,7 +59,8 @@ private final class UserDirectory: @unchecked Sendable {
 private let logger = Logger(label: "registrar-safety-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
 private func server(_ name: String) -> RegisteredServer {
-    RegisteredServer(name: name, engine: .vllm, endpoint: "http://127.0.0.1:8001", model: name, apiKey: nil, status: "ready")
+    RegisteredServer(
+        name: name, engine: .vllm, endpoint: "http://127.0.0.1:8001", model: name, apiKey: nil, status: "ready")
 }
 
 private func owner(_ path: String) -> (uid: uid_t, gid: gid_t)? {
@@ -135,17 +136,21 @@ struct RegistrarSafetyTests {
         let text = "{\n  \"models\": {\n    \"providers\": {}\n  }\n}\n"
         let victim = try home.rootFile("root.json", text)
         try home.link("openclaw.json", to: victim)
-        let config = RegistrarConfig(providersPath: home.path("providers.json"), openClawPath: home.path("openclaw.json"))
+        let config = RegistrarConfig(
+            providersPath: home.path("providers.json"), openClawPath: home.path("openclaw.json"))
         let registrar = Registrar(config: config, logger: logger)
         defer { Task { await registrar.stop() } }
 
         #expect(await syncReturns(registrar, [server("a")], within: 5))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: victim)) == Data(text.utf8), "the link's target was rewritten")
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: victim)) == Data(text.utf8), "the link's target was rewritten")
         #expect(owner(victim)?.uid == 0)
         let targets = await registrar.status().targets
         let openClaw = try #require(targets.first { $0.kind == ProviderTarget.openClaw })
         let error = try #require(openClaw.error)
-        #expect(error.contains("is a link to \(victim), owned by uid 0, not by the directory's owner uid 65534"), "\(error)")
+        #expect(
+            error.contains("is a link to \(victim), owned by uid 0, not by the directory's owner uid 65534"), "\(error)"
+        )
         #expect(try String(contentsOfFile: home.outsidePath("root.json"), encoding: .utf8) == text)
         // The other target is unaffected.
         #expect(targets.first { $0.kind == ProviderTarget.agentron }?.error == nil)
@@ -174,7 +179,8 @@ struct RegistrarSafetyTests {
     func aLinkToDevZeroDoesNotExhaustMemory() async throws {
         let home = try UserDirectory()
         try home.link("openclaw.json", to: "/dev/zero")
-        let config = RegistrarConfig(providersPath: home.path("providers.json"), openClawPath: home.path("openclaw.json"))
+        let config = RegistrarConfig(
+            providersPath: home.path("providers.json"), openClawPath: home.path("openclaw.json"))
         let registrar = Registrar(config: config, logger: logger)
         defer { Task { await registrar.stop() } }
 
@@ -210,15 +216,20 @@ struct RegistrarSafetyTests {
         let directory = NSTemporaryDirectory() + "agentron-safety-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try FileManager.default.createSymbolicLink(atPath: directory + "/openclaw.json", withDestinationPath: "/dev/zero")
-        let config = RegistrarConfig(providersPath: directory + "/providers.json", openClawPath: directory + "/openclaw.json")
+        try FileManager.default.createSymbolicLink(
+            atPath: directory + "/openclaw.json", withDestinationPath: "/dev/zero")
+        let config = RegistrarConfig(
+            providersPath: directory + "/providers.json", openClawPath: directory + "/openclaw.json")
         let registrar = Registrar(config: config, logger: logger)
         defer { Task { await registrar.stop() } }
 
         #expect(await syncReturns(registrar, [server("a")], within: 5))
         let openClaw = try #require(await registrar.status().targets.first { $0.kind == ProviderTarget.openClaw })
         let error = try #require(openClaw.error)
-        #expect(error == "cannot read /dev/zero: it is a character device, not a regular file; left untouched: replace it with a regular file")
+        #expect(
+            error
+                == "cannot read /dev/zero: it is a character device, not a regular file; left untouched: replace it with a regular file"
+        )
     }
 
     /// (d) What root creates in a user's directory is the user's: the file, the lock file
@@ -283,7 +294,10 @@ struct RegistrarSafetyTests {
         #expect(try String(contentsOfFile: file, encoding: .utf8) == text)
         #expect(owner(file)?.uid == 0)
         let error = try #require(await registrar.status().targets.first?.error)
-        #expect(error == "\(file) is owned by uid 0, not by the directory's owner uid 65534; left untouched: chown it to uid 65534 for agentron to keep it up to date")
+        #expect(
+            error
+                == "\(file) is owned by uid 0, not by the directory's owner uid 65534; left untouched: chown it to uid 65534 for agentron to keep it up to date"
+        )
     }
 
     /// (e) A hard link to a root-owned file planted under the temp file's name: the old
@@ -324,7 +338,10 @@ struct FileIOSafetyTests {
         try #require(mkfifo(fifo, 0o644) == 0)
         for (path, kind) in [(fifo, "a FIFO"), ("/dev/zero", "a character device"), (dir, "a directory")] {
             let error = try #require(throws: FileIO.Failure.self) { try FileIO.read(path) }
-            #expect(error.description == "cannot read \(path): it is \(kind), not a regular file; left untouched: replace it with a regular file")
+            #expect(
+                error.description
+                    == "cannot read \(path): it is \(kind), not a regular file; left untouched: replace it with a regular file"
+            )
         }
     }
 
@@ -349,7 +366,8 @@ struct FileIOSafetyTests {
         let victim = dir + "/victim"
         try Data("victim\n".utf8).write(to: URL(fileURLWithPath: victim))
         try #require(link(victim, dir + "/.target.agentron-first.tmp") == 0)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/.target.agentron-second.tmp", withDestinationPath: dir + "/elsewhere")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir + "/.target.agentron-second.tmp", withDestinationPath: dir + "/elsewhere")
         var names = ["first", "second", "third"].makeIterator()
         try FileIO.writeAtomically(
             Array("new\n".utf8), to: dir + "/target", mode: 0o600, owner: nil, suffix: { names.next() ?? "more" })

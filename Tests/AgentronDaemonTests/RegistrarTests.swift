@@ -82,12 +82,18 @@ private func foreignBytes(_ bytes: [UInt8]) throws -> (before: [UInt8], after: [
 struct RegistrarTests {
     @Test func resolvesTheDefaultLocationAndTheOverrides() {
         let paths = AgentronPaths.current(environment: ["AGENTRON_HOME": "/tmp/h"])
-        #expect(RegistrarConfig.resolve(paths: paths, environment: [:]) == RegistrarConfig(providersPath: "/tmp/h/config/providers.json"))
+        #expect(
+            RegistrarConfig.resolve(paths: paths, environment: [:])
+                == RegistrarConfig(providersPath: "/tmp/h/config/providers.json"))
         let custom = RegistrarConfig.resolve(
             paths: paths,
-            environment: ["AGENTRON_PROVIDERS_FILE": "/srv/p.json", "AGENTRON_OPENCLAW_CONFIG": "~/.openclaw/openclaw.json", "HOME": "/home/u"],
+            environment: [
+                "AGENTRON_PROVIDERS_FILE": "/srv/p.json", "AGENTRON_OPENCLAW_CONFIG": "~/.openclaw/openclaw.json",
+                "HOME": "/home/u",
+            ],
             isRoot: true)
-        #expect(custom == RegistrarConfig(providersPath: "/srv/p.json", openClawPath: "/home/u/.openclaw/openclaw.json"))
+        #expect(
+            custom == RegistrarConfig(providersPath: "/srv/p.json", openClawPath: "/home/u/.openclaw/openclaw.json"))
     }
 
     @Test func createsUpdatesAndRemovesItsEntries() async throws {
@@ -140,7 +146,8 @@ struct RegistrarTests {
 
     @Test func anUnchangedSetWritesNothing() async throws {
         let scratch = try Scratch()
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a"), server("b", .tgi)])
         let before = try scratch.bytes("providers.json")
@@ -172,11 +179,15 @@ struct RegistrarTests {
 
             """
         try scratch.write("providers.json", original)
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
 
         let originalForeign = try foreignBytes(Array(original.utf8))
-        let pool = [server("a"), server("b", .ollama, port: 8002), server("c", .tgi, port: 8003), server("d", .command, port: 8004)]
+        let pool = [
+            server("a"), server("b", .ollama, port: 8002), server("c", .tgi, port: 8003),
+            server("d", .command, port: 8004),
+        ]
         var generator = SystemRandomNumberGenerator()
         for round in 0..<40 {
             let set = pool.filter { _ in Bool.random(using: &generator) }.map { server -> RegisteredServer in
@@ -195,7 +206,8 @@ struct RegistrarTests {
         await registrar.sync([])
         let cleared = String(decoding: try scratch.bytes("providers.json"), as: UTF8.self)
         let expected = original.replacingOccurrences(
-            of: ",\n        " + #"{"id": "stale", "provider": "vllm", "endpoint": "http://127.0.0.1:9", "model": "stale", "managedBy": "agentron", "status": "ready"}"#,
+            of: ",\n        "
+                + #"{"id": "stale", "provider": "vllm", "endpoint": "http://127.0.0.1:9", "model": "stale", "managedBy": "agentron", "status": "ready"}"#,
             with: "")
         #expect(cleared == expected)
     }
@@ -203,18 +215,22 @@ struct RegistrarTests {
     @Test func newEntriesFollowTheFilesIndentation() async throws {
         let scratch = try Scratch()
         try scratch.write("providers.json", "{\n\t\"providers\": [\n\t\t{\"id\": \"x\"}\n\t]\n}\n")
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a")])
         let text = try scratch.text("providers.json")
-        #expect(text.hasPrefix("{\n\t\"providers\": [\n\t\t{\"id\": \"x\"},\n\t\t{\n\t\t\t\"endpoint\": \"http://127.0.0.1:8001\",\n"))
+        #expect(
+            text.hasPrefix(
+                "{\n\t\"providers\": [\n\t\t{\"id\": \"x\"},\n\t\t{\n\t\t\t\"endpoint\": \"http://127.0.0.1:8001\",\n"))
         #expect(text.hasSuffix("\n\t\t}\n\t]\n}\n"))
     }
 
     @Test func aFileWithoutProvidersGetsTheKeyAndNothingElseChanges() async throws {
         let scratch = try Scratch()
         try scratch.write("providers.json", "{\n  \"owner\": \"app\"\n}\n")
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a")])
         let text = try scratch.text("providers.json")
@@ -225,7 +241,8 @@ struct RegistrarTests {
 
     @Test func anUnknownFieldInsideItsOwnEntrySurvivesAnUpdate() async throws {
         let scratch = try Scratch()
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a")])
 
@@ -250,7 +267,8 @@ struct RegistrarTests {
         let scratch = try Scratch()
         let corrupt = "{\n  \"providers\": [\n    {\"id\": \"mine\",}\n  ]\n}\n"
         try scratch.write("providers.json", corrupt)
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
 
         await registrar.sync([server("a")])
@@ -277,7 +295,8 @@ struct RegistrarTests {
         let scratch = try Scratch()
         let odd = "{\"providers\": {\"a\": 1}}"
         try scratch.write("providers.json", odd)
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a")])
         #expect(try scratch.text("providers.json") == odd)
@@ -287,7 +306,8 @@ struct RegistrarTests {
     @Test func anIdTakenByAForeignEntryIsNotDuplicated() async throws {
         let scratch = try Scratch()
         try scratch.write("providers.json", "{\"providers\": [{\"id\": \"a\", \"provider\": \"openai\"}]}")
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a"), server("b")])
         let entries = try scratch.providers()
@@ -301,7 +321,8 @@ struct RegistrarTests {
     @Test func permissionsAreKept() async throws {
         let scratch = try Scratch()
         try scratch.write("providers.json", "{\"providers\": []}\n", mode: 0o640)
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a")])
         var info = stat()
@@ -316,8 +337,10 @@ struct RegistrarTests {
     @Test func aSymlinkedFileStaysALink() async throws {
         let scratch = try Scratch()
         try scratch.write("dotfiles/providers.json", "{\"providers\": []}\n")
-        try FileManager.default.createSymbolicLink(atPath: scratch.path("providers.json"), withDestinationPath: scratch.path("dotfiles/providers.json"))
-        let registrar = Registrar(config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
+        try FileManager.default.createSymbolicLink(
+            atPath: scratch.path("providers.json"), withDestinationPath: scratch.path("dotfiles/providers.json"))
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: scratch.path("providers.json")), logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a")])
         let destination = try FileManager.default.destinationOfSymbolicLink(atPath: scratch.path("providers.json"))
@@ -344,7 +367,8 @@ struct RegistrarTests {
             """
         try scratch.write("openclaw.json", original)
         let registrar = Registrar(
-            config: RegistrarConfig(providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
+            config: RegistrarConfig(
+                providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
             logger: logger)
         defer { Task { await registrar.stop() } }
 
@@ -360,8 +384,14 @@ struct RegistrarTests {
         let models = try #require(a["models"] as? [[String: String]])
         #expect(models == [["id": "a", "name": "a"]])
         let text = try scratch.text("openclaw.json")
-        #expect(text.contains(#""my-box": {"baseUrl": "http://10.0.0.2:8000/v1", "api": "openai-completions", "models": [{"id": "m", "name": "m"}]}"#))
-        #expect(text.hasPrefix("{\n  \"agents\": {\"defaults\": {\"model\": {\"primary\": \"agentron-a/a\"}}},\n  \"models\": {\n    \"mode\": \"merge\",\n"))
+        #expect(
+            text.contains(
+                #""my-box": {"baseUrl": "http://10.0.0.2:8000/v1", "api": "openai-completions", "models": [{"id": "m", "name": "m"}]}"#
+            ))
+        #expect(
+            text.hasPrefix(
+                "{\n  \"agents\": {\"defaults\": {\"model\": {\"primary\": \"agentron-a/a\"}}},\n  \"models\": {\n    \"mode\": \"merge\",\n"
+            ))
 
         let status = await registrar.status()
         let claw = try #require(status.targets.first { $0.kind == "openclaw" })
@@ -391,7 +421,8 @@ struct RegistrarTests {
             """
         try scratch.write("openclaw.json", json5)
         let registrar = Registrar(
-            config: RegistrarConfig(providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
+            config: RegistrarConfig(
+                providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
             logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a", apiKey: "sk-secret")])
@@ -418,12 +449,16 @@ struct RegistrarTests {
         let scratch = try Scratch()
         try scratch.write("openclaw.json", "{\n  \"gateway\": {\"port\": 18789}\n}\n")
         let registrar = Registrar(
-            config: RegistrarConfig(providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
+            config: RegistrarConfig(
+                providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
             logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("a")])
         let text = try scratch.text("openclaw.json")
-        #expect(text.hasPrefix("{\n  \"gateway\": {\"port\": 18789},\n  \"models\": {\n    \"providers\": {\n      \"agentron-a\": {\n"))
+        #expect(
+            text.hasPrefix(
+                "{\n  \"gateway\": {\"port\": 18789},\n  \"models\": {\n    \"providers\": {\n      \"agentron-a\": {\n"
+            ))
         let document = try scratch.json("openclaw.json")
         #expect((document["gateway"] as? [String: Any])?["port"] as? Int == 18789)
     }
@@ -443,7 +478,8 @@ struct RegistrarTests {
         let claw = try #require(await registrar.status().targets.first { $0.kind == "openclaw" })
         #expect(
             claw.error
-                == "no OpenClaw config at \(path); run openclaw once (or openclaw setup) to create it, then agentron registers there")
+                == "no OpenClaw config at \(path); run openclaw once (or openclaw setup) to create it, then agentron registers there"
+        )
         #expect(claw.entries.isEmpty)
         #expect(claw.snippet?.contains("\"agentron-a\": {") == true)
 
@@ -460,7 +496,9 @@ struct RegistrarTests {
     }
 
     @Test func openClawEmptyConfigIsNotFilledIn() throws {
-        let error = try #require(throws: RegistrarFileError.self) { try OpenClawFile.plan(existing: nil, desired: [server("a")]) }
+        let error = try #require(throws: RegistrarFileError.self) {
+            try OpenClawFile.plan(existing: nil, desired: [server("a")])
+        }
         #expect(error.description.contains("run openclaw once"))
         #expect(try OpenClawFile.plan(existing: nil, desired: []).bytes == nil)
     }
@@ -468,16 +506,20 @@ struct RegistrarTests {
     @Test func openClawModelCarriesTheContextWhenKnown() throws {
         let known = OpenClawFile.value(server("big", contextLength: 32768))
         let model = try #require(firstModel(known))
-        #expect(model.same(as: .object([
-            ("contextWindow", .number("32768")), ("id", .string("big")), ("maxTokens", .number("8192")), ("name", .string("big")),
-        ])))
+        #expect(
+            model.same(
+                as: .object([
+                    ("contextWindow", .number("32768")), ("id", .string("big")), ("maxTokens", .number("8192")),
+                    ("name", .string("big")),
+                ])))
         // A quarter of the window for the reply, at most 8192: the prompt keeps the rest.
         #expect(OpenClawFile.maxTokens(contextLength: 20000) == 5000)
         #expect(OpenClawFile.maxTokens(contextLength: 131072) == 8192)
 
         let unknown = OpenClawFile.value(server("plain"))
         let bare = try #require(firstModel(unknown))
-        #expect(bare.same(as: .object([("id", .string("plain")), ("name", .string("plain"))])), "no guess when unknown")
+        #expect(
+            bare.same(as: .object([("id", .string("plain")), ("name", .string("plain"))])), "no guess when unknown")
         #expect(OpenClawFile.warning([server("plain"), server("big", contextLength: 32768)]) == nil)
     }
 
@@ -485,7 +527,8 @@ struct RegistrarTests {
         let scratch = try Scratch()
         try scratch.write("openclaw.json", "{}\n")
         let registrar = Registrar(
-            config: RegistrarConfig(providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
+            config: RegistrarConfig(
+                providersPath: scratch.path("providers.json"), openClawPath: scratch.path("openclaw.json")),
             logger: logger)
         defer { Task { await registrar.stop() } }
         await registrar.sync([server("small", contextLength: 8192)])

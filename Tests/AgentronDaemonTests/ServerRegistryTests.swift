@@ -14,10 +14,12 @@ struct ServerRegistryTests {
         let root = NSTemporaryDirectory() + "agentron-registry-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: root) }
         let paths = AgentronPaths(
-            runtimeDirectory: root + "/run", stateDirectory: root + "/state", configDirectory: root + "/config", profileDirectories: [])
+            runtimeDirectory: root + "/run", stateDirectory: root + "/state", configDirectory: root + "/config",
+            profileDirectories: [])
         try FileManager.default.createDirectory(atPath: paths.logDirectory, withIntermediateDirectories: true)
         let logger = Logger(label: "test")
-        let registrar = Registrar(config: RegistrarConfig(providersPath: root + "/config/providers.json"), logger: logger)
+        let registrar = Registrar(
+            config: RegistrarConfig(providersPath: root + "/config/providers.json"), logger: logger)
         let registry = ServerRegistry(
             paths: paths, daemonEnvironment: ["PATH": "/usr/bin:/bin"], cgroups: nil, registrar: registrar,
             instance: "test", logger: logger)

@@ -94,7 +94,9 @@ final class FakeEngineHost: EngineHost, Sendable {
 
     func isFree(host: String, port: Int) -> Bool { !state.withLock { $0.takenPorts.contains(port) } }
     func holder(ofPort port: Int) -> String? { nil }
-    func ownership(ofPort port: Int, host: String, check: Ports.ListenerCheck, members: () -> [Int32]) -> Ports.Ownership { .ours }
+    func ownership(ofPort port: Int, host: String, check: Ports.ListenerCheck, members: () -> [Int32])
+        -> Ports.Ownership
+    { .ours }
 }
 
 struct FakeTree: EngineTree {

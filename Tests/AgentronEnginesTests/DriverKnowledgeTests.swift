@@ -7,7 +7,9 @@ import Testing
 /// What the drivers tell the rest of agentron: served names, API keys, context lengths,
 /// provider entries, probe paths, the advice for a taken port.
 struct DriverKnowledgeTests {
-    static func profile(_ engine: EngineKind, args: [String] = [], env: [String: String] = [:], command: [String]? = nil) -> Profile {
+    static func profile(
+        _ engine: EngineKind, args: [String] = [], env: [String: String] = [:], command: [String]? = nil
+    ) -> Profile {
         Profile(name: "srv", engine: engine, model: "org/m", args: args, env: env, command: command)
     }
 
@@ -20,7 +22,9 @@ struct DriverKnowledgeTests {
     }
 
     @Test func servedModelNames() {
-        #expect(EngineKind.vllm.driver.servedModelName(Self.profile(.vllm)) == "srv", "--served-model-name is the server's name")
+        #expect(
+            EngineKind.vllm.driver.servedModelName(Self.profile(.vllm)) == "srv",
+            "--served-model-name is the server's name")
         #expect(EngineKind.ollama.driver.servedModelName(Self.profile(.ollama)) == "org/m")
         #expect(EngineKind.tgi.driver.servedModelName(Self.profile(.tgi)) == "tgi")
         #expect(EngineKind.command.driver.servedModelName(Self.profile(.command)) == "org/m")
@@ -28,7 +32,9 @@ struct DriverKnowledgeTests {
 
     @Test func onlyVLLMRequiresAKey() {
         #expect(EngineKind.vllm.driver.apiKey(Self.profile(.vllm, env: ["VLLM_API_KEY": "sk-1"])) == "sk-1")
-        #expect(EngineKind.vllm.driver.apiKey(Self.profile(.vllm, env: ["VLLM_API_KEY": ""])) == nil, "an empty key is none")
+        #expect(
+            EngineKind.vllm.driver.apiKey(Self.profile(.vllm, env: ["VLLM_API_KEY": ""])) == nil, "an empty key is none"
+        )
         #expect(EngineKind.vllm.driver.apiKey(Self.profile(.vllm)) == nil)
         #expect(EngineKind.vllm.driver.apiKeyVariable == "VLLM_API_KEY")
         for kind in [EngineKind.ollama, .tgi, .command] {
@@ -46,22 +52,35 @@ struct DriverKnowledgeTests {
         #expect(vllm.contextLength(Self.profile(.vllm, args: ["--max-model-len", "1e300k"])) == nil)
         #expect(vllm.contextLength(Self.profile(.vllm)) == nil)
         #expect(EngineKind.tgi.driver.contextLength(Self.profile(.tgi, args: ["--max-total-tokens", "4096"])) == 4096)
-        #expect(EngineKind.ollama.driver.contextLength(Self.profile(.ollama, env: ["OLLAMA_CONTEXT_LENGTH": "16384"])) == 16384)
-        #expect(EngineKind.ollama.driver.contextLength(Self.profile(.ollama, env: ["OLLAMA_CONTEXT_LENGTH": "-1"])) == nil)
-        #expect(EngineKind.command.driver.contextLength(Self.profile(.command, command: ["llama-server", "-c", "2048"])) == 2048)
-        #expect(EngineKind.command.driver.contextLength(Self.profile(.command, command: ["x", "--context-length=512"])) == 512)
-        #expect(EngineKind.tgi.driver.contextLength(Self.profile(.tgi, args: ["--max-model-len", "8192"])) == nil, "another engine's flag")
+        #expect(
+            EngineKind.ollama.driver.contextLength(Self.profile(.ollama, env: ["OLLAMA_CONTEXT_LENGTH": "16384"]))
+                == 16384)
+        #expect(
+            EngineKind.ollama.driver.contextLength(Self.profile(.ollama, env: ["OLLAMA_CONTEXT_LENGTH": "-1"])) == nil)
+        #expect(
+            EngineKind.command.driver.contextLength(Self.profile(.command, command: ["llama-server", "-c", "2048"]))
+                == 2048)
+        #expect(
+            EngineKind.command.driver.contextLength(Self.profile(.command, command: ["x", "--context-length=512"]))
+                == 512)
+        #expect(
+            EngineKind.tgi.driver.contextLength(Self.profile(.tgi, args: ["--max-model-len", "8192"])) == nil,
+            "another engine's flag")
     }
 
     /// The provider type each app's config knows an engine by (docs/providers.md).
     @Test func providerKindsPerTarget() {
-        func kinds(_ kind: EngineKind) -> [String] { RegistrationTarget.allCases.map { kind.driver.providerKind(for: $0) } }
+        func kinds(_ kind: EngineKind) -> [String] {
+            RegistrationTarget.allCases.map { kind.driver.providerKind(for: $0) }
+        }
         #expect(RegistrationTarget.allCases == [.providersFile, .openClaw, .agentronApp])
         #expect(kinds(.vllm) == ["vllm", "openai-completions", "custom_http"])
         #expect(kinds(.ollama) == ["local", "ollama", "local"])
         #expect(kinds(.tgi) == ["tgi", "openai-completions", "custom_http"])
         #expect(kinds(.command) == ["custom_http", "openai-completions", "custom_http"])
-        #expect(EngineKind.ollama.driver.providerAPI(for: .openClaw) == .native, "OpenClaw's native Ollama client: /v1 breaks tool calls")
+        #expect(
+            EngineKind.ollama.driver.providerAPI(for: .openClaw) == .native,
+            "OpenClaw's native Ollama client: /v1 breaks tool calls")
         #expect(EngineKind.ollama.driver.providerAPI(for: .providersFile) == .openAICompatible)
         for kind in [EngineKind.vllm, .tgi, .command] {
             #expect(RegistrationTarget.allCases.allSatisfy { kind.driver.providerAPI(for: $0) == .openAICompatible })
@@ -69,9 +88,15 @@ struct DriverKnowledgeTests {
     }
 
     @Test func probePaths() {
-        #expect(EngineKind.vllm.driver.probePaths(Self.profile(.vllm)) == ProbePaths(readiness: ["/health", "/v1/models"], liveness: "/health"))
-        #expect(EngineKind.ollama.driver.probePaths(Self.profile(.ollama)) == ProbePaths(serving: "/", readiness: ["/api/ps"], liveness: "/"))
-        #expect(EngineKind.tgi.driver.probePaths(Self.profile(.tgi)) == ProbePaths(readiness: ["/health"], liveness: "/health"))
+        #expect(
+            EngineKind.vllm.driver.probePaths(Self.profile(.vllm))
+                == ProbePaths(readiness: ["/health", "/v1/models"], liveness: "/health"))
+        #expect(
+            EngineKind.ollama.driver.probePaths(Self.profile(.ollama))
+                == ProbePaths(serving: "/", readiness: ["/api/ps"], liveness: "/"))
+        #expect(
+            EngineKind.tgi.driver.probePaths(Self.profile(.tgi))
+                == ProbePaths(readiness: ["/health"], liveness: "/health"))
         var command = Self.profile(.command, command: ["x"])
         #expect(EngineKind.command.driver.probePaths(command).liveness == "/health")
         command.healthPath = "/ready"
@@ -82,7 +107,9 @@ struct DriverKnowledgeTests {
     /// engine that can adopt (the "(ollama" in `Ports.holder`'s "pid 812 (ollama)").
     @Test func advicesForATakenPort() {
         let ollama = EngineKind.ollama.driver
-        #expect(ollama.advice(forPortHeldBy: "pid 812 (ollama)") == "; or, to use that Ollama instead of starting another, add --adopt")
+        #expect(
+            ollama.advice(forPortHeldBy: "pid 812 (ollama)")
+                == "; or, to use that Ollama instead of starting another, add --adopt")
         #expect(ollama.advice(forPortHeldBy: "pid 812 (python3)") == nil)
         #expect(ollama.advice(forPortHeldBy: nil) == nil)
         #expect(EngineKind.vllm.driver.advice(forPortHeldBy: "pid 812 (ollama)") == nil, "vLLM cannot adopt")
@@ -95,7 +122,9 @@ struct DriverKnowledgeTests {
         for driver in Engines.all {
             #expect(await driver.leftovers(daemonEnvironment: noDocker, instances: ["0123"]).isEmpty, "\(driver.kind)")
         }
-        #expect(await TGIEngine().leftovers(daemonEnvironment: ["DOCKER_HOST": "tcp://10.0.0.1:2375"], instances: ["0123"]).isEmpty)
+        #expect(
+            await TGIEngine().leftovers(daemonEnvironment: ["DOCKER_HOST": "tcp://10.0.0.1:2375"], instances: ["0123"])
+                .isEmpty)
     }
 
     @Test func whatDoctorLooksForOnPATH() {
@@ -108,7 +137,9 @@ struct DriverKnowledgeTests {
         #expect(EngineKind.vllm.driver.modelHint == "a Hugging Face model id, e.g. model: Qwen/Qwen2.5-1.5B-Instruct")
         #expect(EngineKind.tgi.driver.modelHint == "a Hugging Face model id, e.g. model: Qwen/Qwen2.5-1.5B-Instruct")
         #expect(EngineKind.ollama.driver.modelHint == "an Ollama model name, e.g. model: qwen2.5:1.5b")
-        #expect(EngineKind.command.driver.modelHint == "the model the server loads and lists, e.g. model: /models/model.gguf")
+        #expect(
+            EngineKind.command.driver.modelHint
+                == "the model the server loads and lists, e.g. model: /models/model.gguf")
     }
 }
 
@@ -121,19 +152,28 @@ struct EngineValidationTests {
         var vllm = Profile(name: "x", engine: .vllm, model: "m")
         #expect(Self.problem(vllm) == nil)
         vllm.image = "ghcr.io/x:1"
-        #expect(Self.problem(vllm) == ProfileProblem(field: "image", message: "only used with engine: tgi; remove it, or set engine: tgi"))
+        #expect(
+            Self.problem(vllm)
+                == ProfileProblem(field: "image", message: "only used with engine: tgi; remove it, or set engine: tgi"))
         vllm = Profile(name: "x", engine: .vllm, model: "m", command: ["x"])
-        #expect(Self.problem(vllm) == ProfileProblem(field: "command", message: "only used with engine: command; remove it, or set engine: command"))
+        #expect(
+            Self.problem(vllm)
+                == ProfileProblem(
+                    field: "command", message: "only used with engine: command; remove it, or set engine: command"))
         vllm = Profile(name: "x", engine: .vllm, model: "m", healthStatus: 200)
         #expect(Self.problem(vllm)?.field == "health_status")
         vllm = Profile(name: "x", engine: .vllm, model: "m", port: .fixed(11434), adopt: true)
-        #expect(Self.problem(vllm) == ProfileProblem(field: "adopt", message: "only used with engine: ollama; remove it, or set engine: ollama"))
+        #expect(
+            Self.problem(vllm)
+                == ProfileProblem(
+                    field: "adopt", message: "only used with engine: ollama; remove it, or set engine: ollama"))
         vllm = Profile(name: "x", engine: .vllm, model: "m", adopt: false)
         #expect(Self.problem(vllm) == nil, "adopt: false asks for nothing")
         let command = Profile(name: "x", engine: .command, model: "m", port: .fixed(9), command: ["x"], pull: .always)
         #expect(
             Self.problem(command)
-                == ProfileProblem(field: "pull", message: "only used with engine: ollama (the model) or tgi (the image); remove it"))
+                == ProfileProblem(
+                    field: "pull", message: "only used with engine: ollama (the model) or tgi (the image); remove it"))
         #expect(Engines.refusal(of: .pull, for: .tgi) == nil)
         #expect(Engines.refusal(of: .image, for: .tgi) == nil)
     }
@@ -148,19 +188,34 @@ struct EngineValidationTests {
         let auto = Profile(name: "x", engine: .ollama, model: "m", adopt: true)
         #expect(
             Self.problem(auto)
-                == ProfileProblem(field: "adopt", message: "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port"))
-        #expect(Self.problem(Profile(name: "x", engine: .ollama, model: "m", port: .fixed(11434), adopt: true, pull: .never)) == nil)
+                == ProfileProblem(
+                    field: "adopt",
+                    message:
+                        "adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port"
+                ))
+        #expect(
+            Self.problem(
+                Profile(name: "x", engine: .ollama, model: "m", port: .fixed(11434), adopt: true, pull: .never)) == nil)
     }
 
     @Test func commandNeedsItsArgvAndAPortPlaceholderForAnAutoPort() {
         let missing = Profile(name: "x", engine: .command, model: "m")
-        let argv = "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]"
+        let argv =
+            "engine command needs the server's argv; add command: [llama-server, -m, \"{model}\", --port, \"{port}\"]"
         #expect(Self.problem(missing) == ProfileProblem(field: "command", message: argv))
-        #expect(Self.problem(Profile(name: "x", engine: .command, model: "m", command: [])) == ProfileProblem(field: "command", message: argv))
+        #expect(
+            Self.problem(Profile(name: "x", engine: .command, model: "m", command: []))
+                == ProfileProblem(field: "command", message: argv))
         let noPort = Profile(name: "x", engine: .command, model: "m", command: ["server"])
-        #expect(Self.problem(noPort)?.message.hasPrefix("port is auto but the command has no {port} placeholder") == true)
-        #expect(Self.problem(Profile(name: "x", engine: .command, model: "m", port: .fixed(9), command: ["server"])) == nil)
-        #expect(Self.problem(Profile(name: "x", engine: .command, model: "m", command: ["server", "--port={port}"], healthPath: "/ok")) == nil)
+        #expect(
+            Self.problem(noPort)?.message.hasPrefix("port is auto but the command has no {port} placeholder") == true)
+        #expect(
+            Self.problem(Profile(name: "x", engine: .command, model: "m", port: .fixed(9), command: ["server"])) == nil)
+        #expect(
+            Self.problem(
+                Profile(
+                    name: "x", engine: .command, model: "m", command: ["server", "--port={port}"], healthPath: "/ok"))
+                == nil)
     }
 
     /// The profile reader says the same, at the key (a refused one) or its value (a rule).
@@ -170,13 +225,20 @@ struct EngineValidationTests {
         }
         #expect(
             try failure("engine: ollama\nmodel: m\nadopt: true\n")
-                == "p.yaml:3:8: adopt: adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port")
+                == "p.yaml:3:8: adopt: adopting needs the port the running Ollama answers on; add port: 11434 (Ollama's default) or its port"
+        )
         #expect(
             try failure("engine: vllm\nmodel: m\npull: always\n")
                 == "p.yaml:3:1: pull: only used with engine: ollama (the model) or tgi (the image); remove it")
-        #expect(try failure("engine: tgi\nmodel: m\nadopt: false\n") == "p.yaml:3:1: adopt: only used with engine: ollama; remove it, or set engine: ollama")
-        #expect(try failure("engine: command\nmodel: m\n").hasPrefix("p.yaml:1:9: command: engine command needs the server's argv"))
-        #expect(try Profile.parse(yaml: "engine: ollama\nmodel: m\nport: 11434\nadopt: true\npull: never\n", file: "p.yaml").adopt == true)
+        #expect(
+            try failure("engine: tgi\nmodel: m\nadopt: false\n")
+                == "p.yaml:3:1: adopt: only used with engine: ollama; remove it, or set engine: ollama")
+        #expect(
+            try failure("engine: command\nmodel: m\n").hasPrefix(
+                "p.yaml:1:9: command: engine command needs the server's argv"))
+        #expect(
+            try Profile.parse(yaml: "engine: ollama\nmodel: m\nport: 11434\nadopt: true\npull: never\n", file: "p.yaml")
+                .adopt == true)
     }
 
     @Test func theLimitsEveryProfileMeetsStillApply() {

@@ -6,20 +6,26 @@ import Testing
 /// What each driver starts: argv and environment for representative profiles
 /// (docs/engines.md, the "launch" column).
 struct DriverLaunchTests {
-    static let daemon = ["PATH": "/usr/bin:/bin", "HOME": "/home/a", "HF_TOKEN": "hf_secret", "NOTIFY_SOCKET": "/run/systemd/notify"]
+    static let daemon = [
+        "PATH": "/usr/bin:/bin", "HOME": "/home/a", "HF_TOKEN": "hf_secret", "NOTIFY_SOCKET": "/run/systemd/notify",
+    ]
 
     static func context(_ profile: Profile, port: Int = 8001, daemon: [String: String] = daemon) -> EngineContext {
-        EngineContext(profile: profile, port: port, daemonEnvironment: daemon, instance: "0123456789abcdef", stateDirectory: "/var/lib/agentron")
+        EngineContext(
+            profile: profile, port: port, daemonEnvironment: daemon, instance: "0123456789abcdef",
+            stateDirectory: "/var/lib/agentron")
     }
 
     // MARK: vllm
 
     @Test func vllmServesTheModelUnderTheServerName() throws {
-        let profile = Profile(name: "qwen", engine: .vllm, model: "Qwen/Qwen2.5-1.5B-Instruct", args: ["--max-model-len", "8192"])
+        let profile = Profile(
+            name: "qwen", engine: .vllm, model: "Qwen/Qwen2.5-1.5B-Instruct", args: ["--max-model-len", "8192"])
         let launch = try VLLMEngine().launch(Self.context(profile))
         #expect(
             launch.arguments == [
-                "vllm", "serve", "Qwen/Qwen2.5-1.5B-Instruct", "--host", "127.0.0.1", "--port", "8001", "--served-model-name", "qwen",
+                "vllm", "serve", "Qwen/Qwen2.5-1.5B-Instruct", "--host", "127.0.0.1", "--port", "8001",
+                "--served-model-name", "qwen",
                 "--max-model-len", "8192",
             ])
         #expect(launch.environment["PATH"] == "/usr/bin:/bin")
@@ -31,14 +37,20 @@ struct DriverLaunchTests {
     func vllmRefusesFlagsAgentronSets(_ flag: String) {
         let profile = Profile(name: "q", engine: .vllm, model: "m", args: [flag, "x"])
         let name = flag.split(separator: "=")[0]
-        #expect(throws: EngineError.invalidProfile("args: \(name) is set by agentron from the profile's fields; remove it from args")) {
+        #expect(
+            throws: EngineError.invalidProfile(
+                "args: \(name) is set by agentron from the profile's fields; remove it from args")
+        ) {
             try VLLMEngine().launch(Self.context(profile))
         }
     }
 
     @Test func vllmKeepsTheAPIKeyOutOfArgv() throws {
         let refused = Profile(name: "q", engine: .vllm, model: "m", args: ["--api-key=sk-1"])
-        #expect(throws: EngineError.invalidProfile("args: --api-key would show the key to every user in `ps`; set env VLLM_API_KEY instead")) {
+        #expect(
+            throws: EngineError.invalidProfile(
+                "args: --api-key would show the key to every user in `ps`; set env VLLM_API_KEY instead")
+        ) {
             try VLLMEngine().launch(Self.context(refused))
         }
         let keyed = Profile(name: "q", engine: .vllm, model: "m", env: ["VLLM_API_KEY": "sk-1"])
@@ -69,7 +81,10 @@ struct DriverLaunchTests {
 
     @Test func ollamaRefusesItsHostInEnvAndAnyArgs() {
         let host = Profile(name: "l", engine: .ollama, model: "m", env: ["OLLAMA_HOST": "0.0.0.0:1"])
-        #expect(throws: EngineError.invalidProfile("env: OLLAMA_HOST is set by agentron from the profile's host and port; remove it from env")) {
+        #expect(
+            throws: EngineError.invalidProfile(
+                "env: OLLAMA_HOST is set by agentron from the profile's host and port; remove it from env")
+        ) {
             try OllamaEngine().launch(Self.context(host))
         }
         let args = Profile(name: "l", engine: .ollama, model: "m", args: ["--verbose"])
@@ -93,10 +108,13 @@ struct DriverLaunchTests {
         #expect(value("--port") == ["8001", "80"], "the host port for the shim, the container's for TGI")
         #expect(
             value("--label") == [
-                "\(ContainerLabels.managed)=true", "\(ContainerLabels.server)=t", "\(ContainerLabels.instance)=0123456789abcdef",
+                "\(ContainerLabels.managed)=true", "\(ContainerLabels.server)=t",
+                "\(ContainerLabels.instance)=0123456789abcdef",
             ])
         #expect(value("--bind") == ["/data/hf:/data"], "the host's HF cache at TGI's HF_HOME")
-        #expect(value("--env") == ["HF_TOKEN", "MY_SETTING"], "by name only; host cache paths and agentron's own settings stay out")
+        #expect(
+            value("--env") == ["HF_TOKEN", "MY_SETTING"],
+            "by name only; host cache paths and agentron's own settings stay out")
         #expect(value("--gpus") == ["0,1"])
         #expect(value("--pull-policy") == ["never"], "the pull policy as a typed option, not an environment variable")
         #expect(argv.contains("--gpu-count-arg=--num-shard"))
@@ -111,7 +129,8 @@ struct DriverLaunchTests {
         let byEnv = Profile(name: "t", engine: .tgi, model: "org/m", env: ["NUM_SHARD": "2"])
         #expect(!(try TGIEngine().launch(Self.context(byEnv)).arguments.contains("--gpu-count-arg=--num-shard")))
         let refused = Profile(name: "t", engine: .tgi, model: "org/m", args: ["--model-id", "x"])
-        #expect(throws: EngineError.invalidProfile("args: --model-id is set by agentron for TGI; remove it from args")) {
+        #expect(throws: EngineError.invalidProfile("args: --model-id is set by agentron for TGI; remove it from args"))
+        {
             try TGIEngine().launch(Self.context(refused))
         }
     }
@@ -123,7 +142,8 @@ struct DriverLaunchTests {
             name: "ls", engine: .command, model: "/m/x.gguf", host: "0.0.0.0", args: ["--alias={name}"],
             command: ["llama-server", "-m", "{model}", "--host", "{host}", "--port={port}"])
         let launch = try CommandEngine().launch(Self.context(profile, port: 9000))
-        #expect(launch.arguments == ["llama-server", "-m", "/m/x.gguf", "--host", "0.0.0.0", "--port=9000", "--alias=ls"])
+        #expect(
+            launch.arguments == ["llama-server", "-m", "/m/x.gguf", "--host", "0.0.0.0", "--port=9000", "--alias=ls"])
         let missing = Profile(name: "ls", engine: .command, model: "m")
         #expect(throws: EngineError.self) { try CommandEngine().launch(Self.context(missing)) }
     }
@@ -134,7 +154,8 @@ struct DriverLaunchTests {
 struct ChildEnvironmentTests {
     @Test(arguments: [
         "PATH", "HOME", "LANG", "HF_HOME", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "DOCKER_HOST", "https_proxy",
-        "CUDA_HOME", "NVIDIA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "VLLM_API_KEY", "OLLAMA_MODELS", "LC_ALL", "NCCL_DEBUG",
+        "CUDA_HOME", "NVIDIA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "VLLM_API_KEY", "OLLAMA_MODELS", "LC_ALL",
+        "NCCL_DEBUG",
     ])
     func passes(_ name: String) {
         #expect(ChildEnvironment.build(daemon: [name: "v"], profile: Self.profile)[name] == "v")

@@ -10,14 +10,19 @@ import Testing
 struct DriverProbeTests {
     static let timeout: Duration = .seconds(2)
 
-    static func context(_ engine: EngineKind, port: Int, name: String = "srv", model: String = "org/m", env: [String: String] = [:]) -> EngineContext {
+    static func context(
+        _ engine: EngineKind, port: Int, name: String = "srv", model: String = "org/m", env: [String: String] = [:]
+    ) -> EngineContext {
         var profile = Profile(name: name, engine: engine, model: model, env: env)
         if engine == .command { profile.command = ["x", "{port}"] }
         return EngineContext(profile: profile, port: port, daemonEnvironment: [:])
     }
 
     static func models(_ ids: String...) -> StubServer.Reply {
-        StubServer.Reply(status: 200, body: #"{"object":"list","data":["# + ids.map { #"{"id":"\#($0)","owned_by":"vllm"}"# }.joined(separator: ",") + "]}")
+        StubServer.Reply(
+            status: 200,
+            body: #"{"object":"list","data":["#
+                + ids.map { #"{"id":"\#($0)","owned_by":"vllm"}"# }.joined(separator: ",") + "]}")
     }
 
     // MARK: vllm
@@ -31,13 +36,17 @@ struct DriverProbeTests {
 
         server.route("/health", .init(status: 200, body: ""))
         server.route("/v1/models", Self.models("other"))
-        #expect(await vllm.probeReadiness(context, timeout: Self.timeout) == .failed("/v1/models does not list \"srv\" (it lists: other)"))
+        #expect(
+            await vllm.probeReadiness(context, timeout: Self.timeout)
+                == .failed("/v1/models does not list \"srv\" (it lists: other)"))
 
         server.route("/v1/models", .init(status: 200, body: "not json"))
         #expect(await vllm.probeReadiness(context, timeout: Self.timeout) == .failed("/v1/models: not a model list"))
 
         server.route("/v1/models", Self.models("other", "srv"))
-        #expect(await vllm.probeReadiness(context, timeout: Self.timeout) == .passed("/health 200, /v1/models lists \"srv\""))
+        #expect(
+            await vllm.probeReadiness(context, timeout: Self.timeout)
+                == .passed("/health 200, /v1/models lists \"srv\""))
         #expect(await vllm.probeLiveness(context, timeout: Self.timeout) == .passed("/health 200"))
     }
 
@@ -46,17 +55,21 @@ struct DriverProbeTests {
         let server = try StubServer([
             "/health": { _ in .init(status: 200, body: "") },
             "/v1/models": { request in
-                request.headers["authorization"] == "Bearer sk-1" ? DriverProbeTests.models("srv") : .init(status: 401, body: #"{"error":"Unauthorized"}"#)
+                request.headers["authorization"] == "Bearer sk-1"
+                    ? DriverProbeTests.models("srv") : .init(status: 401, body: #"{"error":"Unauthorized"}"#)
             },
         ])
         defer { server.stop() }
         let vllm = VLLMEngine()
-        #expect(await vllm.probeReadiness(Self.context(.vllm, port: server.port), timeout: Self.timeout) == .failed("/v1/models: status 401"))
+        #expect(
+            await vllm.probeReadiness(Self.context(.vllm, port: server.port), timeout: Self.timeout)
+                == .failed("/v1/models: status 401"))
         let keyed = Self.context(.vllm, port: server.port, env: ["VLLM_API_KEY": "sk-1"])
         #expect(await vllm.probeReadiness(keyed, timeout: Self.timeout).passed)
         var fromDaemon = Self.context(.vllm, port: server.port)
         fromDaemon.daemonEnvironment = ["VLLM_API_KEY": "sk-1"]
-        #expect(await vllm.probeReadiness(fromDaemon, timeout: Self.timeout).passed, "the daemon's key reaches vLLM too")
+        #expect(
+            await vllm.probeReadiness(fromDaemon, timeout: Self.timeout).passed, "the daemon's key reaches vLLM too")
         #expect(server.received.first { $0.path == "/health" }?.headers["authorization"] == nil, "/health needs no key")
     }
 
@@ -65,7 +78,9 @@ struct DriverProbeTests {
         for kind in EngineKind.allCases {
             let context = Self.context(kind, port: port)
             let path = kind.driver.probePaths(context.profile).liveness
-            #expect(await kind.driver.probeLiveness(context, timeout: Self.timeout) == .failed("\(path): connection refused"), "\(kind)")
+            #expect(
+                await kind.driver.probeLiveness(context, timeout: Self.timeout)
+                    == .failed("\(path): connection refused"), "\(kind)")
             #expect(await kind.driver.probeReadiness(context, timeout: Self.timeout).passed == false, "\(kind)")
         }
     }
@@ -73,7 +88,9 @@ struct DriverProbeTests {
     // MARK: ollama
 
     @Test func ollamaServesFirstAndIsReadyOnceTheModelIsLoaded() async throws {
-        let server = try StubServer(["/": { _ in .init(status: 200, body: "Ollama is running", contentType: "text/plain") }])
+        let server = try StubServer([
+            "/": { _ in .init(status: 200, body: "Ollama is running", contentType: "text/plain") }
+        ])
         defer { server.stop() }
         let ollama = OllamaEngine()
         let context = Self.context(.ollama, port: server.port, model: "Llama3.2")
@@ -81,9 +98,12 @@ struct DriverProbeTests {
         #expect(await ollama.probeLiveness(context, timeout: Self.timeout) == .passed("/ 200"))
 
         server.route("/api/ps", .init(status: 200, body: #"{"models":null}"#))
-        #expect(await ollama.probeReadiness(context, timeout: Self.timeout) == .failed("/api/ps does not list \"Llama3.2\" (loaded: none)"))
+        #expect(
+            await ollama.probeReadiness(context, timeout: Self.timeout)
+                == .failed("/api/ps does not list \"Llama3.2\" (loaded: none)"))
         // Ollama's own short name: `:latest` added, the default registry dropped, any case.
-        server.route("/api/ps", .init(status: 200, body: #"{"models":[{"name":"registry.ollama.ai/library/llama3.2:latest"}]}"#))
+        server.route(
+            "/api/ps", .init(status: 200, body: #"{"models":[{"name":"registry.ollama.ai/library/llama3.2:latest"}]}"#))
         #expect(await ollama.probeReadiness(context, timeout: Self.timeout) == .passed("/api/ps lists \"Llama3.2\""))
     }
 
@@ -118,8 +138,10 @@ struct DriverProbeTests {
 
     static func answers(_ server: StubServer) async throws -> ListenerAnswers {
         let root = try await HTTPClient.shared.execute(HTTPRequest(url: server.baseURL + "/", timeout: timeout))
-        let models = try? await HTTPClient.shared.execute(HTTPRequest(url: server.baseURL + "/v1/models", timeout: timeout))
-        return ListenerAnswers(baseURL: server.baseURL, root: root, models: models.flatMap { ListenerAnswers.modelCards(from: $0.body) })
+        let models = try? await HTTPClient.shared.execute(
+            HTTPRequest(url: server.baseURL + "/v1/models", timeout: timeout))
+        return ListenerAnswers(
+            baseURL: server.baseURL, root: root, models: models.flatMap { ListenerAnswers.modelCards(from: $0.body) })
     }
 
     static func recognised(_ server: StubServer) async throws -> [EngineKind: ListenerIdentity] {
@@ -132,7 +154,10 @@ struct DriverProbeTests {
     }
 
     @Test func eachEngineKnowsItsOwnServer() async throws {
-        let vllm = try StubServer(["/v1/models": { _ in DriverProbeTests.models("srv") }, "/version": { _ in .init(status: 200, body: #"{"version":"0.11.0"}"#) }])
+        let vllm = try StubServer([
+            "/v1/models": { _ in DriverProbeTests.models("srv") },
+            "/version": { _ in .init(status: 200, body: #"{"version":"0.11.0"}"#) },
+        ])
         defer { vllm.stop() }
         #expect(try await Self.recognised(vllm) == [.vllm: ListenerIdentity(identified: "vllm", detail: "vLLM 0.11.0")])
 
@@ -142,11 +167,19 @@ struct DriverProbeTests {
             "/v1/models": { _ in .init(status: 200, body: #"{"object":"list","data":[]}"#) },
         ])
         defer { ollama.stop() }
-        #expect(try await Self.recognised(ollama) == [.ollama: ListenerIdentity(identified: "ollama", detail: "Ollama 0.12.6", models: [])])
+        #expect(
+            try await Self.recognised(ollama) == [
+                .ollama: ListenerIdentity(identified: "ollama", detail: "Ollama 0.12.6", models: [])
+            ])
 
-        let tgi = try StubServer(["/info": { _ in .init(status: 200, body: #"{"model_id":"org/m","version":"3.3.5"}"#) }])
+        let tgi = try StubServer([
+            "/info": { _ in .init(status: 200, body: #"{"model_id":"org/m","version":"3.3.5"}"#) }
+        ])
         defer { tgi.stop() }
-        #expect(try await Self.recognised(tgi) == [.tgi: ListenerIdentity(identified: "tgi", detail: "TGI 3.3.5 serving org/m")])
+        #expect(
+            try await Self.recognised(tgi) == [
+                .tgi: ListenerIdentity(identified: "tgi", detail: "TGI 3.3.5 serving org/m")
+            ])
 
         let stranger = try StubServer(["/": { _ in .init(status: 200, body: "hello", contentType: "text/plain") }])
         defer { stranger.stop() }

@@ -374,7 +374,10 @@ struct HTTPClientTests {
                     HTTPRequest(url: "http://localhost/v1/servers", unixSocketPath: path))
             }
 
-            #expect(error == .connectionRefused(HTTPTarget(method: "GET", url: "http://localhost/v1/servers", unixSocketPath: path)))
+            #expect(
+                error
+                    == .connectionRefused(
+                        HTTPTarget(method: "GET", url: "http://localhost/v1/servers", unixSocketPath: path)))
             #expect(
                 error?.description
                     == "GET http://localhost/v1/servers on unix socket \(path): connection refused (socket missing or nothing listening on it)"
@@ -387,7 +390,8 @@ struct HTTPClientTests {
             let client = HTTPClient()
 
             let response = try await client.execute(
-                HTTPRequest(url: "http://localhost/hello", unixSocketPath: server.socketPath, allowedPeerUIDs: [getuid()]))
+                HTTPRequest(
+                    url: "http://localhost/hello", unixSocketPath: server.socketPath, allowedPeerUIDs: [getuid()]))
 
             #expect(response.status == 200)
             #expect(response.bodyText == "hello world")
@@ -406,13 +410,18 @@ struct HTTPClientTests {
             let error = await #expect(throws: HTTPClientError.self) {
                 try await client.execute(
                     HTTPRequest(
-                        method: "POST", url: url, unixSocketPath: server.socketPath, body: Array(#"{"secret":"s3cr3t"}"#.utf8),
+                        method: "POST", url: url, unixSocketPath: server.socketPath,
+                        body: Array(#"{"secret":"s3cr3t"}"#.utf8),
                         allowedPeerUIDs: [stranger]))
             }
 
-            #expect(error == .untrustedPeer(HTTPTarget(method: "POST", url: url, unixSocketPath: server.socketPath), uid: getuid()))
+            #expect(
+                error
+                    == .untrustedPeer(
+                        HTTPTarget(method: "POST", url: url, unixSocketPath: server.socketPath), uid: getuid()))
             #expect(error?.description.contains("the listener runs as uid \(getuid())") == true)
-            let seen = try await client.execute(HTTPRequest(url: "http://localhost/requests", unixSocketPath: server.socketPath))
+            let seen = try await client.execute(
+                HTTPRequest(url: "http://localhost/requests", unixSocketPath: server.socketPath))
             #expect(seen.bodyText == #"{"requests": 1}"#, "only /requests itself reached the server")
             try await expectNoTransfersLeft(client)
         }

@@ -14,7 +14,10 @@ struct JSONSpliceTests {
         let value = JSONValue.object([("id", .string("z")), ("n", .array([.number("1")]))])
         let out = JSONSplice(bytes: bytes, container: array).apply(
             edits: [.remove, .keep],
-            append: [{ indent, unit, multiline in JSONRender.render(value, indent: indent, unit: unit, multiline: multiline) }])
+            append: [
+                { indent, unit, multiline in JSONRender.render(value, indent: indent, unit: unit, multiline: multiline)
+                }
+            ])
         let expected = """
             {
                 "providers": [
@@ -41,14 +44,16 @@ struct JSONSpliceTests {
 
         let inline = Array("[1, 2]".utf8)
         let list = try JSONScanner.parse(inline)
-        let edited = JSONSplice(bytes: inline, container: list).apply(edits: [.keep, .remove], append: [{ _, _, _ in "3" }])
+        let edited = JSONSplice(bytes: inline, container: list).apply(
+            edits: [.keep, .remove], append: [{ _, _, _ in "3" }])
         #expect(String(decoding: edited, as: UTF8.self) == "[1, 3]")
         let cleared = JSONSplice(bytes: inline, container: list).apply(edits: [.remove, .remove], append: [])
         #expect(String(decoding: cleared, as: UTF8.self) == "[]")
     }
 
     /// A document written by hand, with its own spacing, escapes and number forms.
-    static let handWritten = "\u{FEFF}{\n\t\"theme\" :\t\"dark\",   \"ratio\": 1.0e+00,\n\t\"providers\": [ {\"id\": \"a\"},\n\t\t{\"id\" : \"b\", \"note\": \"caf\\u00e9\"} ],\n\t\"tail\": [1,2 ,3]\n}\n"
+    static let handWritten =
+        "\u{FEFF}{\n\t\"theme\" :\t\"dark\",   \"ratio\": 1.0e+00,\n\t\"providers\": [ {\"id\": \"a\"},\n\t\t{\"id\" : \"b\", \"note\": \"caf\\u00e9\"} ],\n\t\"tail\": [1,2 ,3]\n}\n"
 
     @Test func replacingOneMemberLeavesEveryOtherByte() throws {
         let bytes = Array(Self.handWritten.utf8)
@@ -82,7 +87,9 @@ struct JSONSpliceTests {
         #expect(text.contains(#"{"id" : "b", "note": "caf\u00e9"}"#))
         #expect(!text.contains(#""a""#))
         let again = try JSONScanner.parse(out)
-        let ids = try #require(again.members(named: "providers").first?.node).items.map { $0.node.value["id"]?.stringValue }
+        let ids = try #require(again.members(named: "providers").first?.node).items.map {
+            $0.node.value["id"]?.stringValue
+        }
         #expect(ids == ["b", "c"])
     }
 
@@ -94,7 +101,8 @@ struct JSONSpliceTests {
                 edits: Array(repeating: .keep, count: item.node.items.count), append: [])
             #expect(out == bytes)
         }
-        #expect(JSONSplice(bytes: bytes, container: root).apply(edits: root.items.map { _ in .keep }, append: []) == bytes)
+        #expect(
+            JSONSplice(bytes: bytes, container: root).apply(edits: root.items.map { _ in .keep }, append: []) == bytes)
     }
 
     @Test func removingTheMiddleItemKeepsTheOthersSeparators() throws {
@@ -122,9 +130,15 @@ struct JSONSpliceTests {
 
     @Test func renderQuotesWhatJSONRequires() {
         #expect(JSONRender.quote("a\"b\\c\n\u{01}é") == #""a\"b\\c\n\u0001é""#)
-        let value = JSONRender.sortedObject([("b", .bool(true)), ("a", .null), ("c", .array([.number("1"), .string("x")]))])
-        #expect(JSONRender.render(value, indent: "", unit: "  ", multiline: false) == #"{"a": null, "b": true, "c": [1, "x"]}"#)
-        #expect(JSONRender.render(value, indent: "", unit: "  ", multiline: true) == "{\n  \"a\": null,\n  \"b\": true,\n  \"c\": [\n    1,\n    \"x\"\n  ]\n}")
+        let value = JSONRender.sortedObject([
+            ("b", .bool(true)), ("a", .null), ("c", .array([.number("1"), .string("x")])),
+        ])
+        #expect(
+            JSONRender.render(value, indent: "", unit: "  ", multiline: false)
+                == #"{"a": null, "b": true, "c": [1, "x"]}"#)
+        #expect(
+            JSONRender.render(value, indent: "", unit: "  ", multiline: true)
+                == "{\n  \"a\": null,\n  \"b\": true,\n  \"c\": [\n    1,\n    \"x\"\n  ]\n}")
         #expect(JSONRender.render(.object([]), indent: "", unit: "  ", multiline: true) == "{}")
     }
 }

@@ -22,7 +22,12 @@ struct ExitWatcherTests {
         }
         let results = await withTaskGroup(of: (Int32, AgentronCore.ExitStatus).self) { group in
             for child in children {
-                group.addTask { (child.process.pid, await ExitWatcher.shared.waitForExit(pid: child.process.pid, pidfd: child.process.pidfd)) }
+                group.addTask {
+                    (
+                        child.process.pid,
+                        await ExitWatcher.shared.waitForExit(pid: child.process.pid, pidfd: child.process.pidfd)
+                    )
+                }
             }
             try? await Task.sleep(for: Self.registration)
             _ = FileManager.default.createFile(atPath: go, contents: nil)

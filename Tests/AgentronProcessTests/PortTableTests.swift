@@ -1,6 +1,7 @@
 import Glibc
-@testable import AgentronProcess
 import Testing
+
+@testable import AgentronProcess
 
 /// Issue #10: each auto port is handed out once, from outside the kernel's ephemeral range.
 struct PortTableTests {
@@ -83,11 +84,14 @@ struct ListenAddressTests {
         #expect(mine == .ours)
         let nobody = Ports.ownership(ofPort: listener.port, host: "127.0.0.2", check: .processTree) { [getpid()] }
         #expect(nobody == .nobody, "a listener on another address is not what the probe reaches")
-        if case .foreign = Ports.ownership(ofPort: listener.port, host: "127.0.0.1", check: .processTree, members: { [] }) {
+        if case .foreign = Ports.ownership(
+            ofPort: listener.port, host: "127.0.0.1", check: .processTree, members: { [] })
+        {
         } else {
             Issue.record("a listener outside the tree is foreign")
         }
-        #expect(Ports.ownership(ofPort: listener.port, host: "127.0.0.1", check: .user) { [] } == .ours, "our own user's")
+        #expect(
+            Ports.ownership(ofPort: listener.port, host: "127.0.0.1", check: .user) { [] } == .ours, "our own user's")
     }
 }
 
@@ -100,13 +104,19 @@ struct TCPListen {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         guard socketFD >= 0, inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard bound == 0, listen(socketFD, 4) == 0 else {
             close(socketFD)
             return nil
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) }
+        }
         fd = socketFD
         port = Int(UInt16(bigEndian: address.sin_port))
     }

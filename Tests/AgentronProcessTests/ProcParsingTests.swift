@@ -7,13 +7,18 @@ import Testing
 /// /proc/<pid>/stat as the kernel writes it; comm may hold anything but NUL.
 struct ProcStatTests {
     /// A line with every field up to starttime (field 22) and a few after.
-    static func line(pid: String = "4242", comm: String = "python3", state: String = "S", start: String = "987654") -> String {
+    static func line(pid: String = "4242", comm: String = "python3", state: String = "S", start: String = "987654")
+        -> String
+    {
         "\(pid) (\(comm)) \(state) 1 4242 4242 0 -1 4194560 2514 0 0 0 12 3 0 0 20 0 4 0 \(start) 123456789 4321 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 0 17 3 0 0"
     }
 
     @Test func theFieldsTheTreeWalkUses() throws {
         let stat = try #require(ProcStat.parse(Self.line()))
-        #expect(stat == ProcStat(pid: 4242, comm: "python3", state: "S", ppid: 1, pgrp: 4242, session: 4242, startTime: 987654))
+        #expect(
+            stat
+                == ProcStat(
+                    pid: 4242, comm: "python3", state: "S", ppid: 1, pgrp: 4242, session: 4242, startTime: 987654))
         #expect(!stat.isZombie)
         #expect(ProcStat.parse(Self.line(state: "Z"))?.isZombie == true)
         #expect(ProcStat.parse(Self.line(state: "X"))?.isZombie == true)
@@ -29,8 +34,10 @@ struct ProcStatTests {
     }
 
     @Test(arguments: [
-        "", "garbage", "4242 python3 S 1 2 3", "4242 (python3) S 1 4242 4242", "x (python3) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
-        ProcStatTests.line(start: "99999999999999999999999"), ProcStatTests.line(pid: "99999999999"), ProcStatTests.line(start: "-1"),
+        "", "garbage", "4242 python3 S 1 2 3", "4242 (python3) S 1 4242 4242",
+        "x (python3) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+        ProcStatTests.line(start: "99999999999999999999999"), ProcStatTests.line(pid: "99999999999"),
+        ProcStatTests.line(start: "-1"),
     ])
     func malformedLinesGiveNothingAndNeverTrap(_ text: String) {
         #expect(ProcStat.parse(text) == nil)
@@ -49,7 +56,8 @@ struct ProcStatTests {
 
 /// /proc/net/tcp{,6} lines: who listens on, or holds, a port (issue #10).
 struct ProcNetTCPTests {
-    static let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+    static let header =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
 
     /// Port 8001 is 1F41 in the table.
     static let table = [
@@ -73,14 +81,20 @@ struct ProcNetTCPTests {
 
     @Test func listenersOnThePortAreFoundWithOwnerInodeAndAddress() throws {
         let listening = Ports.sockets(inTable: Self.table, isV6: false, port: 8001, states: [Ports.listenState])
-        #expect(listening.map(\.inode) == ["111", "777"], "established, other ports and short or malformed lines are not listeners")
+        #expect(
+            listening.map(\.inode) == ["111", "777"],
+            "established, other ports and short or malformed lines are not listeners")
         #expect(listening.first?.uid == 1000)
         #expect(listening.first?.address == ListenAddress.v4("127.0.0.1"))
         #expect(listening.last?.uid == UInt32.max, "an unreadable uid is nobody's, not root's")
-        let held = Ports.sockets(inTable: Self.table, isV6: false, port: 8001, states: [Ports.listenState, Ports.boundState])
+        let held = Ports.sockets(
+            inTable: Self.table, isV6: false, port: 8001, states: [Ports.listenState, Ports.boundState])
         #expect(held.map(\.inode) == ["111", "222", "777"], "bound but not listening counts as held")
         #expect(held[1].address == ListenAddress.anyV4 && held[1].uid == 0)
-        #expect(Ports.sockets(inTable: Self.table, isV6: false, port: 8002, states: [Ports.listenState]).map(\.inode) == ["444"])
+        #expect(
+            Ports.sockets(inTable: Self.table, isV6: false, port: 8002, states: [Ports.listenState]).map(\.inode) == [
+                "444"
+            ])
         #expect(Ports.sockets(inTable: Self.table, isV6: false, port: 9, states: [Ports.listenState]).isEmpty)
         #expect(Ports.sockets(inTable: Self.header, isV6: false, port: 8001, states: [Ports.listenState]).isEmpty)
         #expect(Ports.sockets(inTable: "", isV6: false, port: 8001, states: [Ports.listenState]).isEmpty)
@@ -119,7 +133,8 @@ struct ProcNetTCPTests {
     @Test func aBoundSocketWithReuseAddressHoldsItsPort() throws {
         let socket = try #require(BoundSocket(reuseAddress: true))
         defer { close(socket.fd) }
-        withKnownIssue("/proc/net/tcp does not list bound, not listening sockets: Ports.isHeldBySocket cannot see them") {
+        withKnownIssue("/proc/net/tcp does not list bound, not listening sockets: Ports.isHeldBySocket cannot see them")
+        {
             #expect(Ports.isHeldBySocket(port: socket.port))
             #expect(!Ports.isFree(host: "127.0.0.1", port: socket.port))
         }
@@ -140,7 +155,9 @@ struct BoundSocket {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let named = withUnsafeMutablePointer(to: &address) {
@@ -251,6 +268,7 @@ struct LogFilesTests {
         #expect(logs.lines(since: offset, last: 10) == ["new 1", "new 2", "new 3"])
         #expect(logs.lines(since: offset, last: 2) == ["new 2", "new 3"])
         #expect(logs.lines(since: logs.currentSize, last: 5).isEmpty)
-        #expect(logs.lines(since: 1 << 40, last: 2) == ["new 2", "new 3"], "an offset past the end (rotated): the tail")
+        #expect(
+            logs.lines(since: 1 << 40, last: 2) == ["new 2", "new 3"], "an offset past the end (rotated): the tail")
     }
 }

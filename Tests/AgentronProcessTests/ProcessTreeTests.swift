@@ -63,7 +63,8 @@ struct ProcessTreeTests {
         _ = FileManager.default.createFile(atPath: scope.path("go"), contents: nil)
         #expect(await waitUntil(timeout: .seconds(10)) { !isRunning(middle) }, "the middle process exits")
         #expect(await waitUntil(timeout: .seconds(10)) { ProcStat.read(pid: escaped)?.ppid != middle })
-        #expect(!ProcessTree(leader: process.pid).currentMembers().map(\.pid).contains(escaped),
+        #expect(
+            !ProcessTree(leader: process.pid).currentMembers().map(\.pid).contains(escaped),
             "without memory the reparented helper is out of reach")
         #expect(tree.currentMembers().map(\.pid).contains(escaped), "with memory it is found")
 
@@ -102,8 +103,11 @@ struct ProcessTreeTests {
     /// The membership rule on a fixed table: session, group, parent links and memory count;
     /// a remembered pid whose start time changed (reused) and strangers do not.
     @Test func membershipByASnapshot() {
-        func process(_ pid: Int32, ppid: Int32, group: Int32, session: Int32, start: UInt64 = 1, state: Character = "S") -> ProcStat {
-            ProcStat(pid: pid, comm: "p\(pid)", state: state, ppid: ppid, pgrp: group, session: session, startTime: start)
+        func process(_ pid: Int32, ppid: Int32, group: Int32, session: Int32, start: UInt64 = 1, state: Character = "S")
+            -> ProcStat
+        {
+            ProcStat(
+                pid: pid, comm: "p\(pid)", state: state, ppid: ppid, pgrp: group, session: session, startTime: start)
         }
         let table = [
             process(100, ppid: 1, group: 100, session: 100),  // the leader
@@ -157,13 +161,15 @@ struct CgroupTests {
             return fields.count > 4 ? String(fields[4]) : nil
         }.first
         guard let mount else { return "no cgroup2 file system is mounted" }
-        guard let own = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8))?
-            .split(separator: "\n").first(where: { $0.hasPrefix("0::") }).map({ String($0.dropFirst(3)) })
+        guard
+            let own = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8))?
+                .split(separator: "\n").first(where: { $0.hasPrefix("0::") }).map({ String($0.dropFirst(3)) })
         else { return "this process has no cgroup v2 membership in /proc/self/cgroup" }
         let directory = own == "/" ? mount : mount + own
         let probe = directory + "/agentron-test-probe-\(getpid())"
         guard mkdir(probe, 0o755) == 0 || errno == EEXIST else {
-            return "cannot create a cgroup under \(directory): \(String(cString: strerror(errno))) (not root, and no delegated subtree)"
+            return
+                "cannot create a cgroup under \(directory): \(String(cString: strerror(errno))) (not root, and no delegated subtree)"
         }
         defer { rmdir(probe) }
         guard access(probe + "/cgroup.kill", W_OK) == 0 else {
@@ -177,8 +183,11 @@ struct CgroupTests {
             print("CgroupTests skipped: \(reason)")
             try Test.cancel("no writable cgroup v2 here: \(reason)")
         }
-        let cgroups = try #require(Cgroups.detect(environment: [:]), "the machine has writable cgroups, but detect() found none")
-        #expect(Cgroups.detect(environment: [Cgroups.environmentSwitch: "off"]) == nil, "AGENTRON_CGROUPS=off turns them off")
+        let cgroups = try #require(
+            Cgroups.detect(environment: [:]), "the machine has writable cgroups, but detect() found none")
+        #expect(
+            Cgroups.detect(environment: [Cgroups.environmentSwitch: "off"]) == nil,
+            "AGENTRON_CGROUPS=off turns them off")
         let cgroup = try #require(cgroups.create(name: "test"))
         let scope = try ProcessScope()
         defer {
@@ -201,7 +210,8 @@ struct CgroupTests {
             """
         let process = try scope.spawn(["sh", "-c", script], cgroup: cgroup)
         let others = try await scope.pids(in: "pids", count: 2)
-        #expect(await waitUntil(timeout: .seconds(5)) { Set(cgroup.pids).isSuperset(of: others + [process.pid]) },
+        #expect(
+            await waitUntil(timeout: .seconds(5)) { Set(cgroup.pids).isSuperset(of: others + [process.pid]) },
             "the cgroup holds the engine and everything it started: \(cgroup.pids)")
         let procCgroup = (try? String(contentsOfFile: "/proc/\(process.pid)/cgroup", encoding: .utf8)) ?? ""
         let leaf = URL(fileURLWithPath: cgroup.path).lastPathComponent

@@ -26,13 +26,16 @@ struct SpawnerTests {
             sleep 0.5  # outlives the waiter's registration (ExitWatcherTests.registration)
             """#
         let environment = ["PATH": "/usr/bin:/bin", "GREETING": "hello world", "EMPTY": ""]
-        let process = try scope.spawn(["sh", "-c", script, "name-zero", "a b", "", "c"], environment: environment, workingDirectory: work)
+        let process = try scope.spawn(
+            ["sh", "-c", script, "name-zero", "a b", "", "c"], environment: environment, workingDirectory: work)
         #expect(await ExitWatcher.shared.waitForExit(pid: process.pid, pidfd: process.pidfd) == .exited(code: 0))
 
         let lines = scope.read("out.log").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.first == "[name-zero][a b][][c]")
         let environmentLines = lines.filter { $0.contains("=") && !$0.hasPrefix("cwd=") && !$0.hasPrefix("stdin=") }
-        #expect(environmentLines == ["EMPTY=", "GREETING=hello world", "PATH=/usr/bin:/bin"], "exactly the environment given")
+        #expect(
+            environmentLines == ["EMPTY=", "GREETING=hello world", "PATH=/usr/bin:/bin"],
+            "exactly the environment given")
         #expect(lines.contains("cwd=\(work)"))
         #expect(lines.contains("stdin=/dev/null"))
         #expect(lines.contains("to stderr"), "stderr goes to the same log")
@@ -88,7 +91,9 @@ struct SpawnerTests {
     @Test func aMissingProgramIsAClearError() throws {
         let scope = try ProcessScope()
         defer { scope.stop() }
-        #expect(throws: SpawnError.executableNotFound(name: "no-such-engine-xyz", searched: "PATH=/nonexistent:/usr/bin")) {
+        #expect(
+            throws: SpawnError.executableNotFound(name: "no-such-engine-xyz", searched: "PATH=/nonexistent:/usr/bin")
+        ) {
             try scope.spawn(["no-such-engine-xyz", "serve"], environment: ["PATH": "/nonexistent:/usr/bin"])
         }
         let error = SpawnError.executableNotFound(name: "no-such-engine-xyz", searched: "PATH=/nonexistent:/usr/bin")
@@ -115,7 +120,9 @@ struct SpawnerTests {
         #expect(throws: SpawnError.spawnFailed(executable: program, errno: ENOEXEC)) {
             try scope.spawn([program])
         }
-        #expect(SpawnError.spawnFailed(executable: program, errno: ENOEXEC).description == "cannot start \(program): Exec format error")
+        #expect(
+            SpawnError.spawnFailed(executable: program, errno: ENOEXEC).description
+                == "cannot start \(program): Exec format error")
         // A working directory that does not exist fails in the child, before exec.
         #expect(throws: SpawnError.spawnFailed(executable: "/usr/bin/true", errno: ENOENT)) {
             try scope.spawn(["true"], workingDirectory: scope.path("missing"))
@@ -128,7 +135,9 @@ struct SpawnerTests {
         #expect(throws: SpawnError.logFile(path: scope.path("no/such/dir.log"), errno: ENOENT)) {
             try scope.spawn(["true"], log: "no/such/dir.log")
         }
-        #expect(SpawnError.logFile(path: "/x.log", errno: EACCES).description == "cannot open log file /x.log: Permission denied")
+        #expect(
+            SpawnError.logFile(path: "/x.log", errno: EACCES).description
+                == "cannot open log file /x.log: Permission denied")
     }
 
     @Test func resolvingFollowsPathLikeAShell() throws {
@@ -137,13 +146,17 @@ struct SpawnerTests {
         // A directory and a non-executable file named like the program are passed over.
         try FileManager.default.createDirectory(atPath: scope.path("a/tool"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: scope.path("b"), withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: scope.path("b/tool"), contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(
+            atPath: scope.path("b/tool"), contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o644])
         try FileManager.default.createDirectory(atPath: scope.path("c"), withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: scope.path("c/tool"), contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
+        _ = FileManager.default.createFile(
+            atPath: scope.path("c/tool"), contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
         let path = [scope.path("a"), "", scope.path("b"), scope.path("c")].joined(separator: ":")
         #expect(Spawner.resolveExecutable("tool", path: path) == scope.path("c/tool"))
         #expect(Spawner.resolveExecutable("tool", path: scope.path("a")) == nil)
-        #expect(Spawner.resolveExecutable(scope.path("c/tool"), path: "") == scope.path("c/tool"), "a name with a slash is taken as is")
+        #expect(
+            Spawner.resolveExecutable(scope.path("c/tool"), path: "") == scope.path("c/tool"),
+            "a name with a slash is taken as is")
         #expect(Spawner.resolveExecutable(scope.path("b/tool"), path: nil) == nil)
         #expect(Spawner.resolveExecutable("sh", path: nil) != nil, "no PATH: the usual directories")
     }

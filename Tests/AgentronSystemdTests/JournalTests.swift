@@ -11,19 +11,20 @@ import Testing
             level: .warning, message: "probe failed",
             metadata: ["server": "llama", "engine": "vllm", "pid": "4242", "state": "unhealthy", "exit-code": "1"],
             identifier: "agentrond", file: "AgentronDaemon/Supervisor.swift", function: "probe()", line: 42)
-        #expect(fields == [
-            JournalField("MESSAGE", "probe failed engine=vllm exit-code=1 pid=4242 server=llama state=unhealthy"),
-            JournalField("PRIORITY", "4"),
-            JournalField("SYSLOG_IDENTIFIER", "agentrond"),
-            JournalField("CODE_FILE", "AgentronDaemon/Supervisor.swift"),
-            JournalField("CODE_LINE", "42"),
-            JournalField("CODE_FUNC", "probe()"),
-            JournalField("AGENTRON_ENGINE", "vllm"),
-            JournalField("AGENTRON_EXIT_CODE", "1"),
-            JournalField("AGENTRON_PID", "4242"),
-            JournalField("AGENTRON_SERVER", "llama"),
-            JournalField("AGENTRON_STATE", "unhealthy"),
-        ])
+        #expect(
+            fields == [
+                JournalField("MESSAGE", "probe failed engine=vllm exit-code=1 pid=4242 server=llama state=unhealthy"),
+                JournalField("PRIORITY", "4"),
+                JournalField("SYSLOG_IDENTIFIER", "agentrond"),
+                JournalField("CODE_FILE", "AgentronDaemon/Supervisor.swift"),
+                JournalField("CODE_LINE", "42"),
+                JournalField("CODE_FUNC", "probe()"),
+                JournalField("AGENTRON_ENGINE", "vllm"),
+                JournalField("AGENTRON_EXIT_CODE", "1"),
+                JournalField("AGENTRON_PID", "4242"),
+                JournalField("AGENTRON_SERVER", "llama"),
+                JournalField("AGENTRON_STATE", "unhealthy"),
+            ])
     }
 
     @Test(arguments: [
@@ -106,13 +107,17 @@ import Testing
 }
 
 @Suite struct SystemdStatusTests {
-    @Test(arguments: [
-        ([], "no servers"),
-        ([.stopped, .stopped], "no servers"),
-        ([.ready], "1 server: 1 ready"),
-        ([.starting, .ready, .ready], "3 servers: 2 ready, 1 starting"),
-        ([.failed, .unhealthy, .backoff, .stopping, .starting, .ready, .stopped], "6 servers: 1 ready, 1 starting, 1 unhealthy, 1 backoff, 1 stopping, 1 failed"),
-    ] as [([ServerState], String)])
+    @Test(
+        arguments: [
+            ([], "no servers"),
+            ([.stopped, .stopped], "no servers"),
+            ([.ready], "1 server: 1 ready"),
+            ([.starting, .ready, .ready], "3 servers: 2 ready, 1 starting"),
+            (
+                [.failed, .unhealthy, .backoff, .stopping, .starting, .ready, .stopped],
+                "6 servers: 1 ready, 1 starting, 1 unhealthy, 1 backoff, 1 stopping, 1 failed"
+            ),
+        ] as [([ServerState], String)])
     func oneLineSummary(states: [ServerState], expected: String) {
         #expect(SystemdStatus.line(states: states) == expected)
     }

@@ -3,20 +3,21 @@ import Glibc
 import Testing
 
 @Suite struct ListenFDsTests {
-    @Test(arguments: [
-        // (environment, expected descriptors) for a process whose pid is 4242
-        ([:], []),
-        (["LISTEN_PID": "4242", "LISTEN_FDS": "1"], [3]),
-        (["LISTEN_PID": "4242", "LISTEN_FDS": "3", "LISTEN_FDNAMES": "a:b:c"], [3, 4, 5]),
-        // Meant for another process (inherited from a parent that was the target).
-        (["LISTEN_PID": "4243", "LISTEN_FDS": "1"], []),
-        (["LISTEN_FDS": "1"], []),
-        (["LISTEN_PID": "4242"], []),
-        (["LISTEN_PID": "4242", "LISTEN_FDS": "0"], []),
-        (["LISTEN_PID": "4242", "LISTEN_FDS": "-1"], []),
-        (["LISTEN_PID": "4242", "LISTEN_FDS": "two"], []),
-        (["LISTEN_PID": "self", "LISTEN_FDS": "1"], []),
-    ] as [([String: String], [Int32])])
+    @Test(
+        arguments: [
+            // (environment, expected descriptors) for a process whose pid is 4242
+            ([:], []),
+            (["LISTEN_PID": "4242", "LISTEN_FDS": "1"], [3]),
+            (["LISTEN_PID": "4242", "LISTEN_FDS": "3", "LISTEN_FDNAMES": "a:b:c"], [3, 4, 5]),
+            // Meant for another process (inherited from a parent that was the target).
+            (["LISTEN_PID": "4243", "LISTEN_FDS": "1"], []),
+            (["LISTEN_FDS": "1"], []),
+            (["LISTEN_PID": "4242"], []),
+            (["LISTEN_PID": "4242", "LISTEN_FDS": "0"], []),
+            (["LISTEN_PID": "4242", "LISTEN_FDS": "-1"], []),
+            (["LISTEN_PID": "4242", "LISTEN_FDS": "two"], []),
+            (["LISTEN_PID": "self", "LISTEN_FDS": "1"], []),
+        ] as [([String: String], [Int32])])
     func parseFollowsSdListenFds(environment: [String: String], expected: [Int32]) {
         #expect(ListenFDs.parse(environment: environment, pid: 4242) == expected)
     }
@@ -37,7 +38,9 @@ import Testing
         let bytes = Array(path.utf8)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         try #require(bound == 0)
         #expect(!ListenFDs.isListeningUnixStream(listener), "bound, not listening yet")

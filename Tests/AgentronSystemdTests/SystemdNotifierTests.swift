@@ -88,18 +88,19 @@ import Testing
 }
 
 @Suite struct WatchdogTests {
-    @Test(arguments: [
-        // (environment, expected timeout in µs)
-        ([:], nil),
-        (["WATCHDOG_USEC": "30000000"], 30_000_000),
-        (["WATCHDOG_USEC": "400000", "WATCHDOG_PID": "4242"], 400_000),
-        (["WATCHDOG_USEC": "400000", "WATCHDOG_PID": "4243"], nil),
-        (["WATCHDOG_USEC": "400000", "WATCHDOG_PID": "not-a-pid"], nil),
-        (["WATCHDOG_USEC": "0"], nil),
-        (["WATCHDOG_USEC": "-5"], nil),
-        (["WATCHDOG_USEC": "soon"], nil),
-        (["WATCHDOG_PID": "4242"], nil),
-    ] as [([String: String], Int64?)])
+    @Test(
+        arguments: [
+            // (environment, expected timeout in µs)
+            ([:], nil),
+            (["WATCHDOG_USEC": "30000000"], 30_000_000),
+            (["WATCHDOG_USEC": "400000", "WATCHDOG_PID": "4242"], 400_000),
+            (["WATCHDOG_USEC": "400000", "WATCHDOG_PID": "4243"], nil),
+            (["WATCHDOG_USEC": "400000", "WATCHDOG_PID": "not-a-pid"], nil),
+            (["WATCHDOG_USEC": "0"], nil),
+            (["WATCHDOG_USEC": "-5"], nil),
+            (["WATCHDOG_USEC": "soon"], nil),
+            (["WATCHDOG_PID": "4242"], nil),
+        ] as [([String: String], Int64?)])
     func timeoutFollowsSdWatchdogEnabled(environment: [String: String], expected: Int64?) {
         #expect(Watchdog.timeout(environment: environment, pid: 4242) == expected.map { .microseconds($0) })
     }

@@ -20,7 +20,9 @@ struct AgentronAppRegistrationTests {
         defer { sqlite3_close(db) }
         sqlite3_busy_timeout(db, 10_000)
         guard text.uppercased().hasPrefix("SELECT") || text.uppercased().hasPrefix("PRAGMA") else {
-            guard sqlite3_exec(db, text, nil, nil, nil) == SQLITE_OK else { throw HarnessError(String(cString: sqlite3_errmsg(db))) }
+            guard sqlite3_exec(db, text, nil, nil, nil) == SQLITE_OK else {
+                throw HarnessError(String(cString: sqlite3_errmsg(db)))
+            }
             return []
         }
         var statement: OpaquePointer?
@@ -30,7 +32,10 @@ struct AgentronAppRegistrationTests {
         defer { sqlite3_finalize(statement) }
         var rows: [[String?]] = []
         while sqlite3_step(statement) == SQLITE_ROW {
-            rows.append((0..<sqlite3_column_count(statement)).map { sqlite3_column_text(statement, $0).map { String(cString: $0) } })
+            rows.append(
+                (0..<sqlite3_column_count(statement)).map {
+                    sqlite3_column_text(statement, $0).map { String(cString: $0) }
+                })
         }
         return rows
     }
@@ -73,7 +78,8 @@ struct AgentronAppRegistrationTests {
         #expect(registered[3] == nil)
         #expect(registered[4] == endpoint)
         #expect(!(registered[4] ?? "").hasSuffix("/v1"))
-        let extra = try #require(registered[5].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let extra = try #require(
+            registered[5].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect(extra["managedBy"] as? String == "agentron")
         #expect(extra["server"] as? String == "reg")
 

@@ -8,7 +8,9 @@ struct BadInputTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        let up = try await harness.run(["up", "nobody/no-such-model", "--engine", "vllm", "--env", "FAKE_EXIT_AT_START=bad-model"])
+        let up = try await harness.run([
+            "up", "nobody/no-such-model", "--engine", "vllm", "--env", "FAKE_EXIT_AT_START=bad-model",
+        ])
         #expect(up.code == 1)
         #expect(up.stderr.contains("failed to start"))
         #expect(up.stderr.contains("during startup"))
@@ -30,10 +32,16 @@ struct BadInputTests {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         listen(holder, 1)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) }
+        }
         let port = Int(UInt16(bigEndian: address.sin_port))
 
         let up = try await harness.run(["up", "org/m", "--engine", "vllm", "--port", String(port)])
@@ -99,7 +107,8 @@ struct BadInputTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         // A stale socket file with nobody behind it.
-        try FileManager.default.createDirectory(at: harness.home.appendingPathComponent("run"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: harness.home.appendingPathComponent("run"), withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: harness.socketPath, contents: nil)
         let ps = try await harness.run(["ps", "--json"])
         #expect(ps.code == 0)
@@ -133,7 +142,8 @@ struct BadInputTests {
         let harness = try Harness()
         defer {
             // This daemon was started by the CLI, not the harness: stop it by its lock's pid.
-            if let text = try? String(contentsOf: harness.home.appendingPathComponent("state/agentrond.lock"), encoding: .utf8),
+            if let text = try? String(
+                contentsOf: harness.home.appendingPathComponent("state/agentrond.lock"), encoding: .utf8),
                 let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
             {
                 kill(pid, SIGTERM)
@@ -143,7 +153,9 @@ struct BadInputTests {
             }
             harness.shutdown()
         }
-        let up = try await harness.run(["up", "org/auto", "--engine", "vllm", "--env", "FAKE_PID_FILE=\(harness.pidFile("auto").path)"])
+        let up = try await harness.run([
+            "up", "org/auto", "--engine", "vllm", "--env", "FAKE_PID_FILE=\(harness.pidFile("auto").path)",
+        ])
         #expect(up.code == 0, "\(up.stderr)")
         #expect(up.stderr.contains("starting agentrond"))
         let pids = try await harness.readPids("auto")

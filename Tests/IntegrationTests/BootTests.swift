@@ -9,7 +9,11 @@ struct BootTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         let daemon = try await harness.startDaemon()
-        #expect(try await harness.run(["up", "org/a", "--engine", "vllm", "--name", "wanted", "--env", "FAKE_PID_FILE=\(harness.pidFile("wanted").path)"]).code == 0)
+        #expect(
+            try await harness.run([
+                "up", "org/a", "--engine", "vllm", "--name", "wanted", "--env",
+                "FAKE_PID_FILE=\(harness.pidFile("wanted").path)",
+            ]).code == 0)
         #expect(try await harness.run(["up", "org/b", "--engine", "vllm", "--name", "downed"]).code == 0)
         #expect(try await harness.run(["down", "downed"]).code == 0)
         let before = try await harness.readPids("wanted")
@@ -19,7 +23,9 @@ struct BootTests {
         try FileManager.default.removeItem(at: harness.pidFile("wanted"))
 
         try await harness.startDaemon()
-        let back = try await SupervisionTests.waitFor(harness, "wanted", "started again") { $0["state"] as? String == "ready" }
+        let back = try await SupervisionTests.waitFor(harness, "wanted", "started again") {
+            $0["state"] as? String == "ready"
+        }
         #expect((back["pid"] as? Int).map(Int32.init) != before.first)
         _ = try await harness.readPids("wanted")
         let downed = try await harness.servers(all: true).first { $0["name"] as? String == "downed" }
@@ -43,7 +49,8 @@ struct BootTests {
     }
 
     @Test func aGPUProfileWaitsForItsDevicesThenSaysWhyItDidNotStart() async throws {
-        try #require(!FileManager.default.fileExists(atPath: "/dev/nvidia0"), "this machine has a GPU; the wait would pass")
+        try #require(
+            !FileManager.default.fileExists(atPath: "/dev/nvidia0"), "this machine has a GPU; the wait would pass")
         let harness = try Harness()
         defer { harness.shutdown() }
         let profiles = harness.home.appendingPathComponent("config/profiles")
@@ -52,7 +59,9 @@ struct BootTests {
             to: profiles.appendingPathComponent("gpu.yaml"), atomically: true, encoding: .utf8)
         try await harness.startDaemon(environment: ["AGENTRON_GPU_WAIT": "1s"])
         #expect(try await harness.servers(all: true).isEmpty, "nothing starts before the devices appear")
-        let failed = try await SupervisionTests.waitFor(harness, "gpu", "failed after the wait") { $0["state"] as? String == "failed" }
+        let failed = try await SupervisionTests.waitFor(harness, "gpu", "failed after the wait") {
+            $0["state"] as? String == "failed"
+        }
         let reason = failed["reason"] as? String ?? ""
         #expect(reason.contains("/dev/nvidia0"), "\(reason)")
         #expect(reason.contains("did not appear within 1s"))

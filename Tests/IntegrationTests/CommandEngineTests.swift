@@ -18,7 +18,9 @@ struct CommandEngineTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         let vllm = harness.fakeBin.appendingPathComponent("vllm").path
-        let profile = try Self.writeProfile(harness, "cmd", """
+        let profile = try Self.writeProfile(
+            harness, "cmd",
+            """
             name: cmd-fake
             engine: command
             model: org/cmd-model
@@ -45,14 +47,19 @@ struct CommandEngineTests {
 
         // Every placeholder was filled in: the model, the host, the port inside --port=, the name.
         let logs = try await harness.run(["logs", "cmd-fake", "--tail", "200"])
-        #expect(logs.stdout.contains("agentron: starting \(vllm) serve org/cmd-model --host 127.0.0.1 --port=\(port) --served-model-name org/cmd-model cmd-fake"), "\(logs.stdout)")
-        let models = try await HTTPClient.shared.execute(HTTPRequest(url: endpoint + "/v1/models", timeout: .seconds(5)))
+        #expect(
+            logs.stdout.contains(
+                "agentron: starting \(vllm) serve org/cmd-model --host 127.0.0.1 --port=\(port) --served-model-name org/cmd-model cmd-fake"
+            ), "\(logs.stdout)")
+        let models = try await HTTPClient.shared.execute(
+            HTTPRequest(url: endpoint + "/v1/models", timeout: .seconds(5)))
         #expect(models.bodyText.contains(#""id":"cmd-fake""#))
         #expect(models.bodyText.contains(#""id":"org/cmd-model""#))
 
         let inspect = try harness.json(try await harness.run(["inspect", "cmd-fake", "--json"]).stdout)
         let probes = try #require(inspect["probes"] as? [[String: Any]])
-        #expect(probes.contains { $0["passed"] as? Bool == true && $0["detail"] as? String == "/health 200" }, "\(probes)")
+        #expect(
+            probes.contains { $0["passed"] as? Bool == true && $0["detail"] as? String == "/health 200" }, "\(probes)")
 
         let down = try await harness.run(["down", "cmd-fake"])
         #expect(down.code == 0, "down failed: \(down.stderr)")
@@ -64,7 +71,9 @@ struct CommandEngineTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         let vllm = harness.fakeBin.appendingPathComponent("vllm").path
-        let profile = try Self.writeProfile(harness, "mismatch", """
+        let profile = try Self.writeProfile(
+            harness, "mismatch",
+            """
             name: mismatch
             engine: command
             model: org/m
@@ -108,25 +117,27 @@ struct CommandEngineTests {
         try await harness.startDaemon()
         let script = harness.home.appendingPathComponent("llama_server_standin.py")
         try """
-            import http.server, json, sys, time
-            started = time.monotonic()
-            class Handler(http.server.BaseHTTPRequestHandler):
-                def do_GET(self):
-                    if time.monotonic() - started < 1.0:
-                        status, body = 503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
-                    elif self.path == "/health":
-                        status, body = 200, {"status": "ok"}
-                    else:
-                        status, body = 200, {"object": "list", "data": [{"id": sys.argv[3], "object": "model", "owned_by": "llamacpp"}]}
-                    data = json.dumps(body).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-            http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
-            """.write(to: script, atomically: true, encoding: .utf8)
-        let profile = try Self.writeProfile(harness, "standin", """
+        import http.server, json, sys, time
+        started = time.monotonic()
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if time.monotonic() - started < 1.0:
+                    status, body = 503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+                elif self.path == "/health":
+                    status, body = 200, {"status": "ok"}
+                else:
+                    status, body = 200, {"object": "list", "data": [{"id": sys.argv[3], "object": "model", "owned_by": "llamacpp"}]}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+        http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+        """.write(to: script, atomically: true, encoding: .utf8)
+        let profile = try Self.writeProfile(
+            harness, "standin",
+            """
             name: standin
             engine: command
             model: /models/tiny.gguf
@@ -138,7 +149,11 @@ struct CommandEngineTests {
         #expect(up.code == 0, "\(up.stderr)")
         let inspect = try harness.json(try await harness.run(["inspect", "standin", "--json"]).stdout)
         let probes = try #require(inspect["probes"] as? [[String: Any]])
-        #expect(probes.contains { ($0["detail"] as? String)?.contains("status 503, expected 200") == true && ($0["detail"] as? String)?.contains("Loading model") == true }, "\(probes)")
+        #expect(
+            probes.contains {
+                ($0["detail"] as? String)?.contains("status 503, expected 200") == true
+                    && ($0["detail"] as? String)?.contains("Loading model") == true
+            }, "\(probes)")
         #expect(probes.last?["detail"] as? String == "/health 200")
         #expect(try await harness.run(["down", "standin"]).code == 0)
     }

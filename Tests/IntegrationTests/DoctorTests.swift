@@ -64,9 +64,13 @@ struct DoctorTests {
         let human = try await harness.run(["doctor", "--port", String(port)])
         #expect(human.code == 0)
         #expect(human.stdout.contains("ok   vllm"), "\(human.stdout)")
-        #expect(human.stdout.contains("agentrond \(agentronVersion) running, pid \(daemon.processIdentifier)"), "\(human.stdout)")
+        #expect(
+            human.stdout.contains("agentrond \(agentronVersion) running, pid \(daemon.processIdentifier)"),
+            "\(human.stdout)")
         #expect(human.stdout.contains("used \(port)"), "\(human.stdout)")
-        #expect(human.stdout.contains("Ollama 0.12.6, models: llama3.2:1b (agentron server \"llama3.2-1b\")"), "\(human.stdout)")
+        #expect(
+            human.stdout.contains("Ollama 0.12.6, models: llama3.2:1b (agentron server \"llama3.2-1b\")"),
+            "\(human.stdout)")
         #expect(!human.stdout.contains("\u{1B}["), "no colour without a terminal")
         #expect(try await harness.run(["down", "llama3.2-1b"]).code == 0)
     }
@@ -77,15 +81,15 @@ struct DoctorTests {
         // nvidia-smi's CSV answer to exactly the query doctor makes.
         let smi = harness.fakeBin.appendingPathComponent("nvidia-smi")
         try """
-            #!/bin/sh
-            if [ "$1" = "--query-gpu=index,name,memory.total,memory.free" ] && [ "$2" = "--format=csv,noheader,nounits" ]; then
-              echo "0, NVIDIA H100 80GB HBM3, 81559, 80982"
-              echo "1, NVIDIA H100 80GB HBM3, 81559, 1024"
-              exit 0
-            fi
-            echo "unexpected arguments: $*" >&2
-            exit 2
-            """.write(to: smi, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        if [ "$1" = "--query-gpu=index,name,memory.total,memory.free" ] && [ "$2" = "--format=csv,noheader,nounits" ]; then
+          echo "0, NVIDIA H100 80GB HBM3, 81559, 80982"
+          echo "1, NVIDIA H100 80GB HBM3, 81559, 1024"
+          exit 0
+        fi
+        echo "unexpected arguments: $*" >&2
+        exit 2
+        """.write(to: smi, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: smi.path)
         let result = try await harness.run(["doctor", "--json"])
         #expect(result.code == 0)

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import Synchronization
+import Testing
 
 /// A few Docker Engine API answers on a Unix socket, recording every request, for the cases
 /// a real dockerd cannot show here: a GPU host (a GPU device request fails the create on
@@ -36,7 +36,9 @@ final class FakeDockerAPI: Sendable {
             for (i, byte) in bytes.enumerated() { raw[i] = byte }
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0, listen(fd, 16) == 0 else {
             close(fd)
@@ -84,7 +86,8 @@ final class FakeDockerAPI: Sendable {
                 headerEnd = end
                 let head = String(decoding: data[..<end.lowerBound], as: UTF8.self).lowercased()
                 for line in head.split(separator: "\r\n") where line.hasPrefix("content-length:") {
-                    contentLength = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+                    contentLength =
+                        Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
                 }
                 // libcurl waits for this before a larger body.
                 if head.contains("expect: 100-continue"), !continued {
@@ -110,7 +113,10 @@ final class FakeDockerAPI: Sendable {
 
         let (status, json) = answer(method: method, path: path)
         let payload = Array(json.utf8)
-        send(fd, "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n" + json)
+        send(
+            fd,
+            "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
+                + json)
     }
 
     private func answer(method: String, path: String) -> (Int, String) {

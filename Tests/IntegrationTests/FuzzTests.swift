@@ -36,7 +36,8 @@ struct FuzzTests {
             RawRequest.get("/v1/servers/target/logs?tail=99999999999999999999999999"),
             RawRequest.get("/v1/servers/target/logs?tail=-5"),
             RawRequest.post("/v1/servers", body: FuzzProfile.json(overriding: ["startupTimeout": "1e300"])),
-            RawRequest.post("/v1/servers", body: FuzzProfile.json(overriding: ["stopTimeout": "1e300", "name": "\"other\""])),
+            RawRequest.post(
+                "/v1/servers", body: FuzzProfile.json(overriding: ["stopTimeout": "1e300", "name": "\"other\""])),
             RawRequest.post("/v1/servers/nosuch/stop?timeout=1e300s"),
             RawRequest.post("/v1/servers/nosuch/stop?timeout=99999999999h"),
         ]
@@ -44,9 +45,12 @@ struct FuzzTests {
             let reply = RawClient.exchange(socketPath, request)
             #expect(Harness.isAlive(pid), "the daemon died on \(String(decoding: request.prefix(120), as: UTF8.self))")
             #expect(reply.status != nil, "no HTTP answer to \(String(decoding: request.prefix(120), as: UTF8.self))")
-            #expect(reply.status.map { $0 < 500 } ?? false, "a server error for a client's mistake: \(reply.text.prefix(300))")
+            #expect(
+                reply.status.map { $0 < 500 } ?? false,
+                "a server error for a client's mistake: \(reply.text.prefix(300))")
         }
-        let refused = RawClient.exchange(socketPath, RawRequest.post("/v1/servers", body: FuzzProfile.json(overriding: ["startupTimeout": "1e300"])))
+        let refused = RawClient.exchange(
+            socketPath, RawRequest.post("/v1/servers", body: FuzzProfile.json(overriding: ["startupTimeout": "1e300"])))
         #expect(refused.status == 400)
         #expect(refused.text.contains("startup_timeout"), "\(refused.text)")
         #expect(try await harness.servers().count == 1, "no refused profile became a server")
@@ -56,7 +60,10 @@ struct FuzzTests {
         defer { for fd in stalled { close(fd) } }
         for index in 0..<40 {
             guard let fd = RawClient.connect(socketPath) else { continue }
-            let partial = index % 2 == 0 ? Array("GET /v1/dae".utf8) : Array("POST /v1/servers HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{\"pro".utf8)
+            let partial =
+                index % 2 == 0
+                ? Array("GET /v1/dae".utf8)
+                : Array("POST /v1/servers HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{\"pro".utf8)
             _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             stalled.append(fd)
         }
@@ -71,7 +78,9 @@ struct FuzzTests {
             // allowed only as NIO's answer to a request it cannot parse (it closes then).
             if index % 100 == 0 || reply.status == nil {
                 guard Harness.isAlive(pid) else {
-                    Issue.record("the daemon died after generated request \(index) (seed \(Self.seed)): \(String(decoding: request.prefix(200), as: UTF8.self))")
+                    Issue.record(
+                        "the daemon died after generated request \(index) (seed \(Self.seed)): \(String(decoding: request.prefix(200), as: UTF8.self))"
+                    )
                     return
                 }
             }
@@ -80,7 +89,9 @@ struct FuzzTests {
         let info = RawClient.exchange(socketPath, RawRequest.get("/v1/daemon"))
         #expect(info.status == 200, "the daemon keeps answering: \(info.text)")
         #expect(info.text.contains("\"pid\":\(pid)"))
-        #expect((statuses[400] ?? 0) + (statuses[404] ?? 0) > Self.count / 4, "most generated requests are refused: \(statuses)")
+        #expect(
+            (statuses[400] ?? 0) + (statuses[404] ?? 0) > Self.count / 4,
+            "most generated requests are refused: \(statuses)")
 
         // The stalled connections were closed by the daemon, not held for ever.
         for fd in stalled {
@@ -96,7 +107,9 @@ struct FuzzTests {
         // Nothing a request started outlives `down --all`.
         #expect(harness.engineProcesses().count >= 2, "the target's engine and its EngineCore are found")
         let servers = try await harness.servers()
-        #expect(servers.map { $0["name"] as? String } == ["target"], "only the one server runs: \(servers.map { $0["name"] ?? "?" })")
+        #expect(
+            servers.map { $0["name"] as? String } == ["target"],
+            "only the one server runs: \(servers.map { $0["name"] ?? "?" })")
         let down = try await harness.run(["down", "--all"])
         #expect(down.code == 0, "\(down.stderr)")
         let left = await Harness.waitGone(harness.engineProcesses())
@@ -114,7 +127,9 @@ extension Harness {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         var pids: [Int32] = []
         for entry in entries {
-            guard let pid = Int32(entry), pid != getpid(), pid != daemon?.processIdentifier, Self.isAlive(pid) else { continue }
+            guard let pid = Int32(entry), pid != getpid(), pid != daemon?.processIdentifier, Self.isAlive(pid) else {
+                continue
+            }
             let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map(Array.init) ?? []
             let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ").map(Array.init) ?? []
             if Self.contains(cmdline, prefix) || Self.contains(environ, prefix) { pids.append(pid) }
@@ -151,14 +166,19 @@ enum FuzzProfile {
         ("name", "\"target\""), ("engine", "\"vllm\""), ("model", "\"org/fuzz\""), ("host", "\"127.0.0.1\""),
         ("port", "\"auto\""), ("gpus", "[]"), ("args", "[]"), ("env", "{}"), ("startupTimeout", "1800"),
         ("probe", "{\"interval\":10,\"timeout\":5,\"failureThreshold\":3}"),
-        ("restart", "{\"mode\":\"on-failure\",\"initialDelay\":1,\"factor\":2,\"maxDelay\":60,\"maxRestarts\":5,\"window\":600,\"resetAfter\":300}"),
+        (
+            "restart",
+            "{\"mode\":\"on-failure\",\"initialDelay\":1,\"factor\":2,\"maxDelay\":60,\"maxRestarts\":5,\"window\":600,\"resetAfter\":300}"
+        ),
         ("stopTimeout", "90"), ("autostart", "false"), ("register", "true"),
     ]
 
     static func json(overriding overrides: [String: String]) -> [UInt8] {
         var parts: [String] = []
         for (key, value) in fields { parts.append("\"\(key)\":\(overrides[key] ?? value)") }
-        for (key, value) in overrides where !fields.contains(where: { $0.0 == key }) { parts.append("\"\(key)\":\(value)") }
+        for (key, value) in overrides where !fields.contains(where: { $0.0 == key }) {
+            parts.append("\"\(key)\":\(value)")
+        }
         return Array("{\"profile\":{\(parts.joined(separator: ","))}}".utf8)
     }
 }
@@ -169,7 +189,9 @@ enum RawRequest {
     }
 
     static func post(_ target: String, body: [UInt8] = []) -> [UInt8] {
-        Array("POST \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+        Array(
+            "POST \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+                .utf8) + body
     }
 }
 
@@ -187,10 +209,13 @@ enum FuzzRequest {
     static let jsonValues = [
         "null", "true", "-1", "0", "1e300", "-1e300", "1e400", "\"\"", "\"auto\"", "\"x\"", "[]", "{}", "[1,2,3]",
         "{\"a\":1}", "99999999999999999999999", "-9223372036854775809", "0.5", "\"\\u0000\"",
-        "\"" + String(repeating: "x", count: 70_000) + "\"", String(repeating: "[", count: 2000) + String(repeating: "]", count: 2000),
+        "\"" + String(repeating: "x", count: 70_000) + "\"",
+        String(repeating: "[", count: 2000) + String(repeating: "]", count: 2000),
         "[" + Array(repeating: "\"--a\"", count: 2000).joined(separator: ",") + "]",
     ]
-    static let invalidNames = ["\"\"", "\"a b\"", "\"-x\"", "\"" + String(repeating: "n", count: 65) + "\"", "\"a/b\"", "7", "null"]
+    static let invalidNames = [
+        "\"\"", "\"a b\"", "\"-x\"", "\"" + String(repeating: "n", count: 65) + "\"", "\"a/b\"", "7", "null",
+    ]
 
     static func generate(_ rng: inout SplitMix64) -> [UInt8] {
         switch Int.random(in: 0..<10, using: &rng) {
@@ -213,7 +238,8 @@ enum FuzzRequest {
     static func query(_ rng: inout SplitMix64) -> [UInt8] {
         let name = names.randomElement(using: &rng) ?? "x"
         let paths = [
-            "/v1/daemon", "/v1/servers", "/v1/servers/\(name)", "/v1/servers/\(name)/logs", "/v1/providers", "/v2/x", "//",
+            "/v1/daemon", "/v1/servers", "/v1/servers/\(name)", "/v1/servers/\(name)/logs", "/v1/providers", "/v2/x",
+            "//",
             "/v1/servers/\(name)/x/y", "/v1/servers/nosuch/stop", "/v1/servers/nosuch/restart", "/v1", "", "*",
         ]
         var target = paths.randomElement(using: &rng) ?? "/"
@@ -230,7 +256,9 @@ enum FuzzRequest {
         var method = methods.randomElement(using: &rng) ?? "GET"
         // Only unknown servers are stopped or restarted.
         if method == "POST", target.contains("/target") { method = "GET" }
-        if target.hasPrefix("/v1/servers/target/"), target.contains("stop") || target.contains("restart") { method = "GET" }
+        if target.hasPrefix("/v1/servers/target/"), target.contains("stop") || target.contains("restart") {
+            method = "GET"
+        }
         return Array("\(method) \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
     }
 
@@ -241,7 +269,10 @@ enum FuzzRequest {
             if field == "name" {
                 overrides[field] = invalidNames.randomElement(using: &rng)
             } else if field == "probe" || field == "restart" {
-                let inner = field == "probe" ? ["interval", "timeout", "failureThreshold"] : ["initialDelay", "factor", "maxDelay", "maxRestarts", "window", "resetAfter", "mode"]
+                let inner =
+                    field == "probe"
+                    ? ["interval", "timeout", "failureThreshold"]
+                    : ["initialDelay", "factor", "maxDelay", "maxRestarts", "window", "resetAfter", "mode"]
                 let key = inner.randomElement(using: &rng) ?? "interval"
                 let value = jsonValues.randomElement(using: &rng) ?? "null"
                 let base = FuzzProfile.fields.first { $0.0 == field }?.1 ?? "{}"
@@ -254,7 +285,9 @@ enum FuzzRequest {
         if Int.random(in: 0..<4, using: &rng) == 0 {
             overrides["env"] = "{\"A=B\":\"x\",\"\":\"y\",\"HF_TOKEN\":\"\\u0000\"}"
         }
-        if overrides["name"] == nil, overrides.keys.contains(where: { ["engine", "model", "host", "port", "args", "env", "gpus"].contains($0) }) {
+        if overrides["name"] == nil,
+            overrides.keys.contains(where: { ["engine", "model", "host", "port", "args", "env", "gpus"].contains($0) })
+        {
             // A changed spec for the running name is a 409 at worst; keep it that way.
             overrides["name"] = "\"target\""
         }
@@ -263,7 +296,8 @@ enum FuzzRequest {
 
     static func oversized(_ rng: inout SplitMix64) -> [UInt8] {
         if Bool.random(using: &rng) {
-            let body = [UInt8](repeating: UInt8(ascii: "a"), count: (1 << 20) + Int.random(in: 1..<100_000, using: &rng))
+            let body = [UInt8](
+                repeating: UInt8(ascii: "a"), count: (1 << 20) + Int.random(in: 1..<100_000, using: &rng))
             return RawRequest.post("/v1/servers", body: body)
         }
         let header = String(repeating: "h", count: Int.random(in: 60_000..<200_000, using: &rng))
@@ -273,7 +307,8 @@ enum FuzzRequest {
     static func badFraming(_ rng: inout SplitMix64) -> [UInt8] {
         switch Int.random(in: 0..<5, using: &rng) {
         case 0: return Array("POST /v1/servers HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"profile\":".utf8)
-        case 1: return Array("POST /v1/servers HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n".utf8)
+        case 1:
+            return Array("POST /v1/servers HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n".utf8)
         case 2: return Array("POST /v1/servers HTTP/1.1\r\nContent-Length: -1\r\n\r\n".utf8)
         case 3: return Array("POST /v1/servers HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n".utf8)
         default: return Array("GET /v1/daemon HTTP/9.9\r\n\r\n".utf8)
@@ -282,7 +317,8 @@ enum FuzzRequest {
 
     static func badJSON(_ rng: inout SplitMix64) -> [UInt8] {
         let bodies = [
-            "", "{", "null", "[]", "{\"profile\":null}", "{\"profile\":[]}", "{\"profile\":{}}", "\u{FEFF}{}", "{\"profile\":{\"name\":",
+            "", "{", "null", "[]", "{\"profile\":null}", "{\"profile\":[]}", "{\"profile\":{}}", "\u{FEFF}{}",
+            "{\"profile\":{\"name\":",
             String(repeating: "{\"a\":", count: 3000), "{\"profile\":" + String(repeating: "[", count: 100_000) + "}",
         ]
         return RawRequest.post("/v1/servers", body: Array((bodies.randomElement(using: &rng) ?? "").utf8))
@@ -306,7 +342,9 @@ enum RawClient {
             for (index, byte) in bytes.enumerated() where index < raw.count { raw[index] = UInt8(bitPattern: byte) }
         }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else {
             close(fd)
@@ -321,11 +359,15 @@ enum RawClient {
     /// A generated request the daemon rightly waits on (a body cut short) costs at most
     /// `timeoutSeconds`; the answer to a complete one comes in milliseconds.
     static func exchange(_ path: String, _ request: [UInt8], timeoutSeconds: Int = 10) -> Reply {
-        guard let fd = connect(path, timeoutSeconds: timeoutSeconds) else { return Reply(status: nil, text: "cannot connect") }
+        guard let fd = connect(path, timeoutSeconds: timeoutSeconds) else {
+            return Reply(status: nil, text: "cannot connect")
+        }
         defer { close(fd) }
         var sent = 0
         while sent < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress.map { $0 + sent }, request.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = request.withUnsafeBytes {
+                send(fd, $0.baseAddress.map { $0 + sent }, request.count - sent, Int32(MSG_NOSIGNAL))
+            }
             guard n > 0 else { break }  // the daemon may close on an oversized request
             sent += n
         }

@@ -25,7 +25,8 @@ final class Harness: @unchecked Sendable {
     }
 
     init(withFakeVLLM: Bool = true) throws {
-        home = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("agentron-test-\(UUID().uuidString.prefix(8))")
+        home = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "agentron-test-\(UUID().uuidString.prefix(8))")
         fakeBin = home.appendingPathComponent("bin")
         binDirectory = Self.productsDirectory
         try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
@@ -36,7 +37,8 @@ final class Harness: @unchecked Sendable {
             throw HarnessError("build the products first: `swift build` (looked in \(binDirectory.path))")
         }
         if withFakeVLLM {
-            try FileManager.default.createSymbolicLink(at: fakeBin.appendingPathComponent("vllm"), withDestinationURL: fake)
+            try FileManager.default.createSymbolicLink(
+                at: fakeBin.appendingPathComponent("vllm"), withDestinationURL: fake)
         }
     }
 
@@ -89,7 +91,9 @@ final class Harness: @unchecked Sendable {
             for (index, byte) in path.enumerated() where index < raw.count { raw[index] = UInt8(bitPattern: byte) }
         }
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         } == 0
     }
 
@@ -104,7 +108,9 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Runs the real `agentron` CLI and collects its output.
-    func run(_ arguments: [String], environment overrides: [String: String] = [:], timeout: Duration = .seconds(120)) async throws -> Result {
+    func run(_ arguments: [String], environment overrides: [String: String] = [:], timeout: Duration = .seconds(120))
+        async throws -> Result
+    {
         let process = Process()
         process.executableURL = binDirectory.appendingPathComponent("agentron")
         process.arguments = arguments
@@ -118,7 +124,8 @@ final class Harness: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         try await Self.waitForExit(
-            process, timeout: timeout, else: "agentron \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            process, timeout: timeout,
+            else: "agentron \(arguments.joined(separator: " ")) did not finish within \(timeout)")
         let result = Result(
             code: process.terminationStatus,
             stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
@@ -150,7 +157,9 @@ final class Harness: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if let text = try? String(contentsOf: pidFile(name), encoding: .utf8) {
-                let pids = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }.filter { $0 > 0 }
+                let pids = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }.filter {
+                    $0 > 0
+                }
                 if !pids.isEmpty {
                     lock.withLock { extraPids.formUnion(pids) }
                     return pids

@@ -41,7 +41,9 @@ struct HousekeepingTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         // 12 MB of output, then silence: it never answers, so it stays starting.
-        let profile = try CommandEngineTests.writeProfile(harness, "noisy", """
+        let profile = try CommandEngineTests.writeProfile(
+            harness, "noisy",
+            """
             name: noisy
             engine: command
             model: m
@@ -73,7 +75,9 @@ struct HousekeepingTests {
         // A follower that stalls a write this long is dropped (30 s by default).
         let daemon = try await harness.startDaemon(environment: ["AGENTRON_CONTROL_IDLE_TIMEOUT": "3s"])
         // About 10 MB of log a second, for as long as it runs.
-        let profile = try CommandEngineTests.writeProfile(harness, "chatty", """
+        let profile = try CommandEngineTests.writeProfile(
+            harness, "chatty",
+            """
             name: chatty
             engine: command
             model: m
@@ -99,7 +103,9 @@ struct HousekeepingTests {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var n = 1
         let drainUntil = Date().addingTimeInterval(20)
-        while n > 0, Date() < drainUntil { n = buffer.withUnsafeMutableBytes { recv(reader, $0.baseAddress, $0.count, 0) } }
+        while n > 0, Date() < drainUntil {
+            n = buffer.withUnsafeMutableBytes { recv(reader, $0.baseAddress, $0.count, 0) }
+        }
         let code = errno
         #expect(n == 0 || code == ECONNRESET, "the stalled follower is still connected (errno \(code))")
         #expect(try await harness.run(["down", "chatty"]).code == 0)
@@ -117,7 +123,9 @@ struct HousekeepingTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         // The engine echoes its arguments and environment, as vLLM's "non-default args" does.
-        let profile = try CommandEngineTests.writeProfile(harness, "leaky", """
+        let profile = try CommandEngineTests.writeProfile(
+            harness, "leaky",
+            """
             name: leaky
             engine: command
             model: m

@@ -32,9 +32,10 @@ struct LifecycleTests {
 
         // The endpoint really serves the model under the printed name.
         let body = #"{"model":"llama-3.2-1b-instruct","messages":[{"role":"user","content":"hello there"}]}"#
-        let chat = try await HTTPClient.shared.execute(HTTPRequest(
-            method: "POST", url: endpoint + "/v1/chat/completions",
-            headers: [("Content-Type", "application/json")], body: Array(body.utf8), timeout: .seconds(10)))
+        let chat = try await HTTPClient.shared.execute(
+            HTTPRequest(
+                method: "POST", url: endpoint + "/v1/chat/completions",
+                headers: [("Content-Type", "application/json")], body: Array(body.utf8), timeout: .seconds(10)))
         #expect(chat.status == 200)
         #expect(chat.bodyText.contains("chat.completion"))
 
@@ -66,7 +67,10 @@ struct LifecycleTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        let args = ["up", "org/model-a", "--engine", "vllm", "--name", "same", "--env", "FAKE_PID_FILE=\(harness.pidFile("same").path)"]
+        let args = [
+            "up", "org/model-a", "--engine", "vllm", "--name", "same", "--env",
+            "FAKE_PID_FILE=\(harness.pidFile("same").path)",
+        ]
         #expect(try await harness.run(args).code == 0)
         let pids = try await harness.readPids("same")
 
@@ -106,10 +110,11 @@ struct LifecycleTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        #expect(try await harness.run([
-            "up", "org/stubborn2", "--engine", "vllm", "--env", "FAKE_IGNORE_SIGTERM=1",
-            "--env", "FAKE_PID_FILE=\(harness.pidFile("s2").path)",
-        ]).code == 0)
+        #expect(
+            try await harness.run([
+                "up", "org/stubborn2", "--engine", "vllm", "--env", "FAKE_IGNORE_SIGTERM=1",
+                "--env", "FAKE_PID_FILE=\(harness.pidFile("s2").path)",
+            ]).code == 0)
         let pids = try await harness.readPids("s2")
         let started = ContinuousClock.now
         #expect(try await harness.run(["down", "stubborn2", "--timeout", "300ms"]).code == 0)
@@ -124,7 +129,8 @@ struct LifecycleTests {
         var all: [Int32] = []
         for index in 0..<3 {
             let up = try await harness.run([
-                "up", "org/m\(index)", "--engine", "vllm", "--env", "FAKE_PID_FILE=\(harness.pidFile("m\(index)").path)",
+                "up", "org/m\(index)", "--engine", "vllm", "--env",
+                "FAKE_PID_FILE=\(harness.pidFile("m\(index)").path)",
             ])
             #expect(up.code == 0, "\(up.stderr)")
             all += try await harness.readPids("m\(index)")
@@ -153,7 +159,10 @@ struct LifecycleTests {
         follower.standardOutput = pipe
         try follower.run()
         harness.track(follower.processIdentifier)
-        defer { kill(follower.processIdentifier, SIGKILL); follower.waitUntilExit() }
+        defer {
+            kill(follower.processIdentifier, SIGKILL)
+            follower.waitUntilExit()
+        }
         try await Task.sleep(for: .milliseconds(300))
         // The FakeEngine logs each request like uvicorn's access log.
         _ = try await HTTPClient.shared.execute(HTTPRequest(url: endpoint + "/version"))

@@ -16,7 +16,9 @@ struct OllamaAdoptTests {
         let service = Process()
         service.executableURL = harness.fakeBin.appendingPathComponent("ollama")
         service.arguments = ["serve"]
-        service.environment = harness.environment.merging(["OLLAMA_HOST": "127.0.0.1:\(port)", "FAKE_PULL_SECONDS": "0.1"]) { $1 }
+        service.environment = harness.environment.merging([
+            "OLLAMA_HOST": "127.0.0.1:\(port)", "FAKE_PULL_SECONDS": "0.1",
+        ]) { $1 }
         service.standardOutput = FileHandle.nullDevice
         service.standardError = FileHandle.nullDevice
         try service.run()
@@ -30,42 +32,53 @@ struct OllamaAdoptTests {
             var deadline = Date().addingTimeInterval(8)
             while service.isRunning, Date() < deadline { usleep(10_000) }
             if service.isRunning { kill(service.processIdentifier, SIGKILL) }
-            for pid in runners + Self.children(of: service.processIdentifier) where Harness.isAlive(pid) { kill(pid, SIGKILL) }
+            for pid in runners + Self.children(of: service.processIdentifier) where Harness.isAlive(pid) {
+                kill(pid, SIGKILL)
+            }
             deadline = Date().addingTimeInterval(5)
             while service.isRunning, Date() < deadline { usleep(10_000) }
         }
         var answering = false
         for _ in 0..<200 where !answering {
-            answering = (try? await HTTPClient.shared.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/", timeout: .seconds(1))))?.status == 200
+            answering =
+                (try? await HTTPClient.shared.execute(
+                    HTTPRequest(url: "http://127.0.0.1:\(port)/", timeout: .seconds(1))))?.status == 200
             if !answering { try await Task.sleep(for: .milliseconds(20)) }
         }
         try #require(answering)
 
         let refused = try await harness.run(["up", "llama3.2:1b", "--engine", "ollama", "--port", String(port)])
         #expect(refused.code == 1)
-        #expect(refused.stderr.contains("already in use by pid \(service.processIdentifier) (ollama)"), "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains("already in use by pid \(service.processIdentifier) (ollama)"), "\(refused.stderr)")
         #expect(refused.stderr.contains("add --adopt"))
 
-        let adopted = try await harness.run(["up", "llama3.2:1b", "--engine", "ollama", "--port", String(port), "--adopt", "--name", "sys"])
+        let adopted = try await harness.run([
+            "up", "llama3.2:1b", "--engine", "ollama", "--port", String(port), "--adopt", "--name", "sys",
+        ])
         #expect(adopted.code == 0, "\(adopted.stderr)")
         let server = try #require(try await harness.servers().first { $0["name"] as? String == "sys" })
         #expect(server["state"] as? String == "ready")
         #expect(server["pid"] == nil, "not a process of agentron's")
         #expect(server["endpoint"] as? String == "http://127.0.0.1:\(port)")
         // Pulled and loaded through the adopted Ollama.
-        let ps = try await HTTPClient.shared.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/api/ps", timeout: .seconds(5)))
+        let ps = try await HTTPClient.shared.execute(
+            HTTPRequest(url: "http://127.0.0.1:\(port)/api/ps", timeout: .seconds(5)))
         #expect(ps.bodyText.contains("llama3.2:1b"))
 
         #expect(try await harness.run(["down", "sys"]).code == 0)
         #expect(service.isRunning, "down never stops an adopted engine")
-        #expect(try await harness.servers(all: true).first { $0["name"] as? String == "sys" }?["state"] as? String == "stopped")
+        #expect(
+            try await harness.servers(all: true).first { $0["name"] as? String == "sys" }?["state"] as? String
+                == "stopped")
     }
 
     /// Live children of `pid`, from /proc.
     static func children(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> Int32? in
-            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+            guard let child = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
                 let close = stat.lastIndex(of: ")")
             else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -80,9 +93,19 @@ struct OllamaAdoptTests {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        guard withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else { return nil }
+        guard
+            withUnsafePointer(
+                to: &address,
+                {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }) == 0
+        else { return nil }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -17,9 +17,10 @@ struct OllamaEngineTests {
     }
 
     static func post(_ url: String, _ body: String) async throws -> HTTPResponse {
-        try await HTTPClient.shared.execute(HTTPRequest(
-            method: "POST", url: url, headers: [("Content-Type", "application/json")], body: Array(body.utf8),
-            timeout: .seconds(10)))
+        try await HTTPClient.shared.execute(
+            HTTPRequest(
+                method: "POST", url: url, headers: [("Content-Type", "application/json")], body: Array(body.utf8),
+                timeout: .seconds(10)))
     }
 
     @Test func upPullsLoadsAndServesTheModelAndDownLeavesNothing() async throws {
@@ -48,7 +49,8 @@ struct OllamaEngineTests {
 
         // The OpenAI-compatible endpoint serves the model under the printed name.
         let chat = try await Self.post(
-            endpoint + "/v1/chat/completions", #"{"model":"llama3.2:1b","messages":[{"role":"user","content":"hello there"}]}"#)
+            endpoint + "/v1/chat/completions",
+            #"{"model":"llama3.2:1b","messages":[{"role":"user","content":"hello there"}]}"#)
         #expect(chat.status == 200, "\(chat.bodyText)")
         #expect(chat.bodyText.contains("chat.completion"))
         #expect(chat.bodyText.contains("hello there"))
@@ -116,11 +118,14 @@ struct OllamaEngineTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         let up = try await harness.run([
-            "up", "mystery:7b", "--engine", "ollama", "--env", "FAKE_PULL_UNKNOWN=mystery:7b", "--env", "FAKE_PULL_SPLIT=1",
+            "up", "mystery:7b", "--engine", "ollama", "--env", "FAKE_PULL_UNKNOWN=mystery:7b", "--env",
+            "FAKE_PULL_SPLIT=1",
             "--env", "FAKE_PID_FILE=\(harness.pidFile("mystery").path)",
         ])
         #expect(up.code != 0)
-        #expect(up.stderr.contains(#"ollama could not pull "mystery:7b": pull model manifest: file does not exist"#), "\(up.stderr)")
+        #expect(
+            up.stderr.contains(#"ollama could not pull "mystery:7b": pull model manifest: file does not exist"#),
+            "\(up.stderr)")
         let pids = try await harness.readPids("mystery")
         #expect(await Harness.waitGone(pids).isEmpty, "the engine was stopped")
         let server = try #require(try await harness.servers().first)
@@ -136,15 +141,19 @@ struct OllamaEngineTests {
         let model = "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"
         // FAKE_PULL_SPLIT: every NDJSON line arrives in two reads, cut mid-JSON.
         let up = try await harness.run([
-            "up", model, "--engine", "ollama", "--name", "gguf", "--env", "FAKE_PULL_SECONDS=0", "--env", "FAKE_PULL_SPLIT=1",
+            "up", model, "--engine", "ollama", "--name", "gguf", "--env", "FAKE_PULL_SECONDS=0", "--env",
+            "FAKE_PULL_SPLIT=1",
         ])
         #expect(up.code == 0, "\(up.stderr)")
         #expect(up.stdout.contains("model     \(model)"))
         let server = try #require(try await harness.servers().first)
         #expect(server["model"] as? String == model)
         let endpoint = try #require(server["endpoint"] as? String)
-        let models = try await HTTPClient.shared.execute(HTTPRequest(url: endpoint + "/v1/models", timeout: .seconds(5)))
-        #expect(models.bodyText.contains(#""id":"hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M""#), "\(models.bodyText)")
+        let models = try await HTTPClient.shared.execute(
+            HTTPRequest(url: endpoint + "/v1/models", timeout: .seconds(5)))
+        #expect(
+            models.bodyText.contains(#""id":"hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M""#), "\(models.bodyText)"
+        )
         #expect(try await harness.run(["down", "gguf"]).code == 0)
     }
 
@@ -187,7 +196,9 @@ struct OllamaEngineTests {
         var restarted = false
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline, !restarted {
-            if let server = try await harness.servers().first, (server["restarts"] as? Int ?? 0) >= 1 { restarted = true }
+            if let server = try await harness.servers().first, (server["restarts"] as? Int ?? 0) >= 1 {
+                restarted = true
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(restarted, "the crash was followed by a restart")
@@ -211,10 +222,17 @@ struct OllamaEngineTests {
         system.standardError = FileHandle.nullDevice
         try system.run()
         harness.track(system.processIdentifier)
-        defer { kill(system.processIdentifier, SIGTERM); system.waitUntilExit() }
+        defer {
+            kill(system.processIdentifier, SIGTERM)
+            system.waitUntilExit()
+        }
         let deadline = Date().addingTimeInterval(5)
         while Date() < deadline {
-            if (try? await HTTPClient.shared.execute(HTTPRequest(url: "http://127.0.0.1:\(port)/", timeout: .seconds(1))))?.status == 200 { break }
+            if (try? await HTTPClient.shared.execute(
+                HTTPRequest(url: "http://127.0.0.1:\(port)/", timeout: .seconds(1))))?.status == 200
+            {
+                break
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
 
@@ -231,9 +249,15 @@ struct OllamaEngineTests {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         let port = Int(UInt16(bigEndian: address.sin_port))
         guard port > 0 else { throw HarnessError("no free port") }
         return port

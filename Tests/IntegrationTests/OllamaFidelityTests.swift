@@ -105,7 +105,8 @@ struct OllamaFidelityTests {
         #expect(up.code != 0)
         #expect(
             up.stderr.contains(
-                #"model "qwen2.5:0.5b" is not on this machine and the profile says pull: never; run `ollama pull qwen2.5:0.5b`, or set pull: missing"#),
+                #"model "qwen2.5:0.5b" is not on this machine and the profile says pull: never; run `ollama pull qwen2.5:0.5b`, or set pull: missing"#
+            ),
             "\(up.stderr)")
         let server = try #require(try await harness.servers().first)
         #expect(server["state"] as? String == "failed")

@@ -10,13 +10,17 @@ struct PortTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         // The FakeEngine, like vLLM, listens only once loaded: 2 s in which to take its port.
-        let up = try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "moved", "--detach", "--env", "FAKE_LOAD_SECONDS=2"])
+        let up = try await harness.run([
+            "up", "org/m", "--engine", "vllm", "--name", "moved", "--detach", "--env", "FAKE_LOAD_SECONDS=2",
+        ])
         #expect(up.code == 0, "\(up.stderr)")
         let port = try #require(try await Self.pickedPort(harness))
         let thief = try #require(TCPListener(port: port), "could not take port \(port) first")
         defer { thief.close() }
 
-        let wait = try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "moved", "--env", "FAKE_LOAD_SECONDS=2"])
+        let wait = try await harness.run([
+            "up", "org/m", "--engine", "vllm", "--name", "moved", "--env", "FAKE_LOAD_SECONDS=2",
+        ])
         #expect(wait.code == 0, "the start moves to another port: \(wait.stderr)")
         let server = try #require(try await harness.servers().first)
         #expect(server["state"] as? String == "ready")
@@ -43,7 +47,9 @@ struct PortTests {
         // The impostor: a FakeEngine serving the same name, started by the test.
         let impostor = Process()
         impostor.executableURL = harness.fakeBin.appendingPathComponent("vllm")
-        impostor.arguments = ["serve", "org/m", "--host", "127.0.0.1", "--port", "\(port)", "--served-model-name", "stolen"]
+        impostor.arguments = [
+            "serve", "org/m", "--host", "127.0.0.1", "--port", "\(port)", "--served-model-name", "stolen",
+        ]
         var environment = harness.environment
         environment["FAKE_LOAD_SECONDS"] = "0"
         impostor.environment = environment
@@ -55,7 +61,10 @@ struct PortTests {
         harness.track(impostor.processIdentifier)
         defer { kill(impostor.processIdentifier, SIGKILL) }
 
-        let wait = try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "stolen", "--env", "FAKE_LOAD_SECONDS=3", "--env", "VLLM_API_KEY=sk-never-sent-1234"])
+        let wait = try await harness.run([
+            "up", "org/m", "--engine", "vllm", "--name", "stolen", "--env", "FAKE_LOAD_SECONDS=3", "--env",
+            "VLLM_API_KEY=sk-never-sent-1234",
+        ])
         #expect(wait.code == 0, "\(wait.stderr)")
         let server = try #require(try await harness.servers().first)
         #expect(server["state"] as? String == "ready")
@@ -76,18 +85,24 @@ struct PortTests {
             let names = (0..<16).map { "p\(round)-\($0)" }
             try await withThrowingTaskGroup(of: Harness.Result.self) { group in
                 for name in names {
-                    group.addTask { try await harness.run(["up", "org/m", "--engine", "vllm", "--name", name, "--env", "FAKE_LOAD_SECONDS=0.5"]) }
+                    group.addTask {
+                        try await harness.run([
+                            "up", "org/m", "--engine", "vllm", "--name", name, "--env", "FAKE_LOAD_SECONDS=0.5",
+                        ])
+                    }
                 }
                 for try await result in group { #expect(result.code == 0, "\(result.stderr)") }
             }
             let servers = try await harness.servers()
             let ports = servers.compactMap { $0["port"] as? Int }
             #expect(servers.count == names.count)
-            #expect(servers.allSatisfy { $0["state"] as? String == "ready" }, "\(servers.map { "\($0["name"] ?? "") \($0["state"] ?? "") \($0["reason"] ?? "")" })")
+            #expect(
+                servers.allSatisfy { $0["state"] as? String == "ready" },
+                "\(servers.map { "\($0["name"] ?? "") \($0["state"] ?? "") \($0["reason"] ?? "")" })")
             #expect(Set(ports).count == ports.count, "one port for two servers: \(ports.sorted())")
             #expect(ports.allSatisfy { (31700...31760).contains($0) })
             let engines = harness.engineProcesses()
-        #expect(!engines.isEmpty, "the engine's processes are found")
+            #expect(!engines.isEmpty, "the engine's processes are found")
             #expect(try await harness.run(["down", "--all"]).code == 0)
             #expect(await Harness.waitGone(engines).isEmpty)
         }
@@ -118,7 +133,11 @@ struct TCPListener {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard bound == 0, listen(fd, 8) == 0 else {
             Glibc.close(fd)
             return nil

@@ -34,7 +34,8 @@ struct RegistrationTests {
         let file = providersFile(harness)
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(Self.foreign.utf8).write(to: file)
-        let foreignElement = #"{"id": "cloud", "provider": "openai", "endpoint": "https://api.example.com", "model": "gpt-4o"}"#
+        let foreignElement =
+            #"{"id": "cloud", "provider": "openai", "endpoint": "https://api.example.com", "model": "gpt-4o"}"#
         try await harness.startDaemon()
 
         let up = try await harness.run(["up", "org/m", "--engine", "vllm", "--name", "reg"])
@@ -58,7 +59,8 @@ struct RegistrationTests {
         #expect(entry["updatedAt"] is String)
         let text = try String(contentsOf: file, encoding: .utf8)
         #expect(text.contains(foreignElement), "the app's entry is byte-for-byte as written")
-        #expect(text.hasPrefix("{\n  \"app\": {\"theme\": \"dark\"},\n  \"providers\": [\n    " + foreignElement + ",\n"))
+        #expect(
+            text.hasPrefix("{\n  \"app\": {\"theme\": \"dark\"},\n  \"providers\": [\n    " + foreignElement + ",\n"))
 
         let listed = try await harness.run(["providers", "--json"])
         #expect(listed.code == 0, "providers failed: \(listed.stderr)")

@@ -115,7 +115,8 @@ struct SocketAccessTests {
         #expect(ps.code != 0)
         #expect(
             ps.stderr.contains(
-                "the daemon at \(harness.socketPath) runs as uid \(Self.nobody), not as you or root; refusing to send it anything"),
+                "the daemon at \(harness.socketPath) runs as uid \(Self.nobody), not as you or root; refusing to send it anything"
+            ),
             "\(ps.stderr)")
 
         let up = try await harness.run(["up", "org/m", "--engine", "vllm", "--env", "HF_TOKEN=hunter2"])
@@ -124,7 +125,9 @@ struct SocketAccessTests {
 
         fake.stop()
         let seen = (try? String(contentsOfFile: received, encoding: .utf8)) ?? ""
-        #expect(!seen.contains("GET") && !seen.contains("POST") && !seen.contains("hunter2"), "the listener got nothing: \(seen)")
+        #expect(
+            !seen.contains("GET") && !seen.contains("POST") && !seen.contains("hunter2"),
+            "the listener got nothing: \(seen)")
     }
 
     /// Answers every connection like a daemon with no servers and prints what it received.
@@ -158,7 +161,8 @@ extension Harness {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: err)
         try process.run()
-        try await Self.waitForExit(process, timeout: timeout, else: "agentrond kept running instead of refusing to start")
+        try await Self.waitForExit(
+            process, timeout: timeout, else: "agentrond kept running instead of refusing to start")
         return Result(
             code: process.terminationStatus, stdout: "",
             stderr: (try? String(contentsOfFile: err.path, encoding: .utf8)) ?? "")

@@ -61,7 +61,9 @@ struct SupervisionTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         let pidFile = harness.pidFile("crashy")
-        let path = try Self.profile(harness, name: "crashy", env: ["FAKE_CRASH_AFTER": "0.5", "FAKE_PID_FILE": pidFile.path, "FAKE_ESCAPE_HELPER": "1"])
+        let path = try Self.profile(
+            harness, name: "crashy",
+            env: ["FAKE_CRASH_AFTER": "0.5", "FAKE_PID_FILE": pidFile.path, "FAKE_ESCAPE_HELPER": "1"])
         #expect(try await harness.run(["up", path]).code == 0)
         let first = try await harness.readPids("crashy")
         try FileManager.default.removeItem(at: pidFile)
@@ -79,7 +81,8 @@ struct SupervisionTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        let path = try Self.profile(harness, name: "loop", env: ["FAKE_CRASH_AFTER": "0.3"], maxRestarts: 2, window: "1m")
+        let path = try Self.profile(
+            harness, name: "loop", env: ["FAKE_CRASH_AFTER": "0.3"], maxRestarts: 2, window: "1m")
         _ = try await harness.run(["up", path])
         let server = try await Self.waitFor(harness, "loop", "failed") { $0["state"] as? String == "failed" }
         let reason = server["reason"] as? String ?? ""
@@ -98,7 +101,8 @@ struct SupervisionTests {
         try await harness.startDaemon()
         // Crashes 0.3 s after listening (late enough for the first start to be seen ready:
         // an exit during the first start fails at once); 300 ms, then 600 ms of backoff.
-        let path = try Self.profile(harness, name: "backoff", env: ["FAKE_CRASH_AFTER": "0.3"], initialDelay: "300ms", maxRestarts: 10)
+        let path = try Self.profile(
+            harness, name: "backoff", env: ["FAKE_CRASH_AFTER": "0.3"], initialDelay: "300ms", maxRestarts: 10)
         _ = try await harness.run(["up", path, "--detach"])
         _ = try await Self.waitFor(harness, "backoff", "third restart") { ($0["restarts"] as? Int ?? 0) >= 3 }
         let inspect = try harness.json(try await harness.run(["inspect", "backoff", "--json"]).stdout)
@@ -110,7 +114,11 @@ struct SupervisionTests {
             let at = change["at"] as? Double ?? 0
             switch change["state"] as? String {
             case "backoff": backoffAt = at
-            case "starting": if let since = backoffAt { gaps.append(at - since); backoffAt = nil }
+            case "starting":
+                if let since = backoffAt {
+                    gaps.append(at - since)
+                    backoffAt = nil
+                }
             default: break
             }
         }
@@ -164,7 +172,8 @@ struct SupervisionTests {
         try await harness.startDaemon()
         // The port is free when agentron checks; the engine then reports it taken (a race
         // with another program), as vLLM does.
-        let path = try Self.profile(harness, name: "portrace", env: ["FAKE_EXIT_AT_START": "OSError: [Errno 98] Address already in use"])
+        let path = try Self.profile(
+            harness, name: "portrace", env: ["FAKE_EXIT_AT_START": "OSError: [Errno 98] Address already in use"])
         let up = try await harness.run(["up", path])
         #expect(up.code == 1)
         #expect(up.stderr.contains("is already in use"), "\(up.stderr)")
@@ -177,7 +186,8 @@ struct SupervisionTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         try await harness.startDaemon()
-        let path = try Self.profile(harness, name: "never", env: ["FAKE_CRASH_AFTER": "0.3", "FAKE_CRASH_CODE": "3"], restart: "never")
+        let path = try Self.profile(
+            harness, name: "never", env: ["FAKE_CRASH_AFTER": "0.3", "FAKE_CRASH_CODE": "3"], restart: "never")
         #expect(try await harness.run(["up", path]).code == 0)
         let server = try await Self.waitFor(harness, "never", "failed") { $0["state"] as? String == "failed" }
         #expect((server["reason"] as? String)?.contains("exited with status 3") == true)
@@ -193,18 +203,28 @@ struct SupervisionTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         let daemon = try await harness.startDaemon()
-        #expect(try await harness.run(["up", "org/keep", "--engine", "vllm", "--name", "keep", "--env", "FAKE_PID_FILE=\(harness.pidFile("keep").path)"]).code == 0)
-        #expect(try await harness.run(["up", "org/dies", "--engine", "vllm", "--name", "dies", "--env", "FAKE_PID_FILE=\(harness.pidFile("dies").path)"]).code == 0)
+        #expect(
+            try await harness.run([
+                "up", "org/keep", "--engine", "vllm", "--name", "keep", "--env",
+                "FAKE_PID_FILE=\(harness.pidFile("keep").path)",
+            ]).code == 0)
+        #expect(
+            try await harness.run([
+                "up", "org/dies", "--engine", "vllm", "--name", "dies", "--env",
+                "FAKE_PID_FILE=\(harness.pidFile("dies").path)",
+            ]).code == 0)
         let keep = try await harness.readPids("keep")
         let dies = try await harness.readPids("dies")
-        let endpoint = try #require(try await harness.servers().first { $0["name"] as? String == "keep" }?["endpoint"] as? String)
+        let endpoint = try #require(
+            try await harness.servers().first { $0["name"] as? String == "keep" }?["endpoint"] as? String)
 
         kill(daemon.processIdentifier, SIGKILL)
         daemon.waitUntilExit()
         // During the outage the engines keep serving: every request succeeds.
         var served = 0
         for _ in 0..<20 {
-            let response = try await HTTPClient.shared.execute(HTTPRequest(url: endpoint + "/v1/models", timeout: .seconds(2)))
+            let response = try await HTTPClient.shared.execute(
+                HTTPRequest(url: endpoint + "/v1/models", timeout: .seconds(2)))
             if response.status == 200 { served += 1 }
         }
         #expect(served == 20)
@@ -231,7 +251,11 @@ struct SupervisionTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         let daemon = try await harness.startDaemon(environment: ["AGENTRON_LIVE_RESTORE": "1"])
-        #expect(try await harness.run(["up", "org/stay", "--engine", "vllm", "--name", "stay", "--env", "FAKE_PID_FILE=\(harness.pidFile("stay").path)"]).code == 0)
+        #expect(
+            try await harness.run([
+                "up", "org/stay", "--engine", "vllm", "--name", "stay", "--env",
+                "FAKE_PID_FILE=\(harness.pidFile("stay").path)",
+            ]).code == 0)
         let pids = try await harness.readPids("stay")
         kill(daemon.processIdentifier, SIGTERM)
         daemon.waitUntilExit()
@@ -271,7 +295,8 @@ struct SupervisionTests {
         #expect(pids.filter(Harness.isAlive).isEmpty, "\(mode): nothing of the tree left")
         if mode == "cgroup" {
             let path = cgroup.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? ""
-            let mount = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8))?
+            let mount =
+                (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8))?
                 .split(separator: "\n").first { $0.contains(" - cgroup2 ") }?.split(separator: " ")[4] ?? ""
             #expect(!FileManager.default.fileExists(atPath: "\(mount)\(path)"), "the engine's cgroup was removed")
         }

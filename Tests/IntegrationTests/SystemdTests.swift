@@ -29,7 +29,8 @@ struct SystemdTests {
 
         let ready = try await manager.waitFor("READY=1", timeout: 15, log: harness.daemonLog)
         #expect(ready.check == true, "READY=1 arrived before the control socket accepted")
-        let firstStatus = try await manager.waitFor(where: { $0.hasPrefix("STATUS=") }, timeout: 5, log: harness.daemonLog)
+        let firstStatus = try await manager.waitFor(
+            where: { $0.hasPrefix("STATUS=") }, timeout: 5, log: harness.daemonLog)
         #expect(firstStatus.text == "STATUS=no servers")
 
         // Pings at half of WATCHDOG_USEC: about 5 a second.
@@ -47,7 +48,9 @@ struct SystemdTests {
         _ = try await manager.waitFor("STATUS=1 server: 1 ready", timeout: 10, log: harness.daemonLog)
         let statuses = manager.messages.map(\.text).filter { $0.hasPrefix("STATUS=") }
         #expect(statuses.first == "STATUS=no servers")
-        #expect(statuses.contains("STATUS=1 server: 1 starting"), "the load takes 1.5 s, the status is polled every second: \(statuses)")
+        #expect(
+            statuses.contains("STATUS=1 server: 1 starting"),
+            "the load takes 1.5 s, the status is polled every second: \(statuses)")
         for (previous, next) in zip(statuses, statuses.dropFirst()) {
             #expect(previous != next, "STATUS= is sent only when it changes: \(statuses)")
         }
@@ -97,7 +100,8 @@ struct SystemdTests {
         let stopping = try #require(texts.firstIndex(of: "STOPPING=1"))
         let extended = try #require(texts.lastIndex(of: "EXTEND_TIMEOUT_USEC=30000000"))
         #expect(stopping < extended, "asked while stopping: \(texts)")
-        #expect(await Harness.waitGone(enginePids).isEmpty, "the engine ignored SIGTERM and got SIGKILL after its grace")
+        #expect(
+            await Harness.waitGone(enginePids).isEmpty, "the engine ignored SIGTERM and got SIGKILL after its grace")
     }
 
     @Test func notRunBySystemdNothingIsSentAndTheDaemonWorks() async throws {
@@ -135,7 +139,9 @@ struct SystemdTests {
 
         _ = try await manager.waitFor("READY=1", timeout: 15, log: harness.daemonLog)
         // The daemon answers on the passed socket, and did not bind its own path.
-        #expect(!FileManager.default.fileExists(atPath: harness.socketPath), "bound \(harness.socketPath) despite LISTEN_FDS")
+        #expect(
+            !FileManager.default.fileExists(atPath: harness.socketPath),
+            "bound \(harness.socketPath) despite LISTEN_FDS")
         let reply = try UnixSocket.get("/v1/daemon", at: activationPath)
         #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
         #expect(reply.contains("\"pid\":\(daemon.pid)") || reply.contains("\"pid\" : \(daemon.pid)"), "\(reply)")
@@ -218,16 +224,19 @@ struct SystemdTests {
         // CLI refuses a symlinked runtime directory (RuntimeDirectory).
         try FileManager.default.createDirectory(
             atPath: runtime + "/agentron", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try FileManager.default.createSymbolicLink(atPath: runtime + "/agentron/agentron.sock", withDestinationPath: harness.socketPath)
+        try FileManager.default.createSymbolicLink(
+            atPath: runtime + "/agentron/agentron.sock", withDestinationPath: harness.socketPath)
         let environment = ["XDG_CONFIG_HOME": config, "XDG_RUNTIME_DIR": runtime]
         let unitPath = config + "/systemd/user/agentrond.service"
         let userSocket = runtime + "/agentron/agentron.sock"
 
-        let install = try await harness.run(["service", "install", "--user"], environment: environment, timeout: .seconds(60))
+        let install = try await harness.run(
+            ["service", "install", "--user"], environment: environment, timeout: .seconds(60))
         #expect(install.code == 0, "\(install.stderr)")
         #expect(install.stdout.contains("wrote \(unitPath)"))
         #expect(install.stdout.contains("systemd is not running on this machine"))
-        #expect(install.stdout.contains("no agentrond answers on \(userSocket): nothing started one"), "\(install.stdout)")
+        #expect(
+            install.stdout.contains("no agentrond answers on \(userSocket): nothing started one"), "\(install.stdout)")
         let agentrond = harness.binDirectory.appendingPathComponent("agentrond").path
         let written = try String(contentsOfFile: unitPath, encoding: .utf8)
         #expect(written.contains("ExecStart=\(agentrond)\n"))
@@ -305,13 +314,16 @@ final class NotifyListener: @unchecked Sendable {
         try await waitFor(where: { $0 == text }, timeout: timeout, log: log())
     }
 
-    func waitFor(where matches: (String) -> Bool, timeout: Double, log: @autoclosure () -> String) async throws -> Message {
+    func waitFor(where matches: (String) -> Bool, timeout: Double, log: @autoclosure () -> String) async throws
+        -> Message
+    {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let message = messages.first(where: { matches($0.text) }) { return message }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw HarnessError("no such notification within \(timeout) s; got \(messages.map(\.text)); daemon log: \(log())")
+        throw HarnessError(
+            "no such notification within \(timeout) s; got \(messages.map(\.text)); daemon log: \(log())")
     }
 
     func stop() {
@@ -355,7 +367,9 @@ final class SpawnedProcess: @unchecked Sendable {
         }
         var child: pid_t = 0
         let result = posix_spawn(&child, arguments[0], &actions, &attributes, argv, envp)
-        guard result == 0 else { throw HarnessError("posix_spawn \(arguments[0]): \(String(cString: strerror(result)))") }
+        guard result == 0 else {
+            throw HarnessError("posix_spawn \(arguments[0]): \(String(cString: strerror(result)))")
+        }
         pid = child
     }
 
@@ -411,7 +425,9 @@ enum UnixSocket {
     static func bind(_ fd: Int32, to path: String) -> Bool {
         var address = address(path)
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         } == 0
     }
 
@@ -433,7 +449,9 @@ enum UnixSocket {
         defer { close(fd) }
         var address = address(path)
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else { throw HarnessError("connect \(path): errno \(errno)") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)

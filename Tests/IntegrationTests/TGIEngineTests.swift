@@ -26,7 +26,8 @@ struct TGIEngineTests {
     }
 
     static func profile(
-        _ harness: Harness, name: String, image: String = TGIEngineTests.image, env: [String: String] = [:], extra: String = ""
+        _ harness: Harness, name: String, image: String = TGIEngineTests.image, env: [String: String] = [:],
+        extra: String = ""
     ) throws -> String {
         var yaml = "name: \(name)\nengine: tgi\nmodel: org/tiny\nimage: \(image)\nstop_timeout: 15s\n" + extra
         if !env.isEmpty {
@@ -62,9 +63,10 @@ struct TGIEngineTests {
         #expect(running.first?.Labels?["agentron.instance"] == instance)
 
         let body = #"{"model":"tgi","messages":[{"role":"user","content":"hi"}]}"#
-        let chat = try await HTTPClient.shared.execute(HTTPRequest(
-            method: "POST", url: endpoint + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
-            body: Array(body.utf8), timeout: .seconds(10)))
+        let chat = try await HTTPClient.shared.execute(
+            HTTPRequest(
+                method: "POST", url: endpoint + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                body: Array(body.utf8), timeout: .seconds(10)))
         #expect(chat.status == 200)
 
         let logs = try await harness.run(["logs", "tgi1", "--tail", "200"])
@@ -93,7 +95,9 @@ struct TGIEngineTests {
         #expect(health.status == 200, "serving through the outage")
 
         try await harness.startDaemon()
-        let after = try await SupervisionTests.waitFor(harness, "tgi2", "re-adopted") { $0["state"] as? String == "ready" }
+        let after = try await SupervisionTests.waitFor(harness, "tgi2", "re-adopted") {
+            $0["state"] as? String == "ready"
+        }
         #expect(after["pid"] as? Int == before["pid"] as? Int, "the same shim, not restarted")
         #expect(try await Self.containers(docker, server: "tgi2").first?.Id == container.Id, "the same container")
         #expect(try await harness.run(["down", "tgi2"]).code == 0)
@@ -106,10 +110,13 @@ struct TGIEngineTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         let up = try await harness.run([
-            "up", try Self.profile(harness, name: "tgi3", image: "agentron-test/no-such-image:1", extra: "pull: never\n"),
+            "up",
+            try Self.profile(harness, name: "tgi3", image: "agentron-test/no-such-image:1", extra: "pull: never\n"),
         ])
         #expect(up.code == 1)
-        #expect(up.stderr.contains("image agentron-test/no-such-image:1 is not present and the profile says pull: never"), "\(up.stderr)")
+        #expect(
+            up.stderr.contains("image agentron-test/no-such-image:1 is not present and the profile says pull: never"),
+            "\(up.stderr)")
         #expect(up.stderr.contains("docker pull agentron-test/no-such-image:1"))
     }
 
@@ -126,8 +133,10 @@ struct TGIEngineTests {
 
     /// `GET /containers/{id}/json` from the real dockerd.
     static func inspect(_ id: String) async throws -> [String: Any] {
-        let response = try await HTTPClient.shared.execute(HTTPRequest(
-            url: "http://localhost/containers/\(id)/json", unixSocketPath: "/var/run/docker.sock", timeout: .seconds(10)))
+        let response = try await HTTPClient.shared.execute(
+            HTTPRequest(
+                url: "http://localhost/containers/\(id)/json", unixSocketPath: "/var/run/docker.sock",
+                timeout: .seconds(10)))
         #expect(response.status == 200)
         return try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
     }
@@ -139,7 +148,8 @@ struct TGIEngineTests {
         try await harness.startDaemon()
         let cache = harness.home.appendingPathComponent("hf-cache").path
         let profile = try Self.profile(
-            harness, name: "tgi5", env: ["HF_HOME": cache, "HF_HUB_CACHE": cache + "/hub", "HUGGINGFACE_HUB_CACHE": cache + "/hub"])
+            harness, name: "tgi5",
+            env: ["HF_HOME": cache, "HF_HUB_CACHE": cache + "/hub", "HUGGINGFACE_HUB_CACHE": cache + "/hub"])
         let up = try await harness.run(["up", profile])
         #expect(up.code == 0, "\(up.stderr)")
         let container = try #require(try await Self.containers(docker, server: "tgi5").first)
@@ -180,7 +190,8 @@ struct TGIEngineTests {
         let up = try await harness.run([
             "up",
             try Self.profile(
-                harness, name: "tgi6", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache], extra: "pull: never\n"),
+                harness, name: "tgi6", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache],
+                extra: "pull: never\n"),
         ])
         #expect(up.code == 1)
         var info = stat()
@@ -203,7 +214,8 @@ struct TGIEngineTests {
         let up = try await harness.run([
             "up",
             try Self.profile(
-                harness, name: "tgi7", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache], extra: "pull: never\n"),
+                harness, name: "tgi7", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache],
+                extra: "pull: never\n"),
         ])
         #expect(up.code == 1)
         for path in [userHome + "/.cache", cache] {
@@ -217,11 +229,14 @@ struct TGIEngineTests {
         let image = "agentron-test/no-such-image:1"
         // What Docker itself says about this pull here (no registry: a lookup error; with
         // one: "pull access denied ... repository does not exist").
-        let direct = try await HTTPClient.shared.execute(HTTPRequest(
-            method: "POST", url: "http://localhost/images/create?fromImage=agentron-test/no-such-image&tag=1",
-            unixSocketPath: "/var/run/docker.sock", timeout: .seconds(60)))
+        let direct = try await HTTPClient.shared.execute(
+            HTTPRequest(
+                method: "POST", url: "http://localhost/images/create?fromImage=agentron-test/no-such-image&tag=1",
+                unixSocketPath: "/var/run/docker.sock", timeout: .seconds(60)))
         struct Message: Decodable { var message: String }
-        let docker = try #require(try? JSONDecoder().decode(Message.self, from: Data(direct.body)), "\(direct.bodyText)").message
+        let docker = try #require(
+            try? JSONDecoder().decode(Message.self, from: Data(direct.body)), "\(direct.bodyText)"
+        ).message
 
         let harness = try Harness()
         defer { harness.shutdown() }
@@ -251,7 +266,8 @@ struct TGIEngineTests {
         func create(_ name: String, devices: URL, extra: String = "") async throws -> [String: Any] {
             let before = fake.requests.count
             let up = try await harness.run([
-                "up", try Self.profile(harness, name: name, env: ["AGENTRON_GPU_DEVICES_DIR": devices.path], extra: extra),
+                "up",
+                try Self.profile(harness, name: name, env: ["AGENTRON_GPU_DEVICES_DIR": devices.path], extra: extra),
             ])
             #expect(up.code == 1, "the fake refuses the start")
             let body = fake.requests[before...].first { $0.method == "POST" && $0.path.hasPrefix("/containers/create") }
@@ -274,10 +290,12 @@ struct TGIEngineTests {
 
         let pinned = try await create("tgi-pinned", devices: gpuHost, extra: "args: [--num-shard, \"1\"]\n")
         let pinnedCommand = try #require(pinned["Cmd"] as? [String])
-        #expect(pinnedCommand.filter { $0 == "--num-shard" }.count == 1, "the profile's --num-shard wins: \(pinnedCommand)")
+        #expect(
+            pinnedCommand.filter { $0 == "--num-shard" }.count == 1, "the profile's --num-shard wins: \(pinnedCommand)")
 
         let listed = try await create("tgi-listed", devices: cpuHost, extra: "gpus: [1]\n")
-        let listedRequests = try #require((listed["HostConfig"] as? [String: Any])?["DeviceRequests"] as? [[String: Any]])
+        let listedRequests = try #require(
+            (listed["HostConfig"] as? [String: Any])?["DeviceRequests"] as? [[String: Any]])
         #expect(listedRequests.first?["DeviceIDs"] as? [String] == ["1"])
         #expect((listed["Cmd"] as? [String] ?? []).suffix(2) == ["--num-shard", "1"])
     }

@@ -128,7 +128,8 @@ struct DoctorChecks {
         let path = environment["PATH"]
         var engines = Self.engines.map { entry in
             EngineCheck(
-                engine: entry.engine, program: entry.program, installed: false, path: Subprocess.which(entry.program, path: path),
+                engine: entry.engine, program: entry.program, installed: false,
+                path: Subprocess.which(entry.program, path: path),
                 version: nil, note: nil)
         }
         for index in engines.indices {
@@ -148,7 +149,8 @@ struct DoctorChecks {
         for (slot, outcome) in versions.enumerated() {
             let index = owners[slot]
             if outcome.timedOut {
-                engines[index].note = "--version took longer than \(Self.describe(Self.versionTimeout)); version unknown"
+                engines[index].note =
+                    "--version took longer than \(Self.describe(Self.versionTimeout)); version unknown"
             } else if let error = outcome.spawnError {
                 engines[index].installed = false
                 engines[index].note = error
@@ -162,9 +164,12 @@ struct DoctorChecks {
             let query = [smi, "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"]
             let outcome = Subprocess.run(query, timeout: Self.gpuQueryTimeout)
             if outcome.timedOut {
-                gpus.error = "nvidia-smi did not answer within \(Self.describe(Self.gpuQueryTimeout)); the driver may be stuck"
+                gpus.error =
+                    "nvidia-smi did not answer within \(Self.describe(Self.gpuQueryTimeout)); the driver may be stuck"
             } else if outcome.status != 0 {
-                gpus.error = "nvidia-smi failed: " + (Self.lastLine(outcome.output) ?? outcome.spawnError ?? "exit \(outcome.status)")
+                gpus.error =
+                    "nvidia-smi failed: "
+                    + (Self.lastLine(outcome.output) ?? outcome.spawnError ?? "exit \(outcome.status)")
             } else {
                 gpus.devices = Self.parseGPUs(outcome.output)
             }
@@ -177,7 +182,9 @@ struct DoctorChecks {
     static func version(from output: String, program: String) -> String? {
         let lines = output.split(whereSeparator: \.isNewline).map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
         for line in lines.reversed() {
-            if let range = line.firstRange(of: "version is ") { return String(line[range.upperBound...]).trimmingSpaces }
+            if let range = line.firstRange(of: "version is ") {
+                return String(line[range.upperBound...]).trimmingSpaces
+            }
             if line.hasPrefix("version: ") { return String(line.dropFirst("version: ".count)).trimmingSpaces }
         }
         // vLLM prints the bare version last, after any log lines.
@@ -218,25 +225,31 @@ struct DoctorChecks {
             let socket = String(host.dropFirst("unix://".count))
             var info = stat()
             guard stat(socket, &info) == 0 else {
-                check.error = "no Docker socket at \(socket): Docker is not installed or not running (the tgi engine needs it)"
+                check.error =
+                    "no Docker socket at \(socket): Docker is not installed or not running (the tgi engine needs it)"
                 return check
             }
             guard access(socket, R_OK | W_OK) == 0 else {
-                check.error = "permission denied on \(socket): add your user to the docker group (`sudo usermod -aG docker $USER`, then log in again)"
+                check.error =
+                    "permission denied on \(socket): add your user to the docker group (`sudo usermod -aG docker $USER`, then log in again)"
                 return check
             }
             request = HTTPRequest(
-                url: "http://localhost/version", unixSocketPath: socket, timeout: Self.socketTimeout, connectTimeout: Self.socketTimeout)
+                url: "http://localhost/version", unixSocketPath: socket, timeout: Self.socketTimeout,
+                connectTimeout: Self.socketTimeout)
         } else if host.hasPrefix("tcp://") {
             request = HTTPRequest(
-                url: "http://" + host.dropFirst("tcp://".count) + "/version", timeout: Self.socketTimeout, connectTimeout: Self.socketTimeout)
+                url: "http://" + host.dropFirst("tcp://".count) + "/version", timeout: Self.socketTimeout,
+                connectTimeout: Self.socketTimeout)
         } else {
             check.error = "DOCKER_HOST=\(host) is not a unix:// or tcp:// address"
             return check
         }
         do {
             let response = try await HTTPClient.shared.execute(request)
-            guard response.status == 200, let version = try? JSONDecoder().decode(DockerVersion.self, from: Data(response.body)) else {
+            guard response.status == 200,
+                let version = try? JSONDecoder().decode(DockerVersion.self, from: Data(response.body))
+            else {
                 check.error = "\(host) answered status \(response.status), not the Docker Engine API"
                 return check
             }
@@ -245,7 +258,9 @@ struct DoctorChecks {
             check.apiVersion = version.ApiVersion
         } catch let error as HTTPClientError {
             switch error {
-            case .connectionRefused: check.error = "nothing answers on \(host): the Docker daemon is not running (`sudo systemctl start docker`)"
+            case .connectionRefused:
+                check.error =
+                    "nothing answers on \(host): the Docker daemon is not running (`sudo systemctl start docker`)"
             case .timedOut: check.error = "\(host) did not answer within \(Self.describe(Self.socketTimeout))"
             default: check.error = "\(error)"
             }
@@ -286,7 +301,8 @@ struct DoctorChecks {
     private func checkPorts(servers: [ServerInfo]) async -> [PortCheck] {
         var targets = Self.wellKnownPorts.map { ($0.port, Optional($0.usualFor)) }
         for port in extraPorts where !targets.contains(where: { $0.0 == port }) { targets.append((port, nil)) }
-        let owners = Dictionary(servers.compactMap { server in server.port.map { ($0, server.name) } }, uniquingKeysWith: { a, _ in a })
+        let owners = Dictionary(
+            servers.compactMap { server in server.port.map { ($0, server.name) } }, uniquingKeysWith: { a, _ in a })
         return await withTaskGroup(of: (Int, PortCheck).self) { group in
             for (order, target) in targets.enumerated() {
                 group.addTask {
@@ -310,7 +326,8 @@ enum PortProbe {
         var check = PortCheck(port: port, answering: false)
         let root: HTTPResponse
         do {
-            root = try await HTTPClient.shared.execute(HTTPRequest(url: base + "/", timeout: timeout, connectTimeout: timeout))
+            root = try await HTTPClient.shared.execute(
+                HTTPRequest(url: base + "/", timeout: timeout, connectTimeout: timeout))
         } catch let error as HTTPClientError {
             switch error {
             case .connectionRefused: return check
@@ -331,7 +348,8 @@ enum PortProbe {
         let server = root.header("server")?.lowercased() ?? ""
         // OpenAI-compatible servers list their models, many with an owner that names them.
         let listed = try? await get(base + "/v1/models", timeout)
-        let answers = ListenerAnswers(baseURL: base, root: root, models: listed.flatMap { ListenerAnswers.modelCards(from: $0.body) })
+        let answers = ListenerAnswers(
+            baseURL: base, root: root, models: listed.flatMap { ListenerAnswers.modelCards(from: $0.body) })
         let cards = answers.models ?? []
         if !cards.isEmpty { check.models = cards.map(\.id) }
 

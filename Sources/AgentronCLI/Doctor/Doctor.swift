@@ -32,7 +32,9 @@ struct Doctor: AsyncParsableCommand {
 
     func run() async throws {
         let context = CLIContext()
-        let report = await DoctorChecks(paths: context.paths, environment: ProcessEnvironment.current, extraPorts: extraPorts).run()
+        let report = await DoctorChecks(
+            paths: context.paths, environment: ProcessEnvironment.current, extraPorts: extraPorts
+        ).run()
         if json {
             Output.json(report)
         } else {
@@ -76,20 +78,27 @@ struct DoctorRendering {
                 if let note = engine.note { line += " (\(note))" }
                 lines.append(line)
             } else {
-                lines.append("  \(mark(engine.engine == "command" ? .note : .missing)) \(name)  not on PATH; \(engine.note ?? "")")
+                lines.append(
+                    "  \(mark(engine.engine == "command" ? .note : .missing)) \(name)  not on PATH; \(engine.note ?? "")"
+                )
             }
         }
         let docker = report.docker
         if docker.reachable {
             lines.append(
-                "  \(mark(.ok)) \("docker".padding(to: width))  Docker \(docker.version ?? "?"), API \(docker.apiVersion ?? "?") on \(docker.endpoint)")
+                "  \(mark(.ok)) \("docker".padding(to: width))  Docker \(docker.version ?? "?"), API \(docker.apiVersion ?? "?") on \(docker.endpoint)"
+            )
         } else {
-            lines.append("  \(mark(.missing)) \("docker".padding(to: width))  \(docker.error ?? "not reachable on \(docker.endpoint)")")
+            lines.append(
+                "  \(mark(.missing)) \("docker".padding(to: width))  \(docker.error ?? "not reachable on \(docker.endpoint)")"
+            )
         }
 
         lines.append("GPUs")
         if !report.gpus.nvidiaSmi {
-            lines.append("  \(mark(.note)) nvidia-smi not on PATH: no NVIDIA driver here; engines that can run on CPU (ollama, llama-server) still work")
+            lines.append(
+                "  \(mark(.note)) nvidia-smi not on PATH: no NVIDIA driver here; engines that can run on CPU (ollama, llama-server) still work"
+            )
         } else if let error = report.gpus.error {
             lines.append("  \(mark(.missing)) \(error)")
         } else if report.gpus.devices.isEmpty {
@@ -97,14 +106,16 @@ struct DoctorRendering {
         } else {
             for gpu in report.gpus.devices {
                 lines.append(
-                    "  \(mark(.ok)) \(gpu.index)  \(gpu.name)  \(Self.mebibytes(gpu.memoryFreeMiB)) free of \(Self.mebibytes(gpu.memoryTotalMiB))")
+                    "  \(mark(.ok)) \(gpu.index)  \(gpu.name)  \(Self.mebibytes(gpu.memoryFreeMiB)) free of \(Self.mebibytes(gpu.memoryTotalMiB))"
+                )
             }
         }
 
         lines.append("Daemon")
         let daemon = report.daemon
         if daemon.running {
-            var line = "  \(mark(.ok)) agentrond \(daemon.version ?? "?") running, pid \(daemon.pid.map(String.init) ?? "?"), socket \(daemon.socket)"
+            var line =
+                "  \(mark(.ok)) agentrond \(daemon.version ?? "?") running, pid \(daemon.pid.map(String.init) ?? "?"), socket \(daemon.socket)"
             if let servers = daemon.servers { line += ", \(servers) server\(servers == 1 ? "" : "s")" }
             lines.append(line)
             for problem in daemon.providerProblems ?? [] {

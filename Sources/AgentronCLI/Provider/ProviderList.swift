@@ -7,7 +7,8 @@ import ArgumentParser
 struct ProviderList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "providers",
-        abstract: "Show which servers are registered in the shared provider config, and any file that could not be written.",
+        abstract:
+            "Show which servers are registered in the shared provider config, and any file that could not be written.",
         discussion: """
             agentrond writes every ready server with `register: true` into
             $XDG_CONFIG_HOME/agentron/providers.json (AGENTRON_PROVIDERS_FILE overrides it),
@@ -68,7 +69,9 @@ struct ProviderList: AsyncParsableCommand {
                 continue
             }
             if target.entries.isEmpty {
-                table.rows.append([target.kind, path, "-", "-", "-", target.error == nil ? "(none registered)" : "(not written)"])
+                table.rows.append([
+                    target.kind, path, "-", "-", "-", target.error == nil ? "(none registered)" : "(not written)",
+                ])
             }
             for entry in target.entries {
                 table.rows.append([target.kind, path, entry.id, entry.model, entry.endpoint, entry.status ?? "-"])

@@ -44,7 +44,11 @@ struct ServerDown: AsyncParsableCommand {
             do {
                 targets = try await client.list(all: false).map(\.name)
             } catch .daemonNotRunning {
-                if !json { Output.note("agentrond is not running: nothing to stop") } else { Output.json(ServerList(servers: [])) }
+                if !json {
+                    Output.note("agentrond is not running: nothing to stop")
+                } else {
+                    Output.json(ServerList(servers: []))
+                }
                 return
             } catch {
                 throw fail("\(error)")

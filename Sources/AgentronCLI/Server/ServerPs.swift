@@ -7,7 +7,8 @@ struct ServerPs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ps",
         abstract: "List servers: name, engine, model, endpoint, state, age, restarts, pid.",
-        discussion: "Stopped servers are hidden unless --all is given; failed ones stay listed with their reason until `down` or a new `up`."
+        discussion:
+            "Stopped servers are hidden unless --all is given; failed ones stay listed with their reason until `down` or a new `up`."
     )
 
     @Flag(name: .shortAndLong, help: "Include stopped servers.")
@@ -39,7 +40,9 @@ struct ServerPs: AsyncParsableCommand {
         var table = Table(header: ["NAME", "ENGINE", "MODEL", "ENDPOINT", "STATE", "AGE", "RESTARTS", "PID"])
         for server in servers {
             var state = server.state.rawValue
-            if server.state == .failed || server.state == .unhealthy || server.state == .backoff, let reason = server.reason {
+            if server.state == .failed || server.state == .unhealthy || server.state == .backoff,
+                let reason = server.reason
+            {
                 state += " (\(reason.count > 60 ? String(reason.prefix(59)) + "…" : reason))"
             }
             table.rows.append([

@@ -35,7 +35,8 @@ struct ServerRemove: AsyncParsableCommand {
         var targets = names
         if stopped {
             do {
-                targets = try await client.list(all: true).filter { $0.state == .stopped || $0.state == .failed }.map(\.name)
+                targets = try await client.list(all: true).filter { $0.state == .stopped || $0.state == .failed }.map(
+                    \.name)
             } catch {
                 throw fail("\(error)")
             }

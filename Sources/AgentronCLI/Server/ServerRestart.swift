@@ -27,7 +27,9 @@ struct ServerRestart: AsyncParsableCommand {
             throw fail("\(error)")
         }
         if info.state == .failed || (info.state == .stopped && !detach) {
-            throw fail("server \"\(name)\" \(info.state.rawValue)\(info.reason.map { ": \($0)" } ?? ""); see: agentron logs \(name)")
+            throw fail(
+                "server \"\(name)\" \(info.state.rawValue)\(info.reason.map { ": \($0)" } ?? ""); see: agentron logs \(name)"
+            )
         }
         print("\(name): \(info.state.rawValue)")
     }

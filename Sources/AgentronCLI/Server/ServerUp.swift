@@ -41,7 +41,9 @@ struct ServerUp: AsyncParsableCommand {
     @Option(help: "GPU indices the engine may use, e.g. 0,1.", transform: Parse.gpus)
     var gpus: [Int]?
 
-    @Option(name: .customLong("arg"), parsing: .unconditionalSingleValue, help: "An extra engine argument; repeat for several (--arg=--max-model-len --arg=4096).")
+    @Option(
+        name: .customLong("arg"), parsing: .unconditionalSingleValue,
+        help: "An extra engine argument; repeat for several (--arg=--max-model-len --arg=4096).")
     var args: [String] = []
 
     @Option(name: .customLong("env"), help: "KEY=VALUE for the engine's environment; repeat for several.")
@@ -56,13 +58,18 @@ struct ServerUp: AsyncParsableCommand {
     @Flag(help: "Do not write this server into the shared provider config.")
     var noRegister = false
 
-    @Option(help: "ollama, tgi: when to pull the model or image: missing (default: only what is not here), always, or never.")
+    @Option(
+        help:
+            "ollama, tgi: when to pull the model or image: missing (default: only what is not here), always, or never.")
     var pullPolicy: String?
 
     @Flag(help: "Same as --pull-policy always (kept for one release).")
     var pull = false
 
-    @Flag(help: "ollama: use the Ollama already answering on --port (e.g. the system service) instead of starting one; agentron never stops it.")
+    @Flag(
+        help:
+            "ollama: use the Ollama already answering on --port (e.g. the system service) instead of starting one; agentron never stops it."
+    )
     var adopt = false
 
     @Flag(help: "Return once the daemon has accepted the server; do not wait for ready.")
@@ -72,18 +79,26 @@ struct ServerUp: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        if pull || pullPolicy != nil, let engine, EngineKind(rawValue: engine).map({ $0.driver.profileKeys[.pull] == nil }) ?? true {
-            throw ValidationError("--pull and --pull-policy are for \(Self.engines(taking: .pull)); \(engine) fetches its own model")
+        if pull || pullPolicy != nil, let engine,
+            EngineKind(rawValue: engine).map({ $0.driver.profileKeys[.pull] == nil }) ?? true
+        {
+            throw ValidationError(
+                "--pull and --pull-policy are for \(Self.engines(taking: .pull)); \(engine) fetches its own model")
         }
         if pull && pullPolicy != nil { throw ValidationError("give --pull-policy or --pull, not both") }
         if let pullPolicy, PullPolicy(rawValue: pullPolicy) == nil {
-            throw ValidationError("unknown pull policy \"\(pullPolicy)\"; choose one of: \(PullPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown pull policy \"\(pullPolicy)\"; choose one of: \(PullPolicy.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         if let engine, EngineKind(rawValue: engine) == nil {
-            throw ValidationError("unknown engine \"\(engine)\"; choose one of: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown engine \"\(engine)\"; choose one of: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         if let name, !Profile.isValidName(name) {
-            throw ValidationError("invalid --name \"\(name)\"; use letters, digits, '-', '_' or '.', at most 64 characters")
+            throw ValidationError(
+                "invalid --name \"\(name)\"; use letters, digits, '-', '_' or '.', at most 64 characters")
         }
         for pair in envPairs { _ = try Parse.envPair(pair) }
     }
@@ -112,7 +127,13 @@ struct ServerUp: AsyncParsableCommand {
             throw fail("\(error)")
         }
         if detach {
-            if json { Output.json(info) } else { print("\(info.name): \(info.state.rawValue) (accepted; follow it with `agentron ps` or `agentron logs \(info.name) -f`)") }
+            if json {
+                Output.json(info)
+            } else {
+                print(
+                    "\(info.name): \(info.state.rawValue) (accepted; follow it with `agentron ps` or `agentron logs \(info.name) -f`)"
+                )
+            }
             return
         }
 
@@ -142,7 +163,8 @@ struct ServerUp: AsyncParsableCommand {
             }
         case .failed, .stopped:
             if json { Output.json(info) }
-            var message = "server \"\(info.name)\" \(info.state == .failed ? "failed to start" : "stopped before it was ready")"
+            var message =
+                "server \"\(info.name)\" \(info.state == .failed ? "failed to start" : "stopped before it was ready")"
             if let reason = info.reason { message += ": \(reason)" }
             Output.error(message)
             if let tail = info.logTail, !tail.isEmpty {
@@ -159,7 +181,8 @@ struct ServerUp: AsyncParsableCommand {
     private func resolveProfile(_ context: CLIContext) throws -> Profile {
         let catalog = context.catalog
         var profile: Profile
-        let isProfileFile = target.hasSuffix(".yaml") || target.hasSuffix(".yml") || (engine == nil && Self.isRegularFile(target))
+        let isProfileFile =
+            target.hasSuffix(".yaml") || target.hasSuffix(".yml") || (engine == nil && Self.isRegularFile(target))
         let known = catalog.entries().first { $0.name == target }
         if isProfileFile || (known != nil && engine == nil) {
             profile = try catalog.resolve(target)
@@ -171,9 +194,12 @@ struct ServerUp: AsyncParsableCommand {
         } else {
             // Neither a profile nor an engine: say both ways out.
             var message = "no profile named \"\(target)\""
-            let close = catalog.entries().map(\.name).filter { $0.contains(target.lowercased()) || target.lowercased().contains($0) }
+            let close = catalog.entries().map(\.name).filter {
+                $0.contains(target.lowercased()) || target.lowercased().contains($0)
+            }
             if !close.isEmpty { message += " (close: \(close.joined(separator: ", ")))" }
-            message += "; to run a model id, add --engine, e.g. `agentron up \(target) --engine vllm`; to see profiles, `agentron profiles list`"
+            message +=
+                "; to run a model id, add --engine, e.g. `agentron up \(target) --engine vllm`; to see profiles, `agentron profiles list`"
             throw ProfileError(file: "", message: message)
         }
         if let engine, let kind = EngineKind(rawValue: engine) { profile.engine = kind }
@@ -197,8 +223,11 @@ struct ServerUp: AsyncParsableCommand {
                 throw ProfileError(file: "", message: "--adopt is for \(Self.engines(taking: .adopt))")
             }
             guard case .fixed = profile.port else {
-                let port = driver.defaultPort.map { "\($0) (\(driver.displayName)'s default) or its port" } ?? "with its port"
-                throw ProfileError(file: "", message: "--adopt needs the port the running \(driver.displayName) answers on: add --port \(port)")
+                let port =
+                    driver.defaultPort.map { "\($0) (\(driver.displayName)'s default) or its port" } ?? "with its port"
+                throw ProfileError(
+                    file: "",
+                    message: "--adopt needs the port the running \(driver.displayName) answers on: add --port \(port)")
             }
             profile.adopt = true
         }
@@ -260,7 +289,8 @@ struct UpProgress {
     mutating func update(_ info: ServerInfo, elapsed: Duration) {
         if interactive {
             frame += 1
-            var line = "\(Self.spinner[frame % Self.spinner.count]) \(name): \(info.state.rawValue) \(Format.elapsed(elapsed))"
+            var line =
+                "\(Self.spinner[frame % Self.spinner.count]) \(name): \(info.state.rawValue) \(Format.elapsed(elapsed))"
             if let progress = info.progress {
                 line += "  " + Self.describe(progress, bar: true)
             } else if let log = info.lastLogLine ?? info.reason {

@@ -41,7 +41,8 @@ struct ServiceScope {
 
     var unitDirectory: String {
         if !user { return "/etc/systemd/system" }
-        let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let config =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (environment["HOME"] ?? "/root") + "/.config"
         return config + "/systemd/user"
     }

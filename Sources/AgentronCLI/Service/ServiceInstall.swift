@@ -23,7 +23,10 @@ struct ServiceInstall: AsyncParsableCommand {
     @Flag(help: "Print the unit files and the commands instead of running them.")
     var dryRun = false
 
-    @Flag(help: "Also install agentrond.socket: systemd holds the control socket, so clients can connect while agentrond restarts.")
+    @Flag(
+        help:
+            "Also install agentrond.socket: systemd holds the control socket, so clients can connect while agentrond restarts."
+    )
     var socket = false
 
     @Option(help: ArgumentHelp("The agentrond to run (default: the one next to this agentron).", valueName: "path"))
@@ -31,7 +34,9 @@ struct ServiceInstall: AsyncParsableCommand {
 
     func validate() throws {
         if let agentrond, !agentrond.hasPrefix("/") {
-            throw ValidationError("--agentrond must be an absolute path (systemd runs ExecStart without a working directory); got \(agentrond)")
+            throw ValidationError(
+                "--agentrond must be an absolute path (systemd runs ExecStart without a working directory); got \(agentrond)"
+            )
         }
     }
 
@@ -41,12 +46,15 @@ struct ServiceInstall: AsyncParsableCommand {
             throw fail("cannot find this agentron's own path (/proc/self/exe); pass --agentrond /path/to/agentrond")
         }
         if access(daemon, X_OK) != 0 {
-            let message = "\(daemon) is not an executable agentrond; build it (scripts/setup) or pass --agentrond /path/to/agentrond"
+            let message =
+                "\(daemon) is not an executable agentrond; build it (scripts/setup) or pass --agentrond /path/to/agentrond"
             if !dryRun { throw fail(message) }
             Output.note("warning: \(message)")
         }
         if daemon.contains("/.build/") {
-            Output.note("note: \(daemon) is inside a build directory; the unit breaks when it is rebuilt or cleaned. Install a release build (docs/systemd.md) for boot-time use.")
+            Output.note(
+                "note: \(daemon) is inside a build directory; the unit breaks when it is rebuilt or cleaned. Install a release build (docs/systemd.md) for boot-time use."
+            )
         }
 
         var files = [(path: scope.servicePath, text: UnitTemplates.service(user: user, agentrond: daemon))]
@@ -60,12 +68,17 @@ struct ServiceInstall: AsyncParsableCommand {
             for file in files { text += "# \(file.path)\n\(file.text)\n" }
             text += "# then\n" + commands.map { $0.joined(separator: " ") + "\n" }.joined()
             Output.writeStdout(Array(text.utf8))
-            if !systemd { Output.note("note: systemd is not running here; a real install would write the files and not run the commands") }
+            if !systemd {
+                Output.note(
+                    "note: systemd is not running here; a real install would write the files and not run the commands")
+            }
             return
         }
 
         if !user && geteuid() != 0 {
-            throw fail("installing the system unit needs root: run `sudo agentron service install`, or install a user unit with --user")
+            throw fail(
+                "installing the system unit needs root: run `sudo agentron service install`, or install a user unit with --user"
+            )
         }
         for file in files {
             do throws(ServiceFileError) {
@@ -76,12 +89,19 @@ struct ServiceInstall: AsyncParsableCommand {
             say("wrote \(file.path)")
         }
         guard systemd else {
-            say("systemd is not running on this machine (no /run/systemd/system): the unit is installed but not enabled or started")
-            say("where systemd runs, start it with: " + commands.map { $0.joined(separator: " ") }.joined(separator: " && "))
+            say(
+                "systemd is not running on this machine (no /run/systemd/system): the unit is installed but not enabled or started"
+            )
+            say(
+                "where systemd runs, start it with: "
+                    + commands.map { $0.joined(separator: " ") }.joined(separator: " && "))
             // Nothing started a daemon here; one may run anyway (started by hand or by the CLI).
             switch await scope.ping(timeout: .zero) {
             case .success(let info): say(scope.describe(.success(info)))
-            case .failure: say("no agentrond answers on \(scope.controlSocket): nothing started one (run `agentrond`, or the commands above where systemd runs)")
+            case .failure:
+                say(
+                    "no agentrond answers on \(scope.controlSocket): nothing started one (run `agentrond`, or the commands above where systemd runs)"
+                )
             }
             return
         }
@@ -90,7 +110,9 @@ struct ServiceInstall: AsyncParsableCommand {
             let line = command.joined(separator: " ")
             guard outcome.succeeded else {
                 let detail = outcome.output.split(separator: "\n").joined(separator: "\n  ")
-                throw fail("\(line) failed (exit \(outcome.status)):\n  \(detail)\nsee: systemctl\(user ? " --user" : "") status agentrond; \(scope.journalctl)")
+                throw fail(
+                    "\(line) failed (exit \(outcome.status)):\n  \(detail)\nsee: systemctl\(user ? " --user" : "") status agentrond; \(scope.journalctl)"
+                )
             }
             say("ran \(line)")
         }
@@ -98,7 +120,9 @@ struct ServiceInstall: AsyncParsableCommand {
         say(scope.describe(answer))
         if case .failure = answer { throw ExitCode(1) }
         if user {
-            say("to start it at boot without logging in: loginctl enable-linger \(ProcessEnvironment.current["USER"] ?? "$USER")")
+            say(
+                "to start it at boot without logging in: loginctl enable-linger \(ProcessEnvironment.current["USER"] ?? "$USER")"
+            )
         }
     }
 

@@ -55,7 +55,9 @@ struct ServiceStatus: AsyncParsableCommand {
         if manager.running {
             manager.enabled = Self.ask(scope.systemctl + ["is-enabled", ServiceScope.serviceName])
             manager.active = Self.ask(scope.systemctl + ["is-active", ServiceScope.serviceName])
-            if socket.installed { manager.socketActive = Self.ask(scope.systemctl + ["is-active", ServiceScope.socketName]) }
+            if socket.installed {
+                manager.socketActive = Self.ask(scope.systemctl + ["is-active", ServiceScope.socketName])
+            }
         }
         let answer = await scope.ping(timeout: Self.pingTimeout)
         var daemon = Report.Daemon(socket: scope.controlSocket, answering: false)
@@ -73,13 +75,14 @@ struct ServiceStatus: AsyncParsableCommand {
             return
         }
         var lines = [
-            "unit      \(service.path) (\(service.installed ? "installed" : "not installed"))",
+            "unit      \(service.path) (\(service.installed ? "installed" : "not installed"))"
         ]
         if let execStart = service.execStart { lines.append("execstart \(execStart)") }
         if socket.installed { lines.append("socket    \(socket.path) (installed)") }
         if manager.running {
-            lines.append("systemd   \(manager.enabled ?? "unknown"), \(manager.active ?? "unknown")"
-                + (manager.socketActive.map { "; socket \($0)" } ?? ""))
+            lines.append(
+                "systemd   \(manager.enabled ?? "unknown"), \(manager.active ?? "unknown")"
+                    + (manager.socketActive.map { "; socket \($0)" } ?? ""))
         } else {
             lines.append("systemd   not running on this machine (no /run/systemd/system)")
         }
@@ -89,7 +92,9 @@ struct ServiceStatus: AsyncParsableCommand {
 
     static func unitFile(_ path: String) -> Report.UnitFile {
         guard let text = readText(path) else { return Report.UnitFile(path: path, installed: false) }
-        let execStart = text.split(separator: "\n").first { $0.hasPrefix("ExecStart=") }.map { String($0.dropFirst("ExecStart=".count)) }
+        let execStart = text.split(separator: "\n").first { $0.hasPrefix("ExecStart=") }.map {
+            String($0.dropFirst("ExecStart=".count))
+        }
         return Report.UnitFile(path: path, installed: true, execStart: execStart)
     }
 

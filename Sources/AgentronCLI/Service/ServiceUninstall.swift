@@ -60,7 +60,9 @@ struct ServiceUninstall: AsyncParsableCommand {
         }
         if systemd {
             let outcome = Subprocess.run(reload)
-            if !outcome.succeeded { Output.note("warning: \(reload.joined(separator: " ")) failed: \(outcome.output)") } else {
+            if !outcome.succeeded {
+                Output.note("warning: \(reload.joined(separator: " ")) failed: \(outcome.output)")
+            } else {
                 say("ran \(reload.joined(separator: " "))")
             }
         }

@@ -29,9 +29,15 @@ enum UnitTemplates {
             switch character {
             case "%": escaped += "%%"
             case "$": escaped += "$$"
-            case "\\": escaped += "\\\\"; needsQuotes = true
-            case "\"": escaped += "\\\""; needsQuotes = true
-            case "'": escaped += "'"; needsQuotes = true
+            case "\\":
+                escaped += "\\\\"
+                needsQuotes = true
+            case "\"":
+                escaped += "\\\""
+                needsQuotes = true
+            case "'":
+                escaped += "'"
+                needsQuotes = true
             default:
                 if character.isWhitespace { needsQuotes = true }
                 escaped.append(character)

@@ -27,7 +27,8 @@ protocol EngineHost: Sendable {
     func isFree(host: String, port: Int) -> Bool
     /// Who holds `port` ("pid 123 (ollama)"), for messages.
     func holder(ofPort port: Int) -> String?
-    func ownership(ofPort port: Int, host: String, check: Ports.ListenerCheck, members: () -> [Int32]) -> Ports.Ownership
+    func ownership(ofPort port: Int, host: String, check: Ports.ListenerCheck, members: () -> [Int32])
+        -> Ports.Ownership
 
     // The clock
     var clock: any SupervisorClock { get }
@@ -55,7 +56,8 @@ protocol SupervisorClock: Sendable {
 /// The real operating system.
 struct SystemEngineHost: EngineHost {
     func spawn(_ launch: LaunchSpec, logPath: String, cgroup: EngineCgroup?) throws(SpawnError) -> EngineProcess {
-        try Spawner.spawn(arguments: launch.arguments, environment: launch.environment, logPath: logPath, cgroup: cgroup)
+        try Spawner.spawn(
+            arguments: launch.arguments, environment: launch.environment, logPath: logPath, cgroup: cgroup)
     }
 
     func adopt(pid: Int32, startTime: UInt64) -> EngineProcess? {
@@ -86,7 +88,9 @@ struct SystemEngineHost: EngineHost {
         Ports.holder(ofPort: port)
     }
 
-    func ownership(ofPort port: Int, host: String, check: Ports.ListenerCheck, members: () -> [Int32]) -> Ports.Ownership {
+    func ownership(ofPort port: Int, host: String, check: Ports.ListenerCheck, members: () -> [Int32])
+        -> Ports.Ownership
+    {
         Ports.ownership(ofPort: port, host: host, check: check, members: members)
     }
 

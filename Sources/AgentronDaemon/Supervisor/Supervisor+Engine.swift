@@ -22,15 +22,18 @@ extension Supervisor {
         case .fixed(let fixed):
             guard host.isFree(host: profile.host, port: fixed) else {
                 let holder = host.holder(ofPort: fixed)
-                var reason = "port \(fixed) on \(profile.host) is already in use\(holder.map { " by \($0)" } ?? ""); choose another with --port or `port:` in the profile, or use port: auto"
+                var reason =
+                    "port \(fixed) on \(profile.host) is already in use\(holder.map { " by \($0)" } ?? ""); choose another with --port or `port:` in the profile, or use port: auto"
                 if let advice = driver.advice(forPortHeldBy: holder) { reason += advice }
                 handle { $0.spawnFailed(reason: reason, now: $1) }
                 return
             }
             port = fixed
         case .auto:
-            guard let picked = ports.claim(for: name, host: profile.host, previous: self.port, avoiding: lostPort) else {
-                let reason = "no free port on \(profile.host) in \(ports.range) (set \(PortTable.rangeVariable)=LOW-HIGH for another range)"
+            guard let picked = ports.claim(for: name, host: profile.host, previous: self.port, avoiding: lostPort)
+            else {
+                let reason =
+                    "no free port on \(profile.host) in \(ports.range) (set \(PortTable.rangeVariable)=LOW-HIGH for another range)"
                 handle { $0.spawnFailed(reason: reason, now: $1) }
                 return
             }
@@ -90,11 +93,18 @@ extension Supervisor {
         probeTask?.cancel()
         guard case .fixed(let port) = profile.port, !host.isFree(host: profile.host, port: port) else {
             let address = if case .fixed(let port) = profile.port { "\(profile.host):\(port)" } else { profile.host }
-            handle { $0.spawnFailed(reason: "nothing listens on \(address) to adopt; start the engine first, or drop --adopt to let agentron start one", now: $1) }
+            handle {
+                $0.spawnFailed(
+                    reason:
+                        "nothing listens on \(address) to adopt; start the engine first, or drop --adopt to let agentron start one",
+                    now: $1)
+            }
             return
         }
         self.port = port
-        appendLogMarker("agentron: adopting the engine already answering on \(profile.host):\(port) (not started, and never stopped, by agentron)")
+        appendLogMarker(
+            "agentron: adopting the engine already answering on \(profile.host):\(port) (not started, and never stopped, by agentron)"
+        )
         logger.info("adopting a running engine", metadata: ["port": "\(port)"])
         handle { $0.spawned(now: $1) }
     }
@@ -154,7 +164,9 @@ extension Supervisor {
         // Only this run's lines: an earlier attempt's "address in use" must not make a later
         // failure (out of memory, a bad model) look like a lost port.
         var portLost: ServerStateMachine.PortLoss?
-        if let port, logFiles.lines(since: logOffsetAtSpawn, last: Self.failureTailLines).contains(where: Self.isAddressInUse) {
+        if let port,
+            logFiles.lines(since: logOffsetAtSpawn, last: Self.failureTailLines).contains(where: Self.isAddressInUse)
+        {
             let holder = host.holder(ofPort: port).map { " by \($0)" } ?? ""
             portLost = ServerStateMachine.PortLoss(
                 reason: "port \(port) is already in use\(holder): the engine \(status) saying so; choose another port",
@@ -186,9 +198,12 @@ extension Supervisor {
         guard run == self.run else { return }
         if !report.killed.isEmpty {
             logger.warning("killed what was left after the grace period", metadata: ["pids": "\(report.killed)"])
-            history.append(StateChange(
-                at: UnixTime.now, state: machine.state,
-                reason: "SIGKILL to \(report.killed.count) process(es) still running after the grace period: \(report.killed)"))
+            history.append(
+                StateChange(
+                    at: UnixTime.now, state: machine.state,
+                    reason:
+                        "SIGKILL to \(report.killed.count) process(es) still running after the grace period: \(report.killed)"
+                ))
         }
         if !report.leftovers.isEmpty {
             logger.error("processes survived SIGKILL", metadata: ["pids": "\(report.leftovers)"])
@@ -216,7 +231,8 @@ extension Supervisor {
         port = record.port
         if let port = record.port, record.profile.port == .auto { ports.hold(port, for: name) }
         let cgroup = record.cgroup.map(EngineCgroup.init(path:))
-        let known = Dictionary((record.descendants ?? []).map { ($0.pid, $0.startTime) }, uniquingKeysWith: { a, _ in a })
+        let known = Dictionary(
+            (record.descendants ?? []).map { ($0.pid, $0.startTime) }, uniquingKeysWith: { a, _ in a })
         var adopted: EngineProcess?
         if record.state.hasProcess, let pid = record.pid, let start = record.processStartTime {
             adopted = host.adopt(pid: pid, startTime: start)
@@ -255,7 +271,9 @@ extension Supervisor {
         guard !known.isEmpty || cgroup != nil else { return }
         let killed = await host.killRemnants(known: known, cgroup: cgroup)
         if !killed.isEmpty {
-            logger.warning("killed what was left of an engine that died while the daemon was away", metadata: ["pids": "\(killed)"])
+            logger.warning(
+                "killed what was left of an engine that died while the daemon was away", metadata: ["pids": "\(killed)"]
+            )
         }
     }
 

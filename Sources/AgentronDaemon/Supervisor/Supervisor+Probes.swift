@@ -38,14 +38,17 @@ extension Supervisor {
                 let serving = await Self.probeUntilPassed(deadline: deadline, clock: clock, logs: logs) { timeout in
                     if let blocker = await self?.probeBlocker(run: run) { return .failed(blocker) }
                     return await driver.probeServing(context, timeout: timeout)
-                } record: { await self?.record($0) }
+                } record: {
+                    await self?.record($0)
+                }
                 guard let self, !Task.isCancelled else { return }
                 guard serving.passed else {
                     await self.startupTimedOut(detail: "last probe: \(serving.detail)", run: run)
                     return
                 }
                 do {
-                    try await driver.prepare(context) { [weak self] update in await self?.setProgress(update, run: run) }
+                    try await driver.prepare(context) { [weak self] update in await self?.setProgress(update, run: run)
+                    }
                 } catch {
                     await self.startupFailed(reason: "\(error)", run: run)
                     return
@@ -55,7 +58,9 @@ extension Supervisor {
             let ready = await Self.probeUntilPassed(deadline: deadline, clock: clock, logs: logs) { timeout in
                 if let blocker = await self?.probeBlocker(run: run) { return .failed(blocker) }
                 return await driver.probeReadiness(context, timeout: timeout)
-            } record: { await self?.record($0) }
+            } record: {
+                await self?.record($0)
+            }
             guard let self, !Task.isCancelled else { return }
             if ready.passed {
                 await self.startupPassed(run: run)
@@ -90,7 +95,8 @@ extension Supervisor {
             let watchLog = last.detail.contains("connection refused")
             let size = logs.currentSize
             while clock.now < due, !watchLog || logs.currentSize == size {
-                do { try await clock.sleep(for: min(startupLogWatchInterval, .seconds(max(due - clock.now, 0)))) } catch {
+                do { try await clock.sleep(for: min(startupLogWatchInterval, .seconds(max(due - clock.now, 0)))) } catch
+                {
                     return last
                 }
             }
@@ -192,7 +198,9 @@ extension Supervisor {
     func record(_ outcome: ProbeOutcome) {
         // Keep every liveness result but only changes during startup, so a long load does
         // not push everything else out.
-        if machine.state == .starting, let last = probes.last, last.passed == outcome.passed, last.detail == outcome.detail {
+        if machine.state == .starting, let last = probes.last, last.passed == outcome.passed,
+            last.detail == outcome.detail
+        {
             probes[probes.count - 1].at = UnixTime.now
             return
         }

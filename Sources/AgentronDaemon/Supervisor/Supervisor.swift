@@ -224,7 +224,8 @@ actor Supervisor {
             var line = "state \(before.rawValue) → \(machine.state.rawValue)"
             if let reason = machine.reason { line += ": \(reason)" }
             let metadata: Logger.Metadata = ["state": "\(machine.state.rawValue)"]
-            machine.state == .failed ? logger.error("\(line)", metadata: metadata) : logger.info("\(line)", metadata: metadata)
+            machine.state == .failed
+                ? logger.error("\(line)", metadata: metadata) : logger.info("\(line)", metadata: metadata)
         }
         if machine.state == .failed { lastFailedStartTail = logFiles.tail(lines: Self.failureTailLines) }
         let onChange = self.onChange

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import FoundationEssentials
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // Ollama's models as the fake keeps them: names (types/model/name.go), what a pull
 // "downloads", keep-alive durations, and the server's memory of what is pulled and loaded.
@@ -31,13 +32,16 @@ struct OllamaName: Sendable {
         if parts.count > 1 { namespace = parts[parts.count - 2] }
         if parts.count > 2 { host = parts[0] }
         let allowed: (Character) -> Bool = { $0.isLetter || $0.isNumber || "._-".contains($0) }
-        guard ![host, namespace, model, tag].contains(where: \.isEmpty), [namespace, model, tag].allSatisfy({ $0.allSatisfy(allowed) })
+        guard ![host, namespace, model, tag].contains(where: \.isEmpty),
+            [namespace, model, tag].allSatisfy({ $0.allSatisfy(allowed) })
         else { return nil }
     }
 
     /// What /api/ps and /v1/models show (model.Name.DisplayShortest).
     var shortName: String {
-        host != "registry.ollama.ai" ? "\(host)/\(namespace)/\(model):\(tag)" : namespace != "library" ? "\(namespace)/\(model):\(tag)" : "\(model):\(tag)"
+        host != "registry.ollama.ai"
+            ? "\(host)/\(namespace)/\(model):\(tag)"
+            : namespace != "library" ? "\(namespace)/\(model):\(tag)" : "\(model):\(tag)"
     }
     /// Ollama compares names case-insensitively.
     var key: String { shortName.lowercased() }
@@ -64,7 +68,8 @@ struct OllamaModel: Sendable {
         ]
         let guess = guesses.first { key.contains($0.0) }
         parameterSize = guess?.2 ?? "1.2B"
-        family = ["qwen3", "qwen2", "gemma3", "gemma", "mistral", "phi3", "llama"].first { key.contains($0) } ?? "llama"
+        family =
+            ["qwen3", "qwen2", "gemma3", "gemma", "mistral", "phi3", "llama"].first { key.contains($0) } ?? "llama"
         layers = [("model", guess?.1 ?? 1_321_082_688), ("template", 1_429), ("license", 7_711), ("params", 96)]
             .map { ("sha256:" + (key + "#" + $0.0).fakeDigest, $0.1) }
     }
@@ -73,14 +78,19 @@ struct OllamaModel: Sendable {
     /// The manifest's digest, which /api/ps shows as bare hex.
     var digest: String { (name.key + "#manifest").fakeDigest }
     var details: JSON {
-        ["format": "gguf", "family": .string(family), "families": [.string(family)], "parameter_size": .string(parameterSize), "quantization_level": "Q8_0"]
+        [
+            "format": "gguf", "family": .string(family), "families": [.string(family)],
+            "parameter_size": .string(parameterSize), "quantization_level": "Q8_0",
+        ]
     }
 }
 
 /// Keep-alive, in seconds (infinity: forever), as Ollama's api.Duration and
 /// OLLAMA_KEEP_ALIVE read it: a number of seconds or a Go duration; negative means forever.
 enum KeepAlive {
-    static let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+    static let units: [(String, Double)] = [
+        ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600),
+    ]
 
     /// OLLAMA_KEEP_ALIVE; 5 minutes when unset or unreadable.
     static func fromEnvironment(_ text: String?) -> Double {
@@ -134,7 +144,8 @@ enum KeepAlive {
         guard seconds.isFinite else { return "2562047h47m16.854775807s" }
         let whole = Int(min(seconds, Knobs.maximumSeconds))
         guard whole > 0 else { return "0s" }
-        return (whole >= 3600 ? "\(whole / 3600)h" : "") + (whole >= 60 ? "\(whole % 3600 / 60)m" : "") + "\(whole % 60)s"
+        return (whole >= 3600 ? "\(whole / 3600)h" : "") + (whole >= 60 ? "\(whole % 3600 / 60)m" : "")
+            + "\(whole % 60)s"
     }
 
     /// When a model loaded now expires, as Go marshals it: forever is ~292 years ahead.
@@ -170,12 +181,16 @@ final class OllamaState: Sendable {
     let helper: pid_t?
     let store = Mutex(Store())
 
-    init(knobs: Knobs, defaultKeepAlive: Double, modelsDirectory: String, persists: Bool, argv0: String, helper: pid_t?) {
+    init(knobs: Knobs, defaultKeepAlive: Double, modelsDirectory: String, persists: Bool, argv0: String, helper: pid_t?)
+    {
         (self.knobs, self.defaultKeepAlive, self.modelsDirectory) = (knobs, defaultKeepAlive, modelsDirectory)
         (self.persists, self.argv0, self.helper) = (persists, argv0, helper)
         // The manifests `ollama pull` left: manifests/<host>/<namespace>/<model>/<tag>.
-        let manifests = persists ? (try? FileManager.default.subpathsOfDirectory(atPath: modelsDirectory + "/manifests")) ?? [] : []
-        let names = manifests.map { $0.split(separator: "/") }.filter { $0.count == 4 }.compactMap { OllamaName("\($0[0])/\($0[1])/\($0[2]):\($0[3])") }
+        let manifests =
+            persists ? (try? FileManager.default.subpathsOfDirectory(atPath: modelsDirectory + "/manifests")) ?? [] : []
+        let names = manifests.map { $0.split(separator: "/") }.filter { $0.count == 4 }.compactMap {
+            OllamaName("\($0[0])/\($0[1])/\($0[2]):\($0[3])")
+        }
         store.withLock { store in for name in names { store.pulled[name.key] = OllamaModel(name) } }
     }
 
@@ -185,9 +200,11 @@ final class OllamaState: Sendable {
         store.withLock { $0.pulled[model.name.key] = model }
         guard persists else { return }
         let path = modelsDirectory + "/" + model.name.manifestPath
-        try? FileManager.default.createDirectory(atPath: String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(
+            atPath: String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), withIntermediateDirectories: true)
         let layers = model.layers.map { JSON.object(["digest": .string($0.digest), "size": .int($0.size)]) }
-        _ = FileManager.default.createFile(atPath: path, contents: Data(JSON.object(["schemaVersion": 2, "layers": .array(layers)]).text.utf8))
+        _ = FileManager.default.createFile(
+            atPath: path, contents: Data(JSON.object(["schemaVersion": 2, "layers": .array(layers)]).text.utf8))
     }
 
     /// An embedding-only model: its name contains "embed", or FAKE_EMBEDDING_MODELS names it.

@@ -8,7 +8,8 @@ import NIOHTTP1
 enum OllamaRoutes {
     /// Paths gin knows, with their methods: another method is 405, another path 404.
     static let table: [String: [String]] = [
-        "/": ["GET", "HEAD"], "/api/version": ["GET", "HEAD"], "/api/ps": ["GET"], "/api/pull": ["POST"], "/api/generate": ["POST"],
+        "/": ["GET", "HEAD"], "/api/version": ["GET", "HEAD"], "/api/ps": ["GET"], "/api/pull": ["POST"],
+        "/api/generate": ["POST"],
         "/api/show": ["POST"], "/api/embed": ["POST"], "/v1/models": ["GET"], "/v1/chat/completions": ["POST"],
     ]
     static let greeting = "Hello! This is a fake Ollama engine."
@@ -22,8 +23,12 @@ enum OllamaRoutes {
 
     static func reply(_ request: Request, state: OllamaState) -> Reply {
         let path = request.path
-        guard let methods = table[path] else { return .full(.notFound, contentType: "text/plain", body: "404 page not found") }
-        guard methods.contains(request.method.rawValue) else { return .full(.methodNotAllowed, contentType: "text/plain", body: "405 method not allowed") }
+        guard let methods = table[path] else {
+            return .full(.notFound, contentType: "text/plain", body: "404 page not found")
+        }
+        guard methods.contains(request.method.rawValue) else {
+            return .full(.methodNotAllowed, contentType: "text/plain", body: "405 method not allowed")
+        }
         let openAI = path.hasPrefix("/v1/")
         switch path {
         case "/": return .full(.ok, contentType: "text/plain; charset=utf-8", body: "Ollama is running")
@@ -33,7 +38,9 @@ enum OllamaRoutes {
         default: break
         }
         guard !request.body.isEmpty else { return error(.badRequest, "missing request body", openAI: openAI) }
-        guard let body = request.json, body.isObject else { return error(.badRequest, "invalid character looking for beginning of value", openAI: openAI) }
+        guard let body = request.json, body.isObject else {
+            return error(.badRequest, "invalid character looking for beginning of value", openAI: openAI)
+        }
         switch path {
         case "/api/pull": return pull(body, state: state)
         case "/api/generate": return generate(body, state: state)
@@ -43,12 +50,15 @@ enum OllamaRoutes {
         }
     }
 
-    static func json(_ value: JSON, _ status: HTTPResponseStatus = .ok) -> Reply { .json(status, value, type: "application/json; charset=utf-8") }
+    static func json(_ value: JSON, _ status: HTTPResponseStatus = .ok) -> Reply {
+        .json(status, value, type: "application/json; charset=utf-8")
+    }
 
     /// Ollama's `{"error": "..."}`, or the OpenAI compatibility layer's (openai.NewError).
     static func error(_ status: HTTPResponseStatus, _ message: String, openAI: Bool = false) -> Reply {
         guard openAI else { return json(["error": .string(message)], status) }
-        let type: JSON = status == .badRequest ? "invalid_request_error" : status == .notFound ? "not_found_error" : "api_error"
+        let type: JSON =
+            status == .badRequest ? "invalid_request_error" : status == .notFound ? "not_found_error" : "api_error"
         return json(["error": ["message": .string(message), "type": type, "param": nil, "code": nil]], status)
     }
 
@@ -62,7 +72,8 @@ enum OllamaRoutes {
             let name = JSON.string(entry.model.name.shortName)
             return [
                 "name": name, "model": name, "size": .int(entry.model.size), "digest": .string(entry.model.digest),
-                "details": entry.model.details, "expires_at": .string(entry.expiresAt), "size_vram": 0, "context_length": 4096,
+                "details": entry.model.details, "expires_at": .string(entry.expiresAt), "size_vram": 0,
+                "context_length": 4096,
             ]
         }
         return json(["models": .array(entries)])
@@ -72,7 +83,10 @@ enum OllamaRoutes {
     static func models(_ state: OllamaState) -> Reply {
         let pulled = state.store.withLock { Array($0.pulled.values) }.sorted { $0.name.key < $1.name.key }
         let cards = pulled.map { model -> JSON in
-            ["id": .string(model.name.shortName), "object": "model", "created": .int(model.modifiedAt), "owned_by": .string(model.name.namespace)]
+            [
+                "id": .string(model.name.shortName), "object": "model", "created": .int(model.modifiedAt),
+                "owned_by": .string(model.name.namespace),
+            ]
         }
         return json(["object": "list", "data": cards.isEmpty ? nil : .array(cards)])
     }
@@ -95,14 +109,21 @@ enum OllamaRoutes {
             let url = "https://\(name.host)/v2/\(name.namespace)/\(name.model)/manifests/\(name.tag)"
             let failure = "Get \"\(url)\": dial tcp: lookup \(name.host): no such host"
             Ollama.log("INFO", "images.go:1015", "request failed: \(failure)")
-            chunks.append(Chunk(delay: manifestLookupDelay, text: line(["error": .string("pull model manifest: \(failure)")]).text))
+            chunks.append(
+                Chunk(
+                    delay: manifestLookupDelay, text: line(["error": .string("pull model manifest: \(failure)")]).text))
         } else if knobs.pullUnknown.contains(where: { $0 == requested || OllamaName($0)?.key == name.key }) {
-            chunks.append(Chunk(delay: manifestLookupDelay, text: line(["error": "pull model manifest: file does not exist"]).text))
+            chunks.append(
+                Chunk(
+                    delay: manifestLookupDelay, text: line(["error": "pull model manifest: file does not exist"]).text))
         } else {
             for (index, layer) in model.layers.enumerated() {
                 let status = JSON.string("pulling " + layer.digest.dropFirst(7).prefix(12))
                 func progress(_ completed: Int) -> Chunk {
-                    line(["status": status, "digest": .string(layer.digest), "total": .int(layer.size), "completed": .int(completed)])
+                    line([
+                        "status": status, "digest": .string(layer.digest), "total": .int(layer.size),
+                        "completed": .int(completed),
+                    ])
                 }
                 // A blob already on disk, or a small one: done at once.
                 guard cached == nil, index == 0 else {
@@ -117,14 +138,20 @@ enum OllamaRoutes {
                     chunks.append(next)
                 }
             }
-            chunks += [line(["status": "verifying sha256 digest"]), line(["status": "writing manifest"]), line(["status": "success"])]
+            chunks += [
+                line(["status": "verifying sha256 digest"]), line(["status": "writing manifest"]),
+                line(["status": "success"]),
+            ]
             chunks[chunks.count - 2].action = { state.markPulled(model) }
         }
         guard knobs.pullSplit else { return .stream(contentType: "application/x-ndjson", chunks: chunks) }
         // Each line as two chunks, cut in the middle of the JSON.
         let halves = chunks.flatMap { chunk -> [Chunk] in
             let cut = chunk.text.index(chunk.text.startIndex, offsetBy: chunk.text.count / 2)
-            return [Chunk(delay: chunk.delay, text: String(chunk.text[..<cut]), action: chunk.action), Chunk(delay: splitGap, text: String(chunk.text[cut...]))]
+            return [
+                Chunk(delay: chunk.delay, text: String(chunk.text[..<cut]), action: chunk.action),
+                Chunk(delay: splitGap, text: String(chunk.text[cut...])),
+            ]
         }
         return .stream(contentType: "application/x-ndjson", chunks: halves)
     }
@@ -134,8 +161,12 @@ enum OllamaRoutes {
     /// The model a request names, pulled; or the error Ollama answers.
     static func resolve(_ body: JSON, state: OllamaState, openAI: Bool = false) -> Result<OllamaModel, Failure> {
         let requested = body["model"]?.string.flatMap { $0.isEmpty ? nil : $0 } ?? body["name"]?.string ?? ""
-        guard !requested.isEmpty else { return .failure(Failure(reply: error(.badRequest, "model is required", openAI: openAI))) }
-        guard let name = OllamaName(requested) else { return .failure(Failure(reply: error(.badRequest, "invalid model name", openAI: openAI))) }
+        guard !requested.isEmpty else {
+            return .failure(Failure(reply: error(.badRequest, "model is required", openAI: openAI)))
+        }
+        guard let name = OllamaName(requested) else {
+            return .failure(Failure(reply: error(.badRequest, "invalid model name", openAI: openAI)))
+        }
         guard let model = state.pulled(name) else {
             return .failure(Failure(reply: error(.notFound, "model '\(requested)' not found", openAI: openAI)))
         }
@@ -146,7 +177,9 @@ enum OllamaRoutes {
 
     /// Runs `answer` once the model is in memory: at once when it is loaded, after the load
     /// time otherwise. keep_alive comes from the request, else OLLAMA_KEEP_ALIVE.
-    static func afterLoad(_ model: OllamaModel, _ body: JSON, state: OllamaState, _ answer: @escaping @Sendable () -> Reply) -> Reply {
+    static func afterLoad(
+        _ model: OllamaModel, _ body: JSON, state: OllamaState, _ answer: @escaping @Sendable () -> Reply
+    ) -> Reply {
         let keepAlive: Double
         switch KeepAlive.fromRequest(body["keep_alive"]) {
         case .success(let seconds): keepAlive = seconds ?? state.defaultKeepAlive
@@ -156,7 +189,11 @@ enum OllamaRoutes {
         let wait = state.beginLoad(model, keepAlive: keepAlive)
         return .later(wait) {
             state.finishLoad(model, keepAlive: keepAlive)
-            if wait > 0 { Ollama.log("INFO", "server.go:1289", "llama runner started in \(Double(Int((Clock.now() - started) * 100)) / 100) seconds") }
+            if wait > 0 {
+                Ollama.log(
+                    "INFO", "server.go:1289",
+                    "llama runner started in \(Double(Int((Clock.now() - started) * 100)) / 100) seconds")
+            }
             return answer()
         }
     }
@@ -173,10 +210,14 @@ enum OllamaRoutes {
         if state.isEmbedding(model.name) { return error(.badRequest, "\(requested.text) does not support generate") }
         let prompt = body["prompt"]?.string ?? ""
         return afterLoad(model, body, state: state) {
-            let (tokens, _) = Completion.tokens(prompt, maxTokens: body["options"]?["num_predict"]?.int, greeting: greeting)
+            let (tokens, _) = Completion.tokens(
+                prompt, maxTokens: body["options"]?["num_predict"]?.int, greeting: greeting)
             let created = JSON.string(Clock.wall("%Y-%m-%dT%H:%M:%S", digits: 9) + "Z")
             let done: JSON = prompt.isEmpty ? "load" : "stop"
-            return json(["model": requested, "created_at": created, "response": .string(prompt.isEmpty ? "" : tokens.joined()), "done": true, "done_reason": done])
+            return json([
+                "model": requested, "created_at": created, "response": .string(prompt.isEmpty ? "" : tokens.joined()),
+                "done": true, "done_reason": done,
+            ])
         }
     }
 
@@ -190,9 +231,14 @@ enum OllamaRoutes {
         let embedding = state.isEmbedding(model.name)
         let architecture = embedding ? "nomic-bert" : model.family
         return json([
-            "modelfile": .string("# Modelfile generated by \"ollama show\"\nFROM \(model.name.shortName)\n"), "parameters": "",
-            "template": "{{ .Prompt }}", "details": model.details, "capabilities": [embedding ? "embedding" : "completion"],
-            "model_info": ["general.architecture": .string(architecture), "\(architecture).context_length": embedding ? 2048 : 131072],
+            "modelfile": .string("# Modelfile generated by \"ollama show\"\nFROM \(model.name.shortName)\n"),
+            "parameters": "",
+            "template": "{{ .Prompt }}", "details": model.details,
+            "capabilities": [embedding ? "embedding" : "completion"],
+            "model_info": [
+                "general.architecture": .string(architecture),
+                "\(architecture).context_length": embedding ? 2048 : 131072,
+            ],
             "modified_at": .string(Clock.wall("%Y-%m-%dT%H:%M:%SZ", at: model.modifiedAt)),
         ])
     }
@@ -225,7 +271,9 @@ enum OllamaRoutes {
         }
         let requested = completion.model ?? ""
         return afterLoad(model, [:], state: state) {
-            completion.answer(model: requested, chat: true, greeting: greeting, sseType: "text/event-stream", extra: ["system_fingerprint": "fp_ollama"])
+            completion.answer(
+                model: requested, chat: true, greeting: greeting, sseType: "text/event-stream",
+                extra: ["system_fingerprint": "fp_ollama"])
         }
     }
 }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // `ollama serve` as Ollama 0.12 runs it on Linux: settings from the environment
 // (OLLAMA_HOST, OLLAMA_MODELS, OLLAMA_KEEP_ALIVE), slog lines on stderr, gin's access lines
@@ -16,7 +17,8 @@ enum Ollama {
         switch arguments.first {
         case "-v", "--version":
             // What `ollama -v` prints when no server answers.
-            Console.err("Warning: could not connect to a running Ollama instance\nWarning: client version is \(version)")
+            Console.err(
+                "Warning: could not connect to a running Ollama instance\nWarning: client version is \(version)")
             exit(0)
         case "runner":
             // `ollama runner --model <blob> --port <n>`, started by serve: holds a model until
@@ -29,7 +31,8 @@ enum Ollama {
             if !extra.isEmpty { fail("accepts 0 arg(s), received \(extra.count)") }
             // RunServer's first step, initializeKeypair, needs os.UserHomeDir().
             guard let home = environment("HOME"), !home.isEmpty else { fail("$HOME is not defined") }
-            OllamaServer(argv0: argv0, home: home, knobs: Knobs.fromEnvironment(environment), environment: environment).run()
+            OllamaServer(argv0: argv0, home: home, knobs: Knobs.fromEnvironment(environment), environment: environment)
+                .run()
         default:
             Console.err("Usage:\n  ollama serve\n  ollama -v\n(fake-engine emulates only these)")
             exit(arguments.isEmpty ? 0 : 1)
@@ -47,9 +50,13 @@ enum Ollama {
     /// in it, or none, is quoted.
     static func log(_ level: String, _ source: String, _ message: String, _ attributes: [(String, String)] = []) {
         let pairs = ([("msg", message)] + attributes).map { key, value in
-            "\(key)=" + (value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) ? JSON.quote(value) : value)
+            "\(key)="
+                + (value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
+                    ? JSON.quote(value) : value)
         }
-        Console.err("time=\(Clock.wall("%Y-%m-%dT%H:%M:%S", digits: 3))Z level=\(level) source=\(source) " + pairs.joined(separator: " "))
+        Console.err(
+            "time=\(Clock.wall("%Y-%m-%dT%H:%M:%S", digits: 3))Z level=\(level) source=\(source) "
+                + pairs.joined(separator: " "))
     }
 
     /// OLLAMA_HOST as envconfig.Host reads it: `host:port`, `host`, `:port` (every
@@ -89,11 +96,13 @@ final class OllamaServer: Engine {
         let keepAlive = KeepAlive.fromEnvironment(environment("OLLAMA_KEEP_ALIVE"))
         let explicitModels = environment("OLLAMA_MODELS").flatMap { $0.isEmpty ? nil : $0 }
         let models = explicitModels ?? home + "/.ollama/models"
-        let config = "OLLAMA_HOST:http://\(display) OLLAMA_KEEP_ALIVE:\(KeepAlive.goString(keepAlive)) OLLAMA_MODELS:\(models)"
+        let config =
+            "OLLAMA_HOST:http://\(display) OLLAMA_KEEP_ALIVE:\(KeepAlive.goString(keepAlive)) OLLAMA_MODELS:\(models)"
         Ollama.log("INFO", "routes.go:1511", "server config", [("env", "map[\(config)]")])
         let helper = knobs.escapeHelper ? Children.spawn(ChildRole.escapedHelper.argv) : nil
         let state = OllamaState(
-            knobs: knobs, defaultKeepAlive: keepAlive, modelsDirectory: models, persists: explicitModels != nil, argv0: argv0, helper: helper)
+            knobs: knobs, defaultKeepAlive: keepAlive, modelsDirectory: models, persists: explicitModels != nil,
+            argv0: argv0, helper: helper)
         self.state = state
         service = HTTPService(
             maximumBodyBytes: 32 << 20, tooLarge: OllamaRoutes.error(.payloadTooLarge, "http: request body too large"),
@@ -102,9 +111,15 @@ final class OllamaServer: Engine {
                 // gin's access log: `[GIN] 2025/10/06 - 10:00:00 | 200 |  41.209µs |  127.0.0.1 | GET      "/"`.
                 let (scale, unit) = seconds < 0.001 ? (1e6, "µs") : seconds < 1 ? (1e3, "ms") : (1, "s")
                 let latency = String(Double(Int(min(seconds, Knobs.maximumSeconds) * scale * 1000)) / 1000) + unit
-                func pad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
-                let method = request.method.rawValue + String(repeating: " ", count: max(0, 7 - request.method.rawValue.count))
-                let fields = ["\(status.code)", pad(latency, 13), pad(peer?.ipAddress ?? "-", 15), "\(method)  \(JSON.quote(request.head.uri))"]
+                func pad(_ text: String, _ width: Int) -> String {
+                    String(repeating: " ", count: max(0, width - text.count)) + text
+                }
+                let method =
+                    request.method.rawValue + String(repeating: " ", count: max(0, 7 - request.method.rawValue.count))
+                let fields = [
+                    "\(status.code)", pad(latency, 13), pad(peer?.ipAddress ?? "-", 15),
+                    "\(method)  \(JSON.quote(request.head.uri))",
+                ]
                 Console.out("[GIN] \(Clock.wall("%Y/%m/%d - %H:%M:%S")) | " + fields.joined(separator: " | "))
             },
             route: { OllamaRoutes.reply($0, state: state) })
@@ -124,7 +139,8 @@ final class OllamaServer: Engine {
         switch Socket.bind(host: host, port: port) {
         case .success(let bound): fd = bound
         // net.Listen's error as cobra prints it: "Error: listen tcp H:P: bind: address already in use".
-        case .failure(let failure): Ollama.fail("listen tcp \(display): bind: \(failure.resolverMessage ?? failure.message.lowercased())")
+        case .failure(let failure):
+            Ollama.fail("listen tcp \(display): bind: \(failure.resolverMessage ?? failure.message.lowercased())")
         }
         do {
             channel = try service.serve(on: fd)
@@ -148,7 +164,9 @@ final class OllamaServer: Engine {
 
     /// Like a Go panic; the runners are left behind, orphaned.
     func crash() -> Never {
-        Console.err("panic: FAKE_CRASH_AFTER: the server crashes with exit code \(knobs.crashCode)\n\ngoroutine 1 [running]:\nmain.main()")
+        Console.err(
+            "panic: FAKE_CRASH_AFTER: the server crashes with exit code \(knobs.crashCode)\n\ngoroutine 1 [running]:\nmain.main()"
+        )
         exit(knobs.crashCode)
     }
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes whole lines straight to fd 1 or 2. One write(2) per line: nothing sits in a
@@ -19,7 +19,9 @@ enum Console {
         let bytes = Array((line + "\n").utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+            let written = bytes.withUnsafeBytes {
+                Glibc.write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset)
+            }
             if written < 0, errno == EINTR { continue }
             guard written > 0 else { return }
             offset += written
@@ -82,7 +84,9 @@ extension String {
     /// 64 hex digits from the string (FNV-1a, four rounds): looks like a sha256, is stable.
     var fakeDigest: String {
         (0..<4).map { round in
-            let hash = utf8.reduce(0xcbf2_9ce4_8422_2325 &+ UInt64(round)) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
+            let hash = utf8.reduce(0xcbf2_9ce4_8422_2325 &+ UInt64(round)) {
+                ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3
+            }
             let text = String(hash, radix: 16)
             return String(repeating: "0", count: 16 - text.count) + text
         }.joined()

@@ -36,7 +36,8 @@ struct Completion: Sendable {
     /// A message's text: a string, or the text parts of a content array.
     static func text(of content: JSON?) -> String {
         if let text = content?.string { return text }
-        return (content?.array ?? []).compactMap { $0["type"]?.string == "text" ? $0["text"]?.string : nil }.joined(separator: "\n")
+        return (content?.array ?? []).compactMap { $0["type"]?.string == "text" ? $0["text"]?.string : nil }.joined(
+            separator: "\n")
     }
 
     static func words(_ text: String) -> [String] {
@@ -64,24 +65,36 @@ struct Completion: Sendable {
         let id: JSON = .string((chat ? "chatcmpl-" : "cmpl-") + String(UInt64.random(in: 1...UInt64.max), radix: 16))
         let created = JSON.int(Clock.unixTime())
         let usage: JSON = [
-            "prompt_tokens": .int(promptTokens), "completion_tokens": .int(tokens.count), "total_tokens": .int(promptTokens + tokens.count),
+            "prompt_tokens": .int(promptTokens), "completion_tokens": .int(tokens.count),
+            "total_tokens": .int(promptTokens + tokens.count),
         ]
         func body(_ object: String, _ choices: [JSON], usage: JSON? = nil) -> JSON {
-            var members: [String: JSON] = ["id": id, "object": .string(object), "created": created, "model": .string(model), "choices": .array(choices)]
+            var members: [String: JSON] = [
+                "id": id, "object": .string(object), "created": created, "model": .string(model),
+                "choices": .array(choices),
+            ]
             if let usage { members["usage"] = usage }
             return .object(members.merging(extra) { $1 })
         }
-        func choice(_ key: String, _ value: JSON, finish: JSON) -> JSON { ["index": 0, key: value, "logprobs": nil, "finish_reason": finish] }
+        func choice(_ key: String, _ value: JSON, finish: JSON) -> JSON {
+            ["index": 0, key: value, "logprobs": nil, "finish_reason": finish]
+        }
         func piece(_ text: String, delta: Bool) -> (String, JSON) {
-            chat ? (delta ? "delta" : "message", ["role": "assistant", "content": .string(text)]) : ("text", .string(text))
+            chat
+                ? (delta ? "delta" : "message", ["role": "assistant", "content": .string(text)])
+                : ("text", .string(text))
         }
 
         guard stream else {
             let (key, value) = piece(tokens.joined(), delta: false)
-            return .json(.ok, body(chat ? "chat.completion" : "text_completion", [choice(key, value, finish: finish)], usage: usage), headers: headers)
+            return .json(
+                .ok,
+                body(chat ? "chat.completion" : "text_completion", [choice(key, value, finish: finish)], usage: usage),
+                headers: headers)
         }
         let object = chat ? "chat.completion.chunk" : "text_completion"
-        var events: [JSON] = chat ? [body(object, [choice("delta", ["role": "assistant", "content": ""], finish: nil)])] : []
+        var events: [JSON] =
+            chat ? [body(object, [choice("delta", ["role": "assistant", "content": ""], finish: nil)])] : []
         events += tokens.map { token in
             let (key, value) = piece(token, delta: true)
             return body(object, [choice(key, value, finish: nil)])
@@ -89,7 +102,8 @@ struct Completion: Sendable {
         let (key, value) = piece("", delta: true)
         events.append(body(object, [choice(key, value, finish: finish)]))
         if includeUsage { events.append(body(object, [], usage: usage)) }
-        let chunks = events.map { Chunk(text: dataPrefix + $0.text + "\n\n") } + [Chunk(text: dataPrefix + "[DONE]\n\n")]
+        let chunks =
+            events.map { Chunk(text: dataPrefix + $0.text + "\n\n") } + [Chunk(text: dataPrefix + "[DONE]\n\n")]
         return .stream(contentType: sseType, chunks: chunks, headers: headers)
     }
 }

@@ -13,7 +13,9 @@ struct Request: Sendable {
     var body: [UInt8]
 
     var method: HTTPMethod { head.method }
-    var path: String { String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "") }
+    var path: String {
+        String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+    }
     func header(_ name: String) -> String? { head.headers.first(name: name) }
     var json: JSON? { JSON.parse(body) }
 }
@@ -34,7 +36,9 @@ enum Reply: Sendable {
     /// Hung: say nothing.
     case silence
 
-    static func json(_ status: HTTPResponseStatus, _ value: JSON, type: String = "application/json", headers: [(String, String)] = []) -> Reply {
+    static func json(
+        _ status: HTTPResponseStatus, _ value: JSON, type: String = "application/json", headers: [(String, String)] = []
+    ) -> Reply {
         .full(status, contentType: type, body: value.text, headers: headers)
     }
     static func empty(_ status: HTTPResponseStatus, headers: [(String, String)] = []) -> Reply {
@@ -112,7 +116,9 @@ final class HTTPService: Sendable {
             headers.add(contentsOf: extra)
             headers.add(name: "content-length", value: String(bytes.readableBytes))
             channel.write(head(status), promise: nil)
-            if bytes.readableBytes > 0, request.method != .HEAD { channel.write(HTTPServerResponsePart.body(.byteBuffer(bytes)), promise: nil) }
+            if bytes.readableBytes > 0, request.method != .HEAD {
+                channel.write(HTTPServerResponsePart.body(.byteBuffer(bytes)), promise: nil)
+            }
             finish(status, request: request, channel: channel, started: started)
         case .stream(let contentType, let chunks, let extra):
             // No content-length: NIO sends HTTP/1.1 chunked, one chunk per line or event.
@@ -129,7 +135,8 @@ final class HTTPService: Sendable {
             // A client that went away ends the stream (a pull is then not marked done).
             guard channel.isActive else { return }
             chunk.action?()
-            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: chunk.text))), promise: nil)
+            channel.writeAndFlush(
+                HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: chunk.text))), promise: nil)
             self.send(chunks.dropFirst(), request: request, channel: channel, started: started)
         }
         guard chunk.delay > 0 else { return write() }
@@ -165,7 +172,11 @@ final class HTTPHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(.head(informational)), promise: nil)
             }
         case .body(let chunk):
-            if body.count + chunk.readableBytes > service.maximumBodyBytes { tooLarge = true } else { body += chunk.readableBytesView }
+            if body.count + chunk.readableBytes > service.maximumBodyBytes {
+                tooLarge = true
+            } else {
+                body += chunk.readableBytesView
+            }
         case .end:
             guard let requestHead = head else { return }
             head = nil

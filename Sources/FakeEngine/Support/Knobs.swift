@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Fault knobs, read from the environment (a profile's `env` reaches the engine this way).
@@ -59,11 +59,16 @@ struct Knobs: Sendable {
         func integer(_ name: String, _ range: ClosedRange<Int32>) throws(Invalid) -> Int32? {
             guard let value = text(name) else { return nil }
             guard let number = Int32(value), range.contains(number) else {
-                throw Invalid(description: "fake-engine: \(name)=\(value): expected an integer from \(range.lowerBound) to \(range.upperBound)")
+                throw Invalid(
+                    description:
+                        "fake-engine: \(name)=\(value): expected an integer from \(range.lowerBound) to \(range.upperBound)"
+                )
             }
             return number
         }
-        func list(_ name: String) -> [String] { (text(name) ?? "").split(separator: ",").map { String($0).trimmed }.filter { !$0.isEmpty } }
+        func list(_ name: String) -> [String] {
+            (text(name) ?? "").split(separator: ",").map { String($0).trimmed }.filter { !$0.isEmpty }
+        }
 
         var knobs = Knobs()
         knobs.loadSeconds = try seconds("FAKE_LOAD_SECONDS") ?? knobs.loadSeconds

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The loop every mode runs on its main thread: load, listen, serve, and the faults on the

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // `text-generation-launcher` as TGI 3.x's Docker image runs it (the image's ENTRYPOINT):
 // clap-style flags with env fallbacks, tracing-subscriber lines on stdout, the weights
@@ -48,7 +49,9 @@ enum TGI {
         // launcher sets from --huggingface-hub-cache), else $HF_HOME/hub.
         func nonEmpty(_ name: String) -> String? { environment(name).flatMap { $0.isEmpty ? nil : $0 } }
         let hfHome = nonEmpty("HF_HOME") ?? (nonEmpty("HOME") ?? "/root") + "/.cache/huggingface"
-        TGIServer(options: options, knobs: knobs, hubCache: nonEmpty("HF_HUB_CACHE") ?? options.hubCache ?? hfHome + "/hub").run()
+        TGIServer(
+            options: options, knobs: knobs, hubCache: nonEmpty("HF_HUB_CACHE") ?? options.hubCache ?? hfHome + "/hub"
+        ).run()
     }
 
     /// Parses everything after argv[0]; `--version`, `--help` and usage errors end the
@@ -64,15 +67,21 @@ enum TGI {
         while let token = rest.popFirst() {
             if token == "-h" || token == "--help" { Console.finish(usage, code: 0) }
             if token == "-V" || token == "--version" { Console.finish("text-generation-launcher \(version)", code: 0) }
-            guard token.hasPrefix("-"), token != "-" else { usageError("unexpected argument '\(token)' found\n\n\(usage)") }
+            guard token.hasPrefix("-"), token != "-" else {
+                usageError("unexpected argument '\(token)' found\n\n\(usage)")
+            }
             let parts = token.split(separator: "=", maxSplits: 1).map(String.init)
             let key = parts[0] == "-p" ? "port" : String(parts[0].drop { $0 == "-" }).replacing("_", with: "-")
             var value = parts.count > 1 ? parts[1] : nil
-            if value == nil, !valueless.contains(key), let next = rest.first, !next.hasPrefix("--") { value = rest.popFirst() }
+            if value == nil, !valueless.contains(key), let next = rest.first, !next.hasPrefix("--") {
+                value = rest.popFirst()
+            }
             if given[key] == nil { order.append(key) }
             given[key] = value ?? "true"
         }
-        func lookup(_ key: String, _ variable: String) -> String? { given[key] ?? environment(variable).flatMap { $0.isEmpty ? nil : $0 } }
+        func lookup(_ key: String, _ variable: String) -> String? {
+            given[key] ?? environment(variable).flatMap { $0.isEmpty ? nil : $0 }
+        }
         func integer(_ key: String, _ variable: String, maximum: Int = Int.max) -> Int? {
             guard let text = lookup(key, variable) else { return nil }
             guard let number = Int(text), (0...maximum).contains(number) else {
@@ -91,15 +100,22 @@ enum TGI {
         options.maxTotalTokens = integer("max-total-tokens", "MAX_TOTAL_TOKENS") ?? options.maxTotalTokens
         options.maxInputTokens = integer("max-input-tokens", "MAX_INPUT_TOKENS") ?? options.maxTotalTokens - 1
         options.hubCache = lookup("huggingface-hub-cache", "HUGGINGFACE_HUB_CACHE")
-        options.given = order.filter { $0 != "model-id" }.map { key in (key.replacing("-", with: "_"), key == "api-key" ? "<redacted>" : given[key] ?? "") }
+        options.given = order.filter { $0 != "model-id" }.map { key in
+            (key.replacing("-", with: "_"), key == "api-key" ? "<redacted>" : given[key] ?? "")
+        }
         return options
     }
 
     /// tracing-subscriber's default format, which the launcher and the router use:
     /// `2025-11-25T10:00:00.123456Z  INFO download: text_generation_launcher: message rank=0`.
-    static func log(_ level: String, _ message: String, span: String? = nil, target: String = "text_generation_launcher", fields: String = "") {
+    static func log(
+        _ level: String, _ message: String, span: String? = nil, target: String = "text_generation_launcher",
+        fields: String = ""
+    ) {
         let padded = String(repeating: " ", count: max(0, 5 - level.count)) + level
-        let line = "\(Clock.wall("%Y-%m-%dT%H:%M:%S", digits: 6))Z \(padded) " + (span.map { $0 + ": " } ?? "") + target + ": " + message
+        let line =
+            "\(Clock.wall("%Y-%m-%dT%H:%M:%S", digits: 6))Z \(padded) " + (span.map { $0 + ": " } ?? "") + target + ": "
+            + message
         Console.out(fields.isEmpty ? line : line + " " + fields)
     }
 }
@@ -117,12 +133,16 @@ final class TGIServer: Engine {
         (self.options, self.knobs, self.hubCache) = (options, knobs, hubCache)
         service = HTTPService(
             maximumBodyBytes: 2_000_000,  // TGI's default --payload-limit
-            tooLarge: .full(.payloadTooLarge, contentType: "text/plain; charset=utf-8", body: "Failed to buffer the request body: length limit exceeded"),
+            tooLarge: .full(
+                .payloadTooLarge, contentType: "text/plain; charset=utf-8",
+                body: "Failed to buffer the request body: length limit exceeded"),
             headers: { [("access-control-allow-origin", "*"), ("date", Clock.httpDate())] }, log: { _, _, _, _ in },
             route: { TGIRoutes.reply($0, options: options) })
     }
 
-    func shard(_ message: String, rank: Int, level: String = "INFO") { TGI.log(level, message, span: "shard-manager", fields: "rank=\(rank)") }
+    func shard(_ message: String, rank: Int, level: String = "INFO") {
+        TGI.log(level, message, span: "shard-manager", fields: "rank=\(rank)")
+    }
 
     func run() -> Never {
         let startedAt = Clock.now()
@@ -134,11 +154,15 @@ final class TGIServer: Engine {
         TGI.log("INFO", "Starting check and download process for \(options.modelID)", span: "download")
         if let reason = knobs.exitAtStart {
             Clock.sleep(TGI.downloadFailureDelay)
-            downloadFailed(reason != "bad-model" ? reason : [
-                "huggingface_hub.errors.RepositoryNotFoundError: 401 Client Error. (Request ID: Root=1-6745f0c1-2b1e3f4a5c6d7e8f90a1b2c3)", "",
-                "Repository Not Found for url: https://huggingface.co/api/models/\(options.modelID)/revision/main.",
-                "Please make sure you specified the correct `repo_id` and `repo_type`.",
-            ].joined(separator: "\n"))
+            downloadFailed(
+                reason != "bad-model"
+                    ? reason
+                    : [
+                        "huggingface_hub.errors.RepositoryNotFoundError: 401 Client Error. (Request ID: Root=1-6745f0c1-2b1e3f4a5c6d7e8f90a1b2c3)",
+                        "",
+                        "Repository Not Found for url: https://huggingface.co/api/models/\(options.modelID)/revision/main.",
+                        "Please make sure you specified the correct `repo_id` and `repo_type`.",
+                    ].joined(separator: "\n"))
         }
         storeWeights()
         TGI.log("INFO", "Successfully downloaded weights for \(options.modelID)", span: "download")
@@ -159,9 +183,13 @@ final class TGIServer: Engine {
     private func storeWeights() {
         let repository = hubCache + "/models--" + options.modelID.split(separator: "/").joined(separator: "--")
         let weights = repository + "/snapshots/\(TGI.sha)/model.safetensors"
-        guard access(weights, F_OK) != 0 else { return TGI.log("INFO", "Files are already present on the host. Skipping download.") }
+        guard access(weights, F_OK) != 0 else {
+            return TGI.log("INFO", "Files are already present on the host. Skipping download.")
+        }
         TGI.log("INFO", "Download file: model.safetensors")
-        for (path, contents) in [(repository + "/refs/main", TGI.sha), (weights, "fake-engine weights for \(options.modelID)\n")] {
+        for (path, contents) in [
+            (repository + "/refs/main", TGI.sha), (weights, "fake-engine weights for \(options.modelID)\n"),
+        ] {
             var failed: String?
             var prefix = ""
             for component in path.split(separator: "/").dropLast() where failed == nil {
@@ -170,10 +198,14 @@ final class TGIServer: Engine {
             }
             let bytes = Array(contents.utf8)
             let fd = failed == nil ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) : -1
-            if failed == nil, fd < 0 || bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) != bytes.count { failed = path }
+            if failed == nil, fd < 0 || bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) != bytes.count {
+                failed = path
+            }
             let code = errno
             if fd >= 0 { close(fd) }
-            if let failed { downloadFailed("PermissionError: [Errno \(code)] \(String(cString: strerror(code))): '\(failed)'") }
+            if let failed {
+                downloadFailed("PermissionError: [Errno \(code)] \(String(cString: strerror(code))): '\(failed)'")
+            }
         }
     }
 
@@ -182,15 +214,21 @@ final class TGIServer: Engine {
         TGI.log("INFO", "Starting Webserver")
         let server = "text_generation_router::server"
         TGI.log("INFO", "backends/v3/src/lib.rs:125: Warming up model", target: "text_generation_router_v3")
-        var v4 = in_addr(), v6 = in6_addr()
-        let isAddress = inet_pton(AF_INET, options.hostname, &v4) == 1 || inet_pton(AF_INET6, options.hostname, &v6) == 1
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        let isAddress =
+            inet_pton(AF_INET, options.hostname, &v4) == 1 || inet_pton(AF_INET6, options.hostname, &v6) == 1
         // Docker sets HOSTNAME to the container id, which is no address.
-        if !isAddress { TGI.log("WARN", "router/src/server.rs:1901: Invalid hostname, defaulting to 0.0.0.0", target: server) }
+        if !isAddress {
+            TGI.log("WARN", "router/src/server.rs:1901: Invalid hostname, defaulting to 0.0.0.0", target: server)
+        }
         TGI.log("INFO", "router/src/server.rs:2311: Connected", target: server)
         // The router's TcpListener::bind: SO_REUSEADDR, bind, listen, all at this point.
         switch Socket.bind(host: isAddress ? options.hostname : "0.0.0.0", port: options.port) {
         case .success(let fd):
-            do { channel = try service.serve(on: fd) } catch { webserverCrashed(code: (error as? IOError)?.errnoCode ?? EINVAL) }
+            do { channel = try service.serve(on: fd) } catch {
+                webserverCrashed(code: (error as? IOError)?.errnoCode ?? EINVAL)
+            }
         case .failure(let failure):
             webserverCrashed(code: failure.code)
         }
@@ -219,9 +257,13 @@ final class TGIServer: Engine {
 
     /// The router panics on a failed bind; the launcher sees its webserver die.
     private func webserverCrashed(code: Int32) -> Never {
-        let kind = [EADDRINUSE: "AddrInUse", EACCES: "PermissionDenied", EADDRNOTAVAIL: "AddrNotAvailable"][code] ?? "Uncategorized"
+        let kind =
+            [EADDRINUSE: "AddrInUse", EACCES: "PermissionDenied", EADDRNOTAVAIL: "AddrNotAvailable"][code]
+            ?? "Uncategorized"
         Console.err("thread 'main' panicked at router/src/server.rs:2620:67:")
-        Console.err("called `Result::unwrap()` on an `Err` value: Os { code: \(code), kind: \(kind), message: \"\(String(cString: strerror(code)))\" }")
+        Console.err(
+            "called `Result::unwrap()` on an `Err` value: Os { code: \(code), kind: \(kind), message: \"\(String(cString: strerror(code)))\" }"
+        )
         TGI.log("ERROR", "Webserver Crashed")
         stopShards()
         Console.err("Error: WebserverFailed")
@@ -230,7 +272,9 @@ final class TGIServer: Engine {
 
     /// A shard dies (a CUDA error) and takes the launcher down.
     func crash() -> Never {
-        shard("Shard complete standard error output:\n\nRuntimeError: CUDA error: an illegal memory access was encountered", rank: 0, level: "ERROR")
+        shard(
+            "Shard complete standard error output:\n\nRuntimeError: CUDA error: an illegal memory access was encountered",
+            rank: 0, level: "ERROR")
         TGI.log("ERROR", "Shard 0 crashed")
         stopWebserver()
         stopShards()

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The `vllm` command line, parsed the way vLLM's FlexibleArgumentParser (argparse) does
@@ -58,7 +58,10 @@ enum VLLMArguments {
                     values.append(next)
                     rest.removeFirst()
                 }
-                if values.isEmpty { usageError(serveUsage, "vllm serve", "argument \(name): expected \(many ? "at least " : "")one argument") }
+                if values.isEmpty {
+                    usageError(
+                        serveUsage, "vllm serve", "argument \(name): expected \(many ? "at least " : "")one argument")
+                }
                 return values
             }
             switch name {
@@ -81,11 +84,14 @@ enum VLLMArguments {
             }
             let key = String(name.drop { $0 == "-" }).replacing("-", with: "_")
             let isList = ["--served-model-name", "--api-key"].contains(name)
-            let value = values.isEmpty ? "True" : isList ? "[" + values.map(python).joined(separator: ", ") + "]" : python(values[0])
+            let value =
+                values.isEmpty
+                ? "True" : isList ? "[" + values.map(python).joined(separator: ", ") + "]" : python(values[0])
             options.logged.append("'\(key)': \(value)")
         }
         guard positionals.count <= 1 else {
-            usageError(serveUsage, "vllm serve", "unrecognized arguments: \(positionals.dropFirst().joined(separator: " "))")
+            usageError(
+                serveUsage, "vllm serve", "unrecognized arguments: \(positionals.dropFirst().joined(separator: " "))")
         }
         // vLLM's positional model_tag takes precedence over --model.
         guard let model = positionals.first ?? modelFlag else {

@@ -14,12 +14,18 @@ enum VLLMRoutes {
 
     static func reply(_ request: Request, options: VLLMOptions, engineDead: Bool) -> Reply {
         let path = request.path
-        if !options.apiKeys.isEmpty, request.method != .OPTIONS, path.hasPrefix("/v1"), !authorized(request, keys: options.apiKeys) {
+        if !options.apiKeys.isEmpty, request.method != .OPTIONS, path.hasPrefix("/v1"),
+            !authorized(request, keys: options.apiKeys)
+        {
             return .json(.unauthorized, ["error": "Unauthorized"])
         }
-        guard let route = table.first(where: { $0.path == path }) else { return .json(.notFound, ["detail": "Not Found"]) }
+        guard let route = table.first(where: { $0.path == path }) else {
+            return .json(.notFound, ["detail": "Not Found"])
+        }
         guard route.methods.contains(request.method.rawValue) else {
-            return .json(.methodNotAllowed, ["detail": "Method Not Allowed"], headers: [("allow", route.methods.joined(separator: ", "))])
+            return .json(
+                .methodNotAllowed, ["detail": "Method Not Allowed"],
+                headers: [("allow", route.methods.joined(separator: ", "))])
         }
         switch path {
         case "/health":
@@ -30,7 +36,8 @@ enum VLLMRoutes {
             let cards = options.servedNames.map { name -> JSON in
                 [
                     "id": .string(name), "object": "model", "created": .int(Clock.unixTime()), "owned_by": "vllm",
-                    "root": .string(options.model), "parent": nil, "max_model_len": .int(options.maxModelLen), "permission": [],
+                    "root": .string(options.model), "parent": nil, "max_model_len": .int(options.maxModelLen),
+                    "permission": [],
                 ]
             }
             return .json(.ok, ["object": "list", "data": .array(cards)])
@@ -41,26 +48,40 @@ enum VLLMRoutes {
 
     static func complete(_ request: Request, chat: Bool, options: VLLMOptions, engineDead: Bool) -> Reply {
         if engineDead {
-            return error(.internalServerError, "EngineCore encountered an issue. See stack trace (above) for the root cause.", type: "InternalServerError")
+            return error(
+                .internalServerError, "EngineCore encountered an issue. See stack trace (above) for the root cause.",
+                type: "InternalServerError")
         }
         // FastAPI's request validation, as vLLM renders it.
         guard let json = request.json, json.isObject else {
-            return error(.badRequest, "1 validation error:\n  {'type': 'json_invalid', 'loc': ('body',), 'msg': 'JSON decode error'}", param: "body")
+            return error(
+                .badRequest,
+                "1 validation error:\n  {'type': 'json_invalid', 'loc': ('body',), 'msg': 'JSON decode error'}",
+                param: "body")
         }
         guard let completion = Completion(json, chat: chat) else {
             let field = chat ? "messages" : "prompt"
-            return error(.badRequest, "1 validation error:\n  {'type': 'missing', 'loc': ('body', '\(field)'), 'msg': 'Field required'}", param: "body.\(field)")
+            return error(
+                .badRequest,
+                "1 validation error:\n  {'type': 'missing', 'loc': ('body', '\(field)'), 'msg': 'Field required'}",
+                param: "body.\(field)")
         }
         let model = completion.model ?? options.servedNames[0]
         guard options.servedNames.contains(model) else {
             return error(.notFound, "The model `\(model)` does not exist.", type: "NotFoundError", param: "model")
         }
-        return completion.answer(model: model, chat: chat, greeting: greeting, sseType: "text/event-stream; charset=utf-8")
+        return completion.answer(
+            model: model, chat: chat, greeting: greeting, sseType: "text/event-stream; charset=utf-8")
     }
 
     /// vLLM's ErrorResponse: {"error":{"message","type","param","code"}}.
-    static func error(_ status: HTTPResponseStatus, _ message: String, type: String = "Bad Request", param: String? = nil) -> Reply {
-        let info: JSON = ["message": .string(message), "type": .string(type), "param": param.map(JSON.string) ?? nil, "code": .int(status.code)]
+    static func error(
+        _ status: HTTPResponseStatus, _ message: String, type: String = "Bad Request", param: String? = nil
+    ) -> Reply {
+        let info: JSON = [
+            "message": .string(message), "type": .string(type), "param": param.map(JSON.string) ?? nil,
+            "code": .int(status.code),
+        ]
         return .json(status, ["error": info])
     }
 

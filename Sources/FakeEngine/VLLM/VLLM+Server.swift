@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // `vllm serve` as vLLM 0.11 runs it: log the version and arguments, bind the API socket
 // before anything slow (api_server.py: setup_server → create_server_socket, "bind the port
@@ -34,7 +35,8 @@ final class VLLMServer: Engine {
             log: { request, status, peer, _ in
                 guard options.accessLog else { return }
                 let client = peer.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "-"
-                let line = "\(request.method.rawValue) \(request.head.uri) HTTP/\(request.head.version.major).\(request.head.version.minor)"
+                let line =
+                    "\(request.method.rawValue) \(request.head.uri) HTTP/\(request.head.version.major).\(request.head.version.minor)"
                 // Uvicorn's access log goes to stdout.
                 Console.out(prefix + "INFO:     \(client) - \"\(line)\" \(status.code) \(status.reasonPhrase)")
             },
@@ -61,7 +63,10 @@ final class VLLMServer: Engine {
         case .success(let fd):
             socketFD = fd
         case .failure(let failure):
-            traceback(Self.frames(["entrypoints/openai/api_server.py\", line 1808, in create_server_socket", "    sock.bind(addr)"]) + [Self.exception(failure)])
+            traceback(
+                Self.frames([
+                    "entrypoints/openai/api_server.py\", line 1808, in create_server_socket", "    sock.bind(addr)",
+                ]) + [Self.exception(failure)])
             exit(1)
         }
         if knobs.escapeHelper { helper = Children.spawn(ChildRole.escapedHelper.argv) }
@@ -74,18 +79,26 @@ final class VLLMServer: Engine {
         log("INFO", "model.py:1510", "Using max model len \(options.maxModelLen)")
         if !knobs.noEngineCore { engineCore = Children.spawn(ChildRole.engineCore.argv) }
         knobs.writePIDFile(child: engineCore, helper: helper)
-        log("INFO", "core.py:77", "Initializing a V1 LLM engine (v\(VLLMArguments.version)) with config: model='\(options.model)', "
-            + "max_seq_len=\(options.maxModelLen), served_model_name=\(options.servedNames[0])", engineCore: true)
+        log(
+            "INFO", "core.py:77",
+            "Initializing a V1 LLM engine (v\(VLLMArguments.version)) with config: model='\(options.model)', "
+                + "max_seq_len=\(options.maxModelLen), served_model_name=\(options.servedNames[0])", engineCore: true)
         log("INFO", "gpu_model_runner.py:2602", "Starting to load model \(options.model)...", engineCore: true)
         runLifecycle(startedAt: startedAt, loadSeconds: knobs.loadSeconds)
     }
 
     func startServing() {
-        log("INFO", "core.py:210", "init engine (profile, create kv cache, warmup model) took \(knobs.loadSeconds) seconds", engineCore: true)
+        log(
+            "INFO", "core.py:210",
+            "init engine (profile, create kv cache, warmup model) took \(knobs.loadSeconds) seconds", engineCore: true)
         let host = options.host.flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
-        log("INFO", "api_server.py:1912", "Starting vLLM API server 0 on http://\(host.contains(":") ? "[\(host)]" : host):\(options.port)")
+        log(
+            "INFO", "api_server.py:1912",
+            "Starting vLLM API server 0 on http://\(host.contains(":") ? "[\(host)]" : host):\(options.port)")
         log("INFO", "launcher.py:34", "Available routes are:")
-        for (path, methods) in VLLMRoutes.table { log("INFO", "launcher.py:42", "Route: \(path), Methods: \(methods.joined(separator: ", "))") }
+        for (path, methods) in VLLMRoutes.table {
+            log("INFO", "launcher.py:42", "Route: \(path), Methods: \(methods.joined(separator: ", "))")
+        }
         uvicorn("Started server process [\(getpid())]")
         uvicorn("Waiting for application startup.")
         do {
@@ -103,7 +116,9 @@ final class VLLMServer: Engine {
         if pid == engineCore {
             engineCore = nil
             engineDead.set()
-            log("ERROR", "core_client.py:564", "Engine core proc EngineCore_DP0 died unexpectedly, shutting down client.")
+            log(
+                "ERROR", "core_client.py:564",
+                "Engine core proc EngineCore_DP0 died unexpectedly, shutting down client.")
         }
     }
 
@@ -123,8 +138,12 @@ final class VLLMServer: Engine {
     /// A traceback and the exit code, after Python's exit handlers stopped the EngineCore.
     func crash() -> Never {
         log("ERROR", "fake_engine.py:1", "FAKE_CRASH_AFTER: API server crashing with exit code \(knobs.crashCode)")
-        traceback(Self.frames(["v1/engine/core_client.py\", line 895, in get_output_async", "    raise self._format_exception(outputs) from None"])
-            + ["RuntimeError: CUDA error: an illegal memory access was encountered"])
+        traceback(
+            Self.frames([
+                "v1/engine/core_client.py\", line 895, in get_output_async",
+                "    raise self._format_exception(outputs) from None",
+            ])
+                + ["RuntimeError: CUDA error: an illegal memory access was encountered"])
         stopEngineCore()
         exit(knobs.crashCode)
     }
@@ -165,8 +184,12 @@ final class VLLMServer: Engine {
             "",
             "During handling of the above exception, another exception occurred:",
             "",
-        ] + frames(["transformers_utils/config.py\", line 501, in get_config", "    config_dict, _ = PretrainedConfig.get_config_dict("]) + [
-            "OSError: \(model) is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'"
         ]
+            + frames([
+                "transformers_utils/config.py\", line 501, in get_config",
+                "    config_dict, _ = PretrainedConfig.get_config_dict(",
+            ]) + [
+                "OSError: \(model) is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'"
+            ]
     }
 }
