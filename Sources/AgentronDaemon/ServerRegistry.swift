@@ -7,7 +7,7 @@ import Glibc
 import Logging
 
 /// All servers this daemon knows, by name. The control API calls it; it knows nothing
-/// about HTTP (STYLE: apple/container's split of wire adapter and state-owning actor).
+/// about HTTP (the wire adapter is ControlAPI; this actor owns the state).
 actor ServerRegistry {
     var supervisors: [String: Supervisor] = [:]
     let paths: AgentronPaths

@@ -4,7 +4,7 @@ import Glibc
 import Synchronization
 
 /// Waits for processes to exit without a thread per process: every watched pidfd sits in
-/// one epoll set served by one thread (STYLE: swift-subprocess). A pidfd works for processes
+/// one epoll set served by one thread (as swift-subprocess does). A pidfd works for processes
 /// that are not our children too, which is what live restore needs.
 ///
 /// As a child subreaper the daemon also inherits orphans from its engines' trees; the
