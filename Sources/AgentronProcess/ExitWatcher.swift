@@ -24,6 +24,7 @@ public final class ExitWatcher: Sendable {
         mutating func removeWatch(_ pidfd: Int32) -> Watch? {
             guard let watch = watches.removeValue(forKey: pidfd) else { return nil }
             watchedPids.remove(watch.pid)
+            ChildClaims.release(watch.pid)
             return watch
         }
     }
@@ -108,10 +109,41 @@ public final class ExitWatcher: Sendable {
     /// watcher's thread, and at the end of a stop so `down` leaves no zombie behind.
     public func reapOrphans() {
         let me = getpid()
-        let watched = state.withLock { $0.watchedPids }
-        for process in ProcStat.all() where process.ppid == me && process.isZombie && !watched.contains(process.pid) {
-            var status: Int32 = 0
-            waitpid(process.pid, &status, WNOHANG)
+        ChildClaims.whileNoneIsSpawned { claimed in
+            let kept = state.withLock { $0.watchedPids }.union(claimed)
+            for process in ProcStat.all()
+            where process.ppid == me && process.isZombie && !kept.contains(process.pid) {
+                var status: Int32 = 0
+                waitpid(process.pid, &status, WNOHANG)
+            }
         }
+    }
+}
+
+/// The children `Spawner` started whose exit nobody has collected yet. The orphan sweep
+/// leaves them to their waiter, even one that has not registered yet: an engine that exits
+/// between its spawn and its waiter's registration keeps its exit status. A spawn and a
+/// sweep never overlap, so the sweep cannot see a child of ours before it is claimed.
+/// Static, not part of `ExitWatcher.shared`, so the CLI's spawn of the daemon starts no
+/// watcher thread.
+enum ChildClaims {
+    private static let claimed = Mutex(Set<Int32>())
+    /// Held across a fork and its claim, and across a sweep.
+    private static let gate = Mutex(())
+
+    static func spawn<E: Error>(_ body: () throws(E) -> Int32) throws(E) -> Int32 {
+        try gate.withLock { _ throws(E) -> Int32 in
+            let pid = try body()
+            claimed.withLock { _ = $0.insert(pid) }
+            return pid
+        }
+    }
+
+    static func release(_ pid: Int32) {
+        claimed.withLock { _ = $0.remove(pid) }
+    }
+
+    static func whileNoneIsSpawned(_ body: (Set<Int32>) -> Void) {
+        gate.withLock { _ in body(claimed.withLock { $0 }) }
     }
 }

@@ -4,30 +4,31 @@ import Glibc
 /// gets a free one (PortTable), and "address in use" is reported as such
 /// (docs/configuration.md, `port`).
 public enum Ports {
-    /// Whether `host:port` can be bound right now. Binding (not connecting) is the honest
-    /// test: an engine that would fail with EADDRINUSE fails here first.
+    /// Whether `host:port` can be bound right now by an engine. Binding (not connecting) is
+    /// the honest test: an engine that would fail with EADDRINUSE fails here first.
+    ///
+    /// Engines bind with SO_REUSEADDR (uvicorn, Go, llama.cpp), so a port whose last user
+    /// died and left connections in TIME_WAIT is free to them, and must be free here, or a
+    /// crashed engine on a fixed port could never restart. But with SO_REUSEADDR two
+    /// sockets may also bind one port until one listens, and /proc/net/tcp does not list a
+    /// socket that is only bound (vLLM while it loads): another server would be handed the
+    /// same port (issue #10). So a port that binds only with SO_REUSEADDR is free exactly
+    /// when /proc/net/tcp shows what refused the plain bind: connections on it.
     public static func isFree(host: String, port: Int) -> Bool {
-        bindProbe(host: host, port: port) != nil && !isHeldBySocket(port: port)
-    }
-
-    /// Whether a socket is bound to `port` and listening, or bound and not yet listening
-    /// (vLLM binds its port at once and listens only once loaded). The bind test cannot
-    /// see the second kind: with SO_REUSEADDR two sockets may bind one port until one
-    /// listens, so another daemon's engine would be handed the same port (issue #10).
-    static func isHeldBySocket(port: Int) -> Bool {
-        !sockets(port: port, states: [listenState, boundState]).isEmpty
+        guard bindProbe(host: host, port: port, reuseAddress: true) != nil,
+            sockets(port: port, states: [listenState]).isEmpty
+        else { return false }
+        if bindProbe(host: host, port: port, reuseAddress: false) != nil { return true }
+        return !sockets(port: port, states: connectionStates).isEmpty
     }
 
     /// Binds a TCP socket to host:port (0 = any) and returns the bound port, or nil.
-    private static func bindProbe(host: String, port: Int) -> Int? {
+    private static func bindProbe(host: String, port: Int, reuseAddress: Bool) -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        // As the engines do (uvicorn, Go, llama.cpp): a port whose last user just died and
-        // left connections in TIME_WAIT or FIN_WAIT is free to them, so it is free here;
-        // without this a crashed engine on a fixed port could never be restarted.
         var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reuseAddress { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
@@ -115,10 +116,10 @@ public enum Ports {
         sockets(port: port, states: [listenState])
     }
 
-    /// The `st` column of /proc/net/tcp: LISTEN, and CLOSE (bound, neither connected nor
-    /// listening).
+    /// The `st` column of /proc/net/tcp: LISTEN, and every state of a connection
+    /// (ESTABLISHED 01 to CLOSING 0B but LISTEN; TIME_WAIT is 06).
     static let listenState = "0A"
-    static let boundState = "07"
+    static let connectionStates: Set<String> = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "0B"]
 
     /// Sockets on local `port` in one of `states`, from /proc/net/tcp and /proc/net/tcp6.
     static func sockets(port: Int, states: Set<String>) -> [Listener] {

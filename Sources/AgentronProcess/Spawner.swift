@@ -94,8 +94,12 @@ public enum Spawner {
         defer { for pointer in argv + envp { free(pointer) } }
         let cgroupFD = cgroup?.openDirectory() ?? -1
         defer { if cgroupFD >= 0 { close(cgroupFD) } }
-        let result = agentron_spawn(executable, argv, envp, logFD, cgroupFD, workingDirectory, &pid)
-        guard result == 0 else { throw .spawnFailed(executable: executable, errno: result) }
+        pid = try ChildClaims.spawn { () throws(SpawnError) -> pid_t in
+            var child: pid_t = 0
+            let result = agentron_spawn(executable, argv, envp, logFD, cgroupFD, workingDirectory, &child)
+            guard result == 0 else { throw .spawnFailed(executable: executable, errno: result) }
+            return child
+        }
         let pidfd = agentron_pidfd_open(pid)
         // The child is ours and unreaped, so its pid cannot be reused before this open.
         let startTime = ProcStat.read(pid: pid)?.startTime ?? 0

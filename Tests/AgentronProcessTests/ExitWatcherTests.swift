@@ -12,7 +12,7 @@ struct ExitWatcherTests {
         let scope = try ProcessScope()
         defer { scope.stop() }
         // Codes 1...30, every fifth child killed by a signal instead; all end together once
-        // the test says go, when every waiter is registered (see `aChildThatExitsBeforeItIsWatched`).
+        // the test says go, when every waiter is registered.
         let go = scope.path("go")
         var children: [(process: EngineProcess, expected: AgentronCore.ExitStatus)] = []
         for index in 1...30 {
@@ -40,25 +40,38 @@ struct ExitWatcherTests {
         }
     }
 
-    /// Time for a waiter started just before to register its pidfd. Children in these tests
-    /// live at least this long: one that exits before its waiter registers can lose its
-    /// status to the orphan sweep (`aChildThatExitsBeforeItIsWatched`).
+    /// Time for every waiter started just before to register its pidfd, so the children end
+    /// together while all are watched.
     static let registration: Duration = .milliseconds(300)
 
-    /// The orphan sweep reaps every zombie child nobody watches yet, and an engine that
-    /// exits between its spawn and its waiter's registration is one: its exit code is lost
-    /// and the waiter learns `.unknown` ("not a child of this daemon"). The sweep runs after
-    /// every exit event and every second, so a crash at start can meet it.
-    @Test func aChildThatExitsBeforeItIsWatched() async throws {
+    /// The orphan sweep reaps zombie children nobody watches, but not a child the Spawner
+    /// started: an engine that exits between its spawn and its waiter's registration keeps
+    /// its exit code (the sweep runs after every exit event and every second, so a crash at
+    /// start can meet it).
+    @Test func aChildThatExitsBeforeItIsWatchedKeepsItsStatus() async throws {
         let scope = try ProcessScope()
         defer { scope.stop() }
         let process = try scope.spawn(["sh", "-c", "exit 3"])
         #expect(await waitUntil(timeout: .seconds(5)) { ProcStat.read(pid: process.pid)?.isZombie == true })
         ExitWatcher.shared.reapOrphans()  // what the watcher's thread does after any exit
+        #expect(ProcStat.read(pid: process.pid)?.isZombie == true, "the sweep left it to its waiter")
         let status = await ExitWatcher.shared.waitForExit(pid: process.pid, pidfd: process.pidfd)
-        withKnownIssue("the orphan sweep reaps a spawned child that is not watched yet, and its exit status is lost") {
-            #expect(status == .exited(code: 3))
-        }
+        #expect(status == .exited(code: 3))
+        #expect(ProcStat.read(pid: process.pid) == nil, "its waiter reaped it")
+    }
+
+    /// A zombie child that is no spawned engine (a grandchild reparented to the daemon) is
+    /// reaped by the sweep.
+    @Test func theSweepReapsAZombieNobodyClaims() async throws {
+        let scope = try ProcessScope()
+        defer { scope.stop() }
+        let process = try scope.spawn(["sh", "-c", "exit 4"])
+        ChildClaims.release(process.pid)  // as if it were an orphan adopted as subreaper
+        #expect(
+            await waitUntil(timeout: .seconds(5)) {
+                ExitWatcher.shared.reapOrphans()
+                return ProcStat.read(pid: process.pid) == nil
+            })
     }
 
     /// The status is the first waiter's: the process is reaped then, and a later watch of
