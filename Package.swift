@@ -80,6 +80,7 @@ let package = Package(
             name: "AgentronCLI",
             dependencies: [
                 "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronEngines", "AgentronHTTP",
+                "AgentronProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // `service install` writes units/*.service|socket, embedded at build time.

@@ -1,3 +1,4 @@
+import AgentronProcess
 import Glibc
 
 /// Runs child programs for the CLI (`doctor`'s `vllm --version` and `nvidia-smi` queries,
@@ -151,17 +152,10 @@ enum Subprocess {
         (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
-    /// The first executable called `name` on `path` (a PATH value), like `command -v`.
+    /// The first executable called `name` on `path` (a PATH value), like `command -v`: the
+    /// lookup the daemon's spawns make.
     static func which(_ name: String, path: String?) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") where !directory.isEmpty {
-            let candidate = "\(directory)/\(name)"
-            var info = stat()
-            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
-            }
-        }
-        return nil
+        Spawner.resolveExecutable(name, path: path)
     }
 }
 
