@@ -137,6 +137,7 @@ let package = Package(
                 "AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronJSON",
                 "AgentronProcess",
                 "CSQLite", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -58,7 +58,7 @@ extension Profile {
     public static let yamlKeys = [
         "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
         "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "adopt",
-        "pull",
+        "pull", "aliases", "ttl",
     ]
     public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]
     public static let yamlRestartKeys = [
@@ -222,6 +222,11 @@ struct ProfileReader {
         if let node = top["restart"] { profile.restart = try restart(node) }
         if let node = top["autostart"] { profile.autostart = try boolean(node, "autostart") }
         if let node = top["register"] { profile.register = try boolean(node, "register") }
+        if let node = top["aliases"] {
+            let aliases = try textList(node, "aliases", hint: "write it as a list: aliases: [llama-8b, llama]")
+            profile.aliases = aliases.isEmpty ? nil : aliases
+        }
+        if let node = top["ttl"] { profile.ttl = try duration(node, "ttl") }
         // The keys only some engines take are refused at the key, before their value is
         // read, for any other engine.
         for key in EngineProfileKey.allCases {

@@ -51,6 +51,8 @@ extension Profile {
         if let image { line("image", YAMLRender.scalar(image)) }
         if adopt == true { line("adopt", "true") }
         if let pull { line("pull", pull.rawValue) }
+        if let aliases, !aliases.isEmpty { list("aliases", aliases) }
+        if let ttl { line("ttl", YAMLRender.duration(ttl)) }
         return out
     }
 }

@@ -26,6 +26,7 @@ extension Profile {
         public static let maxArguments = 1024
         public static let maxEnvironment = 1024
         public static let maxGPUs = 64
+        public static let maxAliases = 64
         public static let maxGPUIndex = 1023
         public static let maxFailureThreshold = 10_000
         public static let maxRestarts = 10_000
@@ -146,7 +147,33 @@ extension Profile {
             }
         }
         if let image { try Self.checkText(image, "image", allowEmpty: false) }
+        if let aliases {
+            guard aliases.count <= Limits.maxAliases else {
+                throw problem("aliases", "more than \(Limits.maxAliases) aliases")
+            }
+            var seenAliases: Set<String> = []
+            for (index, alias) in aliases.enumerated() {
+                guard Self.isValidAlias(alias) else {
+                    throw problem(
+                        "aliases[\(index)]",
+                        "invalid alias \"\(alias.clippedForMessage)\"; write a model name as clients send it, like llama-8b or meta-llama/Llama-3.1-8B-Instruct (no spaces, at most 256 bytes)"
+                    )
+                }
+                guard seenAliases.insert(alias).inserted else {
+                    throw problem(
+                        "aliases[\(index)]", "\"\(alias.clippedForMessage)\" is listed twice; list each alias once")
+                }
+            }
+        }
+        if let ttl { try Self.checkDuration(ttl, "ttl") }
         if let source { try Self.checkText(source, "source", allowEmpty: true) }
+    }
+
+    /// A name a client may send as `model`: printable ASCII without spaces or quotes, 1 to
+    /// 256 bytes (Hugging Face ids, Ollama tags and plain names all fit).
+    public static func isValidAlias(_ alias: String) -> Bool {
+        !alias.isEmpty && alias.utf8.count <= 256
+            && alias.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
     }
 
     private static func checkText(_ text: String, _ field: String, allowEmpty: Bool) throws(ProfileProblem) {

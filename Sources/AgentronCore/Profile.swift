@@ -217,6 +217,13 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     public var adopt: Bool?
     /// When to pull what the engine serves (a model, an image). Nil means `missing`.
     public var pull: PullPolicy?
+    /// More names the gateway routes to this server besides its name and its `model`
+    /// (docs/gateway.md). Nil means none.
+    public var aliases: [String]?
+    /// Stop the server after this long without a request through the gateway, counted from
+    /// the end of the last one and never while one is in flight (docs/gateway.md). Nil:
+    /// never.
+    public var ttl: TimeSpan?
     /// Where this profile came from (a file path, or "flags"); informational.
     public var source: String?
 
@@ -241,6 +248,8 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         image: String? = nil,
         adopt: Bool? = nil,
         pull: PullPolicy? = nil,
+        aliases: [String]? = nil,
+        ttl: TimeSpan? = nil,
         source: String? = nil
     ) {
         self.name = name
@@ -263,8 +272,13 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         self.image = image
         self.adopt = adopt
         self.pull = pull
+        self.aliases = aliases
+        self.ttl = ttl
         self.source = source
     }
+
+    /// The gateway's other names for this server (none when `aliases` is nil).
+    public var aliasList: [String] { aliases ?? [] }
 
     /// The pull policy in force: the profile's, or `missing`.
     public var pullPolicy: PullPolicy { pull ?? .missing }

@@ -108,6 +108,21 @@ extension ServerStateMachine {
         }
     }
 
+    /// The gateway's traffic for this server, reported every second while it is ready:
+    /// requests in flight and when the last one ended (`lastActivity`, on the machine's
+    /// clock; nil when none has been served since it became ready). A server with a `ttl`
+    /// that has been idle that long, with nothing in flight, is stopped and is no longer
+    /// wanted; a long stream in flight is never cut (docs/gateway.md).
+    public mutating func idleCheck(inFlight: Int, lastActivity: Double?, now: Double) -> [Action] {
+        guard let ttl = settings.idleTimeout, state == .ready || state == .unhealthy, inFlight <= 0,
+            let servingSince
+        else { return [] }
+        let idleSince = max(lastActivity ?? servingSince, servingSince)
+        guard now - idleSince >= ttl.seconds else { return [] }
+        wanted = false
+        return beginStopping(.idle, reason: "stopped after \(ttl) without a request (ttl)")
+    }
+
     // MARK: Reports of the engine
 
     /// The engine process was started (or attached).
@@ -130,6 +145,7 @@ extension ServerStateMachine {
         reason = nil
         hasBeenReady = true
         readySince = now
+        servingSince = now
         consecutiveProbeFailures = 0
         return [.startLivenessProbes, .resolveWaiters(.ready)]
     }
@@ -283,6 +299,9 @@ extension ServerStateMachine {
             case .user, .shutdown:
                 state = .stopped
                 reason = nil
+                return [.resolveWaiters(.stopped)]
+            case .idle:
+                state = .stopped
                 return [.resolveWaiters(.stopped)]
             case .startupFailed:
                 return fail(reason ?? "not ready within \(settings.startupTimeout)")

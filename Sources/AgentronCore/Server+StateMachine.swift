@@ -17,6 +17,9 @@ public struct ServerStateMachine: Sendable, Equatable {
         case restart
         /// Not ready within the startup timeout, or cannot become ready: end in `failed`.
         case startupFailed
+        /// No request through the gateway for the profile's `ttl`: end in `stopped`, with
+        /// the reason kept so `ps` says why.
+        case idle
     }
 
     /// What the engine process of the current run is doing, as far as supervision is
@@ -78,6 +81,8 @@ public struct ServerStateMachine: Sendable, Equatable {
         public var startupTimeout: TimeSpan
         /// `adopt: true`: the engine is someone else's, attached rather than spawned.
         public var attach: Bool
+        /// The profile's `ttl`: how long a ready server may go without a request.
+        public var idleTimeout: TimeSpan?
 
         public init(profile: Profile) {
             restart = profile.restart
@@ -85,6 +90,7 @@ public struct ServerStateMachine: Sendable, Equatable {
             stopGrace = profile.stopTimeout
             startupTimeout = profile.startupTimeout
             attach = profile.adopt == true
+            idleTimeout = profile.ttl
         }
     }
 
@@ -145,6 +151,9 @@ public struct ServerStateMachine: Sendable, Equatable {
     /// first start fails at once, an exit after that is a crash handled by the restart policy.
     var hasBeenReady = false
     var readySince: Double?
+    /// When this run first became ready (or was re-adopted): where a `ttl` starts counting
+    /// when no request has come. Unlike `readySince`, a failed probe does not clear it.
+    var servingSince: Double?
     /// An `up` (or `restart`) that arrived while the old engine was still stopping.
     var startAfterStop = false
     /// How often the current start has moved to a new port.
@@ -177,6 +186,7 @@ public struct ServerStateMachine: Sendable, Equatable {
                 machine.state = .ready
                 machine.hasBeenReady = true
                 machine.readySince = now
+                machine.servingSince = now
                 return (machine, [.startLivenessProbes])
             case .stopping:
                 machine.state = .starting

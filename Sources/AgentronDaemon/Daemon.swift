@@ -21,8 +21,28 @@ public enum Daemon {
         // Live restore: on SIGTERM leave the engines running for the next daemon to re-adopt
         // (an upgrade, a restart by systemd); without it SIGTERM stops every engine.
         let liveRestore = arguments.contains("--live-restore") || environment["AGENTRON_LIVE_RESTORE"] == "1"
-        if let unknown = arguments.first(where: { $0.hasPrefix("-") && $0 != "--live-restore" }) {
-            printError("agentrond: unknown option \(unknown); see agentrond --help")
+        var gatewayFlag: String?
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            if argument == "--live-restore" { continue }
+            if argument == "--gateway" {
+                guard let value = rest.popFirst() else {
+                    printError("agentrond: --gateway needs a value: host:port, or off")
+                    return 2
+                }
+                gatewayFlag = value
+            } else if argument.hasPrefix("--gateway=") {
+                gatewayFlag = String(argument.dropFirst("--gateway=".count))
+            } else if argument.hasPrefix("-") {
+                printError("agentrond: unknown option \(argument); see agentrond --help")
+                return 2
+            }
+        }
+        let gateway: GatewayConfig?
+        switch GatewayConfig.resolve(flag: gatewayFlag, environment: environment) {
+        case .success(let config): gateway = config
+        case .failure(let error):
+            printError("agentrond: \(error)")
             return 2
         }
 
@@ -80,9 +100,11 @@ public enum Daemon {
             printError("agentrond: \(error); check that the state directory \(paths.stateDirectory) is writable")
             return 1
         }
+        let router = GatewayRouter()
+        let activity = GatewayActivity()
         let registry = ServerRegistry(
             paths: paths, daemonEnvironment: environment, cgroups: cgroups, registrar: registrar, instance: instance,
-            logger: logger)
+            logger: logger, router: router, activity: activity)
         // Re-adopting engines probes each one; tell systemd this may take a while.
         SystemdIntegration.extendStartup(.seconds(60))
         await registry.restoreFromDisk()
@@ -103,14 +125,23 @@ public enum Daemon {
         let engines = EngineService(registry: registry, liveRestore: liveRestore, logger: logger)
         // Services shut down in reverse order: systemd hears STOPPING=1 first, then engines
         // stop while the API still answers.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server), .init(service: engines),
+        ]
+        if let gateway {
+            // A gateway that cannot bind returns at once: the daemon keeps supervising.
+            services.append(
+                .init(
+                    service: GatewayServer(config: gateway, router: router, activity: activity, logger: logger),
+                    successTerminationBehavior: .ignore))
+        }
+        services += [
+            .init(service: DaemonLogRotation(log: LogFiles(directory: paths.stateDirectory, name: "agentrond"))),
+            .init(service: SystemdIntegration.service(registry: registry, logger: logger)),
+        ]
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    server, engines,
-                    DaemonLogRotation(log: LogFiles(directory: paths.stateDirectory, name: "agentrond")),
-                    SystemdIntegration.service(registry: registry, logger: logger),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(
             "agentrond \(agentronVersion) starting",
             metadata: ["pid": "\(getpid())", "stateDirectory": "\(paths.stateDirectory)"])
@@ -125,7 +156,7 @@ public enum Daemon {
     }
 
     static let usage = """
-        USAGE: agentrond [--live-restore] [--version] [--help]
+        USAGE: agentrond [--live-restore] [--gateway host:port|off] [--version] [--help]
 
         The agentron supervisor daemon. It owns every server started with `agentron up`,
         serves the control API on a Unix socket, and stops every engine it runs on SIGTERM.
@@ -135,6 +166,10 @@ public enum Daemon {
         Paths: AGENTRON_HOME=<dir> puts the socket, state and configuration under <dir>;
         root uses /run/agentron, /var/lib/agentron, /etc/agentron; a user the XDG directories.
         AGENTRON_LOG_LEVEL=debug|info|warning|error sets the log level (default info).
+
+        The gateway: one OpenAI endpoint for every server, routed by the request's model, on
+        127.0.0.1:8400 (docs/gateway.md). --gateway or AGENTRON_GATEWAY=host:port moves it,
+        off turns it off; any address but loopback needs AGENTRON_GATEWAY_API_KEY.
         """
 
     static func printError(_ message: String) {
@@ -151,8 +186,11 @@ struct EngineService: Service {
     let logger: Logger
 
     func run() async throws {
+        // Servers with a ttl stop when the gateway has been idle for them that long.
+        let idleChecks = Task { await registry.runIdleChecks() }
         // Cancellation (a second signal) skips straight to the stop below.
         try? await gracefulShutdown()
+        idleChecks.cancel()
         if liveRestore {
             logger.info("live restore: leaving engines running for the next daemon")
             await registry.leaveRunning()

@@ -22,11 +22,19 @@ actor ServerRegistry {
     /// Auto ports handed out to this daemon's servers.
     let ports: PortTable
 
+    /// The gateway's routing snapshot, republished after every change (docs/gateway.md).
+    let router: GatewayRouter
+    /// Requests in flight through the gateway per server, for the idle checks.
+    let activity: GatewayActivity
+
     init(
         paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, registrar: Registrar,
-        instance: String, logger: Logger
+        instance: String, logger: Logger, router: GatewayRouter = GatewayRouter(),
+        activity: GatewayActivity = GatewayActivity()
     ) {
         self.paths = paths
+        self.router = router
+        self.activity = activity
         self.instance = instance
         self.ports = PortTable(range: PortTable.range(environment: daemonEnvironment))
         self.daemonEnvironment = daemonEnvironment
@@ -295,11 +303,18 @@ actor ServerRegistry {
     private func persistPass() async {
         var records: [StateStore.Record] = []
         var desired: [RegisteredServer] = []
+        var routes: [GatewayRoute] = []
         for name in supervisors.keys.sorted() {
             guard let supervisor = supervisors[name] else { continue }
             let record = await supervisor.record
             records.append(record)
             let info = await supervisor.info(detailed: false)
+            routes.append(
+                GatewayRoute(
+                    server: name, model: record.profile.model, aliases: record.profile.aliasList,
+                    servedModel: info.servedModel, host: record.profile.host, port: info.port,
+                    apiKey: record.profile.engine.driver.apiKey(record.profile), state: info.state,
+                    reason: info.reason))
             guard record.profile.register, let endpoint = info.endpoint else { continue }
             let status: String? =
                 switch info.state {
@@ -318,11 +333,27 @@ actor ServerRegistry {
                     apiKey: driver.apiKey(record.profile), status: status,
                     contextLength: driver.contextLength(record.profile)))
         }
+        // The gateway sees the change before the slower file writes.
+        router.publish(GatewayRouting(routes: routes))
         do { try store.save(records) } catch {
             logger.error("cannot save state: \(error)")
         }
         registered = Set(desired.map(\.name))
         await registrar.sync(desired)
+    }
+
+    /// How often servers with a `ttl` are checked for idleness: a ttl is kept to the second.
+    static let idleCheckInterval: Duration = .seconds(1)
+
+    /// Reports the gateway's traffic to every server with a `ttl`, every second, until the
+    /// task is cancelled (the daemon's EngineService runs it).
+    func runIdleChecks() async {
+        while !Task.isCancelled {
+            for (name, supervisor) in supervisors {
+                if await supervisor.profile.ttl != nil { await supervisor.checkIdle(activity.current(name)) }
+            }
+            try? await Task.sleep(for: Self.idleCheckInterval)
+        }
     }
 
     func providers() async -> ProvidersStatus {

@@ -53,6 +53,8 @@
 //   FAKE_CRASH_SIGNAL=N           death by signal N (nothing cleaned up). Ollama's runners
 //                                 are left orphaned either way.
 //   FAKE_HANG_AFTER=S             S seconds after listening: accept and read, never answer.
+//   FAKE_TOKEN_SECONDS=S          vllm: S seconds before each streamed event, as a model
+//                                 generates (a long stream for the gateway's tests).
 //   FAKE_IGNORE_SIGTERM=1         log SIGTERM/SIGINT and keep running; the EngineCore and
 //                                 the runners ignore SIGTERM too. Only SIGKILL stops them.
 //   FAKE_ESCAPE_HELPER=1          at start, a helper that setsid()s into its own session and

@@ -468,3 +468,43 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
         #expect(text.contains("restart:\n  policy: on-failure\n  initial_delay: 1s\n  factor: 2\n"))
     }
 }
+
+/// `aliases:`, the gateway's other names for a server (docs/gateway.md).
+@Suite struct ProfileAliasTests {
+    @Test func aliasesAreReadKeptInOrderAndWrittenBack() throws {
+        let profile = try Profile.parse(
+            yaml: minimal + "aliases: [qwen-small, gpt-4o-mini, Qwen/Qwen2.5-1.5B]\n", file: "q.yaml")
+        #expect(profile.aliases == ["qwen-small", "gpt-4o-mini", "Qwen/Qwen2.5-1.5B"])
+        #expect(profile.yamlText.contains("aliases:\n  - qwen-small\n  - gpt-4o-mini\n"))
+        var back = try Profile.parse(yaml: profile.yamlText, file: "q.yaml")
+        back.source = profile.source
+        #expect(back == profile)
+        #expect(try Profile.parse(yaml: minimal + "aliases: []\n", file: "q.yaml").aliases == nil)
+        #expect(try Profile.parse(yaml: minimal, file: "q.yaml").aliasList.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("aliases: [\"has space\"]", "aliases[0]", "invalid alias"),
+        ("aliases: [a, b, a]", "aliases[2]", "listed twice"),
+        ("aliases: small", "aliases", "write it as a list"),
+        ("aliases: [\"\"]", "aliases[0]", "invalid alias"),
+    ])
+    func badAliasesPointAtTheLine(yaml: String, field: String, message: String) throws {
+        let error = try #require(failure(minimal + yaml + "\n"))
+        #expect(error.line == 3, "\(error)")
+        #expect(error.field == field, "\(error)")
+        #expect(error.message.contains(message), "\(error)")
+    }
+
+    @Test func theDaemonChecksAliasesToo() {
+        var profile = Profile(name: "q", engine: .vllm, model: "m")
+        profile.aliases = Array(repeating: "x", count: 65).enumerated().map { "a\($0.offset)" }
+        #expect(throws: ProfileProblem.self) { try profile.validate() }
+        profile.aliases = [String(repeating: "a", count: 257)]
+        #expect(throws: ProfileProblem.self) { try profile.validate() }
+        profile.aliases = ["quote\"d"]
+        #expect(throws: ProfileProblem.self) { try profile.validate() }
+        profile.aliases = ["meta-llama/Llama-3.1-8B-Instruct", "llama3.1:8b"]
+        #expect(throws: Never.self) { try profile.validate() }
+    }
+}

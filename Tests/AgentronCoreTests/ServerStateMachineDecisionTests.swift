@@ -194,4 +194,28 @@ struct ServerStateMachineDecisionTests {
         #expect(boot.startsAtBoot)
         #expect(bootActions == [.killRemnants])
     }
+
+    /// `ttl`: counted from the last request's end (or from ready), never while a request
+    /// is in flight; the stop is a user's stop that says why, and the server is no longer
+    /// wanted, so it does not come back with the daemon.
+    @Test func anIdleServerStopsAfterItsTTLAndNeverDuringARequest() {
+        var withTTL = profile()
+        withTTL.ttl = .seconds(60)
+        var machine = ready(withTTL)
+        #expect(machine.idleCheck(inFlight: 0, lastActivity: nil, now: 60).isEmpty, "59 s after ready")
+        #expect(machine.idleCheck(inFlight: 0, lastActivity: 30, now: 61).isEmpty, "a request ended 31 s ago")
+        #expect(machine.idleCheck(inFlight: 1, lastActivity: 0, now: 1000).isEmpty, "a stream in flight")
+        #expect(machine.idleCheck(inFlight: 0, lastActivity: 30, now: 90) == [.terminate(grace: .seconds(90))])
+        #expect(machine.state == .stopping)
+        #expect(!machine.wanted)
+        #expect(machine.exited(.exited(code: 0), now: 91) == [.resolveWaiters(.stopped)])
+        #expect(machine.state == .stopped)
+        #expect(machine.reason == "stopped after 1m without a request (ttl)")
+        // A request for it later is a start like `up`.
+        #expect(machine.startRequested(now: 100) == [.spawn])
+        #expect(machine.wanted)
+
+        var noTTL = ready(profile())
+        #expect(noTTL.idleCheck(inFlight: 0, lastActivity: nil, now: 1_000_000).isEmpty, "no ttl: never idle")
+    }
 }

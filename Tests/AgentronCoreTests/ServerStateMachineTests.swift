@@ -158,6 +158,10 @@ enum MachineEvent: String, Sendable, CaseIterable {
     case stopRequested
     case shutdownRequested
     case backoffElapsed
+    /// The gateway's report with nothing in flight, 9 s after ready, under `ttl: 5s`.
+    case idleElapsed = "idleCheck(idle past ttl)"
+    /// The same with one request in flight: a long stream is never cut.
+    case idleInFlight = "idleCheck(1 in flight)"
 
     /// The liveness failure threshold of the profile the row's fixture is built with.
     func failureThreshold(from fixture: MachineFixture) -> Int {
@@ -189,6 +193,11 @@ enum MachineEvent: String, Sendable, CaseIterable {
         case .stopRequested: machine.stopRequested()
         case .shutdownRequested: machine.shutdownRequested()
         case .backoffElapsed: machine.backoffElapsed(now: now)
+        case .idleElapsed, .idleInFlight:
+            {
+                machine.settings.idleTimeout = .seconds(5)
+                return machine.idleCheck(inFlight: self == .idleInFlight ? 1 : 0, lastActivity: nil, now: now)
+            }()
         }
     }
 }
@@ -236,6 +245,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stopped, .stopRequested, .stopped),
     TransitionRow(.stopped, .shutdownRequested, .stopped),
     TransitionRow(.stopped, .backoffElapsed, .stopped),
+    TransitionRow(.stopped, .idleElapsed, .stopped),
+    TransitionRow(.stopped, .idleInFlight, .stopped),
 
     // starting (first start of this run, the engine spawned and probed)
     TransitionRow(.starting, .startRequested, .starting),
@@ -257,6 +268,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.starting, .stopRequested, .stopping, [terminate90]),
     TransitionRow(.starting, .shutdownRequested, .stopping, [terminate90]),
     TransitionRow(.starting, .backoffElapsed, .starting),
+    TransitionRow(.starting, .idleElapsed, .starting),
+    TransitionRow(.starting, .idleInFlight, .starting),
 
     // ready
     TransitionRow(.ready, .startRequested, .ready),
@@ -278,6 +291,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.ready, .stopRequested, .stopping, [terminate90]),
     TransitionRow(.ready, .shutdownRequested, .stopping, [terminate90]),
     TransitionRow(.ready, .backoffElapsed, .ready),
+    TransitionRow(.ready, .idleElapsed, .stopping, [terminate90]),
+    TransitionRow(.ready, .idleInFlight, .ready),
 
     // unhealthy (one failure counted)
     TransitionRow(.unhealthy, .startRequested, .unhealthy),
@@ -299,6 +314,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.unhealthy, .stopRequested, .stopping, [terminate90]),
     TransitionRow(.unhealthy, .shutdownRequested, .stopping, [terminate90]),
     TransitionRow(.unhealthy, .backoffElapsed, .unhealthy),
+    TransitionRow(.unhealthy, .idleElapsed, .stopping, [terminate90]),
+    TransitionRow(.unhealthy, .idleInFlight, .unhealthy),
 
     // backoff (one restart scheduled)
     TransitionRow(.backoff, .startRequested, .starting, [.cancelRestart, .spawn]),
@@ -320,6 +337,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.backoff, .stopRequested, .stopped, [.cancelRestart, .resolveWaiters(.stopped)]),
     TransitionRow(.backoff, .shutdownRequested, .stopped, [.cancelRestart, .resolveWaiters(.stopped)]),
     TransitionRow(.backoff, .backoffElapsed, .starting, [.spawn]),
+    TransitionRow(.backoff, .idleElapsed, .backoff),
+    TransitionRow(.backoff, .idleInFlight, .backoff),
 
     // stopping (a user stop of a ready server: the engine is being terminated)
     TransitionRow(.stopping, .startRequested, .stopping),
@@ -341,6 +360,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stopping, .stopRequested, .stopping),
     TransitionRow(.stopping, .shutdownRequested, .stopping),
     TransitionRow(.stopping, .backoffElapsed, .stopping),
+    TransitionRow(.stopping, .idleElapsed, .stopping),
+    TransitionRow(.stopping, .idleInFlight, .stopping),
 
     // failed (spawn failed)
     TransitionRow(.failed, .startRequested, .starting, [.spawn]),
@@ -362,6 +383,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.failed, .stopRequested, .failed),
     TransitionRow(.failed, .shutdownRequested, .failed),
     TransitionRow(.failed, .backoffElapsed, .failed),
+    TransitionRow(.failed, .idleElapsed, .failed),
+    TransitionRow(.failed, .idleInFlight, .failed),
 
     // Extra rows where the way into a state changes what an event does.
     // starting before the spawn reported: a failed spawn fails; a stop has nothing to kill.
@@ -390,6 +413,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.readyAttached, .processExited, .ready),
     TransitionRow(.stoppingAttached, .released, .stopped, [.resolveWaiters(.stopped)]),
     TransitionRow(.stoppingAttached, .exitedCode1, .stopped, [.resolveWaiters(.stopped)]),
+    TransitionRow(.readyAttached, .idleElapsed, .stopping, [.release]),
 ]
 
 /// The parent suite, so `--filter ServerStateMachineTests` selects the table and the invariants.

@@ -47,8 +47,35 @@ final class Harness: @unchecked Sendable {
         env["AGENTRON_HOME"] = home.path
         env["PATH"] = fakeBin.path + ":/usr/local/bin:/usr/bin:/bin"
         env["NO_COLOR"] = "1"
+        // Daemons of tests side by side must not fight over the gateway's port; the gateway
+        // tests give theirs one.
+        env["AGENTRON_GATEWAY"] = "off"
         env.removeValue(forKey: "NOTIFY_SOCKET")
         return env
+    }
+
+    /// A loopback port nothing listens on now.
+    static func freePort() -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        guard
+            withUnsafePointer(
+                to: &address,
+                {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }) == 0
+        else { return nil }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     var socketPath: String { home.appendingPathComponent("run/agentron.sock").path }

@@ -12,7 +12,7 @@ struct OllamaAdoptTests {
         try await harness.startDaemon()
 
         // "The system service": an Ollama agentron did not start, on a free port.
-        let port = try #require(Self.freePort())
+        let port = try #require(Harness.freePort())
         let service = Process()
         service.executableURL = harness.fakeBin.appendingPathComponent("ollama")
         service.arguments = ["serve"]
@@ -86,26 +86,4 @@ struct OllamaAdoptTests {
         }
     }
 
-    static func freePort() -> Int? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        guard
-            withUnsafePointer(
-                to: &address,
-                {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }) == 0
-        else { return nil }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }

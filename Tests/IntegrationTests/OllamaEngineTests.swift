@@ -213,7 +213,7 @@ struct OllamaEngineTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         // The "system service": an ollama serve that agentron did not start.
-        let port = try freePort()
+        let port = try #require(Harness.freePort())
         let system = Process()
         system.executableURL = harness.fakeBin.appendingPathComponent("ollama")
         system.arguments = ["serve"]
@@ -242,24 +242,4 @@ struct OllamaEngineTests {
         #expect(system.isRunning, "the other Ollama is left alone")
     }
 
-    /// A port nothing listens on now.
-    func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
-        guard port > 0 else { throw HarnessError("no free port") }
-        return port
-    }
 }

@@ -55,6 +55,11 @@ struct ServerUp: AsyncParsableCommand {
     @Option(help: "Grace between SIGTERM and SIGKILL on stop (e.g. 90s).", transform: Parse.timeSpan)
     var stopTimeout: TimeSpan?
 
+    @Option(
+        help: "Stop the server after this long without a request through the gateway (e.g. 10m); see docs/gateway.md.",
+        transform: Parse.timeSpan)
+    var ttl: TimeSpan?
+
     @Flag(help: "Do not write this server into the shared provider config.")
     var noRegister = false
 
@@ -213,6 +218,7 @@ struct ServerUp: AsyncParsableCommand {
             profile.env[key] = value
         }
         if let startupTimeout { profile.startupTimeout = startupTimeout }
+        if let ttl { profile.ttl = ttl }
         if let stopTimeout { profile.stopTimeout = stopTimeout }
         if noRegister { profile.register = false }
         if pull { profile.pull = .always }

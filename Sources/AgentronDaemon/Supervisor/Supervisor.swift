@@ -136,6 +136,11 @@ actor Supervisor {
         handle { $0.restartRequested(now: $1) }
     }
 
+    /// The gateway's traffic for this server; the machine decides whether it is idle.
+    func checkIdle(_ activity: GatewayActivity.Server) {
+        handle { $0.idleCheck(inFlight: activity.inFlight, lastActivity: activity.lastEnded, now: $1) }
+    }
+
     func shutdown() {
         handle { machine, _ in machine.shutdownRequested() }
     }

@@ -58,7 +58,7 @@ struct Completion: Sendable {
     /// or TGI's "data:"), `extra` the members one engine adds to every body.
     func answer(
         model: String, chat: Bool, greeting: String, dataPrefix: String = "data: ", sseType: String,
-        extra: [String: JSON] = [:], headers: [(String, String)] = []
+        extra: [String: JSON] = [:], headers: [(String, String)] = [], tokenDelay: Double = 0
     ) -> Reply {
         let (tokens, truncated) = Self.tokens(prompt, maxTokens: maxTokens, greeting: greeting)
         let finish: JSON = truncated ? "length" : "stop"
@@ -103,7 +103,8 @@ struct Completion: Sendable {
         events.append(body(object, [choice(key, value, finish: finish)]))
         if includeUsage { events.append(body(object, [], usage: usage)) }
         let chunks =
-            events.map { Chunk(text: dataPrefix + $0.text + "\n\n") } + [Chunk(text: dataPrefix + "[DONE]\n\n")]
+            events.map { Chunk(delay: tokenDelay, text: dataPrefix + $0.text + "\n\n") }
+            + [Chunk(text: dataPrefix + "[DONE]\n\n")]
         return .stream(contentType: sseType, chunks: chunks, headers: headers)
     }
 }

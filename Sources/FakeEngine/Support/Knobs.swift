@@ -19,6 +19,8 @@ struct Knobs: Sendable {
     var escapeHelper = false
     var noEngineCore = false
     var pidFile: String?
+    /// Seconds between the events of a streamed answer (vLLM mode), as a model generates.
+    var tokenSeconds = 0.0
     // Ollama mode.
     var pullSeconds = 0.5
     var pullUnknown: [String] = []
@@ -81,6 +83,7 @@ struct Knobs: Sendable {
         knobs.escapeHelper = isOn(environment("FAKE_ESCAPE_HELPER"))
         knobs.noEngineCore = isOn(environment("FAKE_NO_ENGINE_CORE"))
         knobs.pidFile = text("FAKE_PID_FILE")
+        knobs.tokenSeconds = try seconds("FAKE_TOKEN_SECONDS") ?? knobs.tokenSeconds
         knobs.pullSeconds = try seconds("FAKE_PULL_SECONDS") ?? knobs.pullSeconds
         knobs.pullUnknown = list("FAKE_PULL_UNKNOWN")
         knobs.pullSplit = isOn(environment("FAKE_PULL_SPLIT"))

@@ -12,7 +12,7 @@ enum VLLMRoutes {
     ]
     static let greeting = "Hello! This is a fake vLLM engine."
 
-    static func reply(_ request: Request, options: VLLMOptions, engineDead: Bool) -> Reply {
+    static func reply(_ request: Request, options: VLLMOptions, engineDead: Bool, tokenSeconds: Double = 0) -> Reply {
         let path = request.path
         if !options.apiKeys.isEmpty, request.method != .OPTIONS, path.hasPrefix("/v1"),
             !authorized(request, keys: options.apiKeys)
@@ -42,11 +42,15 @@ enum VLLMRoutes {
             }
             return .json(.ok, ["object": "list", "data": .array(cards)])
         default:
-            return complete(request, chat: path == "/v1/chat/completions", options: options, engineDead: engineDead)
+            return complete(
+                request, chat: path == "/v1/chat/completions", options: options, engineDead: engineDead,
+                tokenSeconds: tokenSeconds)
         }
     }
 
-    static func complete(_ request: Request, chat: Bool, options: VLLMOptions, engineDead: Bool) -> Reply {
+    static func complete(
+        _ request: Request, chat: Bool, options: VLLMOptions, engineDead: Bool, tokenSeconds: Double = 0
+    ) -> Reply {
         if engineDead {
             return error(
                 .internalServerError, "EngineCore encountered an issue. See stack trace (above) for the root cause.",
@@ -71,7 +75,8 @@ enum VLLMRoutes {
             return error(.notFound, "The model `\(model)` does not exist.", type: "NotFoundError", param: "model")
         }
         return completion.answer(
-            model: model, chat: chat, greeting: greeting, sseType: "text/event-stream; charset=utf-8")
+            model: model, chat: chat, greeting: greeting, sseType: "text/event-stream; charset=utf-8",
+            tokenDelay: tokenSeconds)
     }
 
     /// vLLM's ErrorResponse: {"error":{"message","type","param","code"}}.

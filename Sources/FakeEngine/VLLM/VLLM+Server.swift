@@ -40,7 +40,9 @@ final class VLLMServer: Engine {
                 // Uvicorn's access log goes to stdout.
                 Console.out(prefix + "INFO:     \(client) - \"\(line)\" \(status.code) \(status.reasonPhrase)")
             },
-            route: { VLLMRoutes.reply($0, options: options, engineDead: engineDead.isSet) })
+            route: { [tokenSeconds = knobs.tokenSeconds] in
+                VLLMRoutes.reply($0, options: options, engineDead: engineDead.isSet, tokenSeconds: tokenSeconds)
+            })
     }
 
     /// vLLM's own logger writes to stdout: "INFO 11-25 10:00:00 [api_server.py:1839] ...".

@@ -1,0 +1,60 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The gateway's listener (docs/gateway.md): one OpenAI-compatible endpoint in front of
+/// every server, on SwiftNIO's HTTP/1 pipeline. A port it cannot bind is one line in the
+/// daemon's log; the daemon goes on supervising without a gateway.
+struct GatewayServer: Service {
+    let config: GatewayConfig
+    let router: GatewayRouter
+    let activity: GatewayActivity
+    let logger: Logger
+
+    /// A connection with no request in progress is closed after this long: a client that
+    /// connects and stalls holds no descriptor for ever. A request waiting on a long
+    /// generation is not affected.
+    static let idleTimeout: TimeAmount = .seconds(120)
+
+    func run() async throws {
+        let pools = UpstreamPools()
+        let router = self.router
+        let activity = self.activity
+        let apiKey = config.apiKey
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let operations = channel.pipeline.syncOperations
+                        try operations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
+                        try operations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try operations.addHandler(
+                            GatewayHandler(
+                                router: router, activity: activity, pool: pools.pool(for: channel.eventLoop),
+                                apiKey: apiKey))
+                    }
+                }
+                .bind(host: config.host, port: config.port)
+                .get()
+        } catch {
+            logger.error(
+                "gateway: cannot listen on \(config.address): \(error); set AGENTRON_GATEWAY=host:port (or off) for agentrond, and see `agentron doctor`"
+            )
+            return
+        }
+        logger.info(
+            "gateway listening",
+            metadata: ["address": "\(config.address)", "key": "\(config.apiKey == nil ? "none" : "required")"])
+        await withGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+    }
+}

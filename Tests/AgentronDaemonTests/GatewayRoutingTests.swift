@@ -1,0 +1,108 @@
+import AgentronCore
+import NIOHTTP1
+import Testing
+
+@testable import AgentronDaemon
+
+/// Where the gateway listens, and how a request's model finds its server (docs/gateway.md).
+struct GatewayConfigTests {
+    func resolve(_ flag: String? = nil, _ environment: [String: String] = [:]) -> Result<
+        GatewayConfig?, GatewayConfigError
+    > {
+        GatewayConfig.resolve(flag: flag, environment: environment)
+    }
+
+    @Test func loopback8400UnlessToldOtherwise() throws {
+        #expect(try resolve().get() == GatewayConfig(host: "127.0.0.1", port: 8400, apiKey: nil))
+        #expect(try resolve(nil, ["AGENTRON_GATEWAY": "off"]).get() == nil)
+        #expect(try resolve(nil, ["AGENTRON_GATEWAY": "OFF"]).get() == nil)
+        #expect(try resolve(nil, ["AGENTRON_GATEWAY": "127.0.0.1:9000"]).get()?.port == 9000)
+        #expect(try resolve(nil, ["AGENTRON_GATEWAY": ":9001"]).get()?.host == "127.0.0.1")
+        #expect(try resolve(nil, ["AGENTRON_GATEWAY": "[::1]:9002"]).get()?.host == "::1")
+        #expect(try resolve(nil, ["AGENTRON_GATEWAY": "[::1]:9002"]).get()?.address == "[::1]:9002")
+        #expect(try resolve("off", ["AGENTRON_GATEWAY": "127.0.0.1:9000"]).get() == nil, "the flag wins")
+    }
+
+    @Test(arguments: ["8400", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:70000", "host name:80", "a/b:80"])
+    func unusableSettingsAreOneLine(setting: String) {
+        guard case .failure(let error) = resolve(nil, ["AGENTRON_GATEWAY": setting]) else {
+            Issue.record("\(setting) was taken")
+            return
+        }
+        #expect(error.description.contains("host:port or off"), "\(error)")
+    }
+
+    @Test func aNetworkAddressNeedsAKey() throws {
+        guard case .failure(let error) = resolve(nil, ["AGENTRON_GATEWAY": "0.0.0.0:8400"]) else {
+            Issue.record("0.0.0.0 without a key was taken")
+            return
+        }
+        #expect(error.description.contains("AGENTRON_GATEWAY_API_KEY"))
+        let keyed = try resolve(nil, ["AGENTRON_GATEWAY": "0.0.0.0:8400", "AGENTRON_GATEWAY_API_KEY": "k"]).get()
+        #expect(keyed?.apiKey == "k")
+        #expect(try resolve(nil, ["AGENTRON_GATEWAY_API_KEY": ""]).get()?.apiKey == nil, "an empty key is no key")
+    }
+
+    @Test func theKeyIsComparedWhole() {
+        var headers = HTTPHeaders()
+        #expect(!GatewayHandler.isAuthorized(headers, key: "sesame"))
+        headers.replaceOrAdd(name: "Authorization", value: "Bearer sesame")
+        #expect(GatewayHandler.isAuthorized(headers, key: "sesame"))
+        headers.replaceOrAdd(name: "Authorization", value: "bearer sesame")
+        #expect(GatewayHandler.isAuthorized(headers, key: "sesame"))
+        for wrong in ["Bearer sesam", "Bearer sesame2", "Basic sesame", "Bearer ", "sesame"] {
+            headers.replaceOrAdd(name: "Authorization", value: wrong)
+            #expect(!GatewayHandler.isAuthorized(headers, key: "sesame"), "\(wrong)")
+        }
+    }
+}
+
+struct GatewayRoutingTests {
+    static func route(
+        _ server: String, model: String = "Qwen/Qwen2.5-0.5B-Instruct", aliases: [String] = [],
+        state: ServerState = .ready
+    ) -> GatewayRoute {
+        GatewayRoute(
+            server: server, model: model, aliases: aliases, servedModel: server, host: "0.0.0.0", port: 8001,
+            apiKey: nil, state: state, reason: nil)
+    }
+
+    @Test func aNameAnAliasOrTheModelReachesTheServer() {
+        let routing = GatewayRouting(routes: [Self.route("qwen", aliases: ["small"]), Self.route("llama", model: "L")])
+        #expect(routing.resolve("qwen") == .route(Self.route("qwen", aliases: ["small"])))
+        #expect(routing.resolve("small") == .route(Self.route("qwen", aliases: ["small"])))
+        #expect(routing.resolve("Qwen/Qwen2.5-0.5B-Instruct") == .route(Self.route("qwen", aliases: ["small"])))
+        #expect(routing.resolve("L") == .route(Self.route("llama", model: "L")))
+        #expect(routing.resolve("qwen ") == .unknown, "names are exact")
+        #expect(routing.resolve("") == .unknown)
+    }
+
+    @Test func aSharedNameMeansTheOneServerThatIsUpOrIsAmbiguous() {
+        let both = GatewayRouting(routes: [Self.route("b", aliases: ["x"]), Self.route("a", aliases: ["x"])])
+        #expect(both.resolve("x") == .ambiguous(["a", "b"]))
+        #expect(both.resolve("Qwen/Qwen2.5-0.5B-Instruct") == .ambiguous(["a", "b"]))
+        let oneUp = GatewayRouting(routes: [Self.route("a", state: .stopped), Self.route("b", state: .starting)])
+        #expect(oneUp.resolve("Qwen/Qwen2.5-0.5B-Instruct") == .route(Self.route("b", state: .starting)))
+    }
+
+    @Test func aServersNameWinsOverAnotherServersAlias() {
+        let routing = GatewayRouting(routes: [Self.route("a", aliases: ["b"]), Self.route("b")])
+        #expect(routing.resolve("b") == .route(Self.route("b")))
+    }
+
+    @Test func enginesOnEveryAddressAreReachedOnLoopback() {
+        #expect(GatewayRoute.connectHost(for: "0.0.0.0") == "127.0.0.1")
+        #expect(GatewayRoute.connectHost(for: "::") == "::1")
+        #expect(GatewayRoute.connectHost(for: "10.0.0.5") == "10.0.0.5")
+    }
+
+    @Test func modelsAndErrorsInOpenAIsShape() {
+        let routing = GatewayRouting(routes: [Self.route("q\"x", aliases: ["s"])])
+        let models = GatewayJSON.models(routing)
+        #expect(models.hasPrefix(#"{"object":"list","data":[{"id":"q\"x","object":"model""#))
+        #expect(models.contains(#""id":"s""#) && models.contains(#""state":"ready""#))
+        #expect(
+            GatewayJSON.error("bad \"x\"", type: "invalid_request_error", code: "c", param: "model")
+                == #"{"error":{"message":"bad \"x\"","type":"invalid_request_error","param":"model","code":"c"}}"#)
+    }
+}

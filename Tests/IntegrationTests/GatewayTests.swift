@@ -1,0 +1,293 @@
+import AgentronHTTP
+import Foundation
+import Testing
+
+/// The gateway (docs/gateway.md) of a real agentrond, in front of FakeEngine vLLM servers:
+/// routing by server name, alias and model id with `model` rewritten upstream, OpenAI's
+/// error shapes, `/v1/models`, streams passed on as the engine writes them, the key on a
+/// gateway that needs one, and a port it cannot take.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct GatewayTests {
+    /// A daemon whose gateway listens on a free loopback port.
+    static func start(_ harness: Harness, environment: [String: String] = [:]) async throws -> String {
+        let port = try #require(Harness.freePort())
+        try await harness.startDaemon(
+            environment: ["AGENTRON_GATEWAY": "127.0.0.1:\(port)"].merging(environment) { $1 })
+        let base = "http://127.0.0.1:\(port)"
+        // The gateway binds right after the control socket.
+        for _ in 0..<100 {
+            // Any answer will do: a gateway with a key answers 401.
+            if (try? await HTTPClient.shared.execute(HTTPRequest(url: base + "/health", timeout: .seconds(2)))) != nil {
+                return base
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw HarnessError("the gateway did not answer on \(base): \(harness.daemonLog)")
+    }
+
+    static func post(_ url: String, _ body: String, headers: [(String, String)] = []) async throws -> HTTPResponse {
+        try await HTTPClient.shared.execute(
+            HTTPRequest(
+                method: "POST", url: url, headers: [("Content-Type", "application/json")] + headers.map { ($0, $1) },
+                body: Array(body.utf8), timeout: .seconds(10)))
+    }
+
+    static func chat(_ model: String, stream: Bool = false) -> String {
+        #"{"model":"\#(model)","messages":[{"role":"user","content":"hello gateway"}],"stream":\#(stream)}"#
+    }
+
+    /// Writes a profile into the harness's profile directory.
+    static func profile(_ harness: Harness, _ name: String, _ yaml: String) throws {
+        let directory = harness.home.appendingPathComponent("config/profiles")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try yaml.write(to: directory.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+    }
+
+    @Test func routesByNameAliasAndModelIdAndRewritesTheModel() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        try Self.profile(
+            harness, "qwen",
+            """
+            engine: vllm
+            model: Qwen/Qwen2.5-0.5B-Instruct
+            aliases: [small, gpt-4o-mini]
+            """)
+        let up = try await harness.run(["up", "qwen"])
+        #expect(up.code == 0, "up failed: \(up.stderr)")
+
+        // The FakeEngine, like vLLM, answers 404 to any model name but the one it serves
+        // ("qwen"): a 200 for every name proves the gateway rewrote it.
+        for name in ["qwen", "small", "gpt-4o-mini", "Qwen/Qwen2.5-0.5B-Instruct"] {
+            let response = try await Self.post(gateway + "/v1/chat/completions", Self.chat(name))
+            #expect(response.status == 200, "\(name): \(response.bodyText)")
+            #expect(response.bodyText.contains("hello gateway"), "\(name): \(response.bodyText)")
+        }
+        let completion = try await Self.post(
+            gateway + "/v1/completions", #"{"model":"small","prompt":"once upon","max_tokens":4}"#)
+        #expect(completion.status == 200, "any POST under /v1/ with a model is routed: \(completion.bodyText)")
+
+        let models = try await HTTPClient.shared.execute(HTTPRequest(url: gateway + "/v1/models", timeout: .seconds(5)))
+        #expect(models.status == 200)
+        let list = try harness.json(models.bodyText)
+        #expect(list["object"] as? String == "list")
+        let entries = try #require(list["data"] as? [[String: Any]])
+        #expect(
+            Set(entries.compactMap { $0["id"] as? String })
+                == ["qwen", "small", "gpt-4o-mini", "Qwen/Qwen2.5-0.5B-Instruct"])
+        #expect(entries.allSatisfy { $0["object"] as? String == "model" && $0["state"] as? String == "ready" })
+
+        // Stopped: the route stays, and says how to start it.
+        #expect(try await harness.run(["down", "qwen"]).code == 0)
+        let stopped = try await Self.post(gateway + "/v1/chat/completions", Self.chat("small"))
+        #expect(stopped.status == 503)
+        #expect(stopped.bodyText.contains("agentron up qwen"), "\(stopped.bodyText)")
+    }
+
+    @Test func refusalsUseOpenAIsErrorShape() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        for name in ["one", "two"] {
+            try Self.profile(
+                harness, name,
+                """
+                engine: vllm
+                model: Qwen/Qwen2.5-0.5B-Instruct
+                aliases: [shared]
+                """)
+            #expect(try await harness.run(["up", name]).code == 0)
+        }
+
+        func error(_ response: HTTPResponse) throws -> [String: Any] {
+            try #require(try harness.json(response.bodyText)["error"] as? [String: Any])
+        }
+        let unknown = try await Self.post(gateway + "/v1/chat/completions", Self.chat("no-such-model"))
+        #expect(unknown.status == 404)
+        #expect(try error(unknown)["code"] as? String == "model_not_found")
+        #expect(try error(unknown)["type"] as? String == "invalid_request_error")
+
+        let ambiguous = try await Self.post(gateway + "/v1/chat/completions", Self.chat("shared"))
+        #expect(ambiguous.status == 400)
+        let message = try #require(try error(ambiguous)["message"] as? String)
+        #expect(message.contains("one, two"), "names both servers: \(message)")
+        // A server's own name is never ambiguous.
+        #expect(try await Self.post(gateway + "/v1/chat/completions", Self.chat("two")).status == 200)
+
+        let noModel = try await Self.post(gateway + "/v1/chat/completions", #"{"messages":[]}"#)
+        #expect(noModel.status == 400)
+        #expect(try error(noModel)["code"] as? String == "model_required")
+        let notJSON = try await Self.post(gateway + "/v1/chat/completions", "model=qwen")
+        #expect(notJSON.status == 400)
+        #expect(try error(notJSON)["code"] as? String == "invalid_body")
+        let wrongPath = try await HTTPClient.shared.execute(HTTPRequest(url: gateway + "/nope", timeout: .seconds(5)))
+        #expect(wrongPath.status == 404)
+        #expect(try error(wrongPath)["code"] as? String == "not_found")
+
+        // A body over the limit is refused from its Content-Length, before it is read.
+        let tooLarge = try await Self.rawExchange(
+            gateway,
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(1 << 30)\r\n\r\n{"
+        )
+        #expect(tooLarge.hasPrefix("HTTP/1.1 413"), "\(tooLarge.prefix(200))")
+        #expect(tooLarge.contains("request_too_large"))
+
+        #expect(harness.daemon?.isRunning == true, "no refusal hurts the daemon")
+    }
+
+    /// A stream through the gateway carries the same events as the engine's own, each as
+    /// the engine wrote it.
+    @Test func streamsPassThroughEventByEvent() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        #expect(
+            try await harness.run(["up", "Qwen/Qwen2.5-0.5B-Instruct", "--engine", "vllm", "--name", "qwen"]).code == 0)
+        let server = try #require(try await harness.servers().first)
+        let endpoint = try #require(server["endpoint"] as? String)
+
+        func events(_ url: String) async throws -> [String] {
+            let response = try await HTTPClient.shared.stream(
+                HTTPRequest(
+                    method: "POST", url: url, headers: [("Content-Type", "application/json")],
+                    body: Array(Self.chat("qwen", stream: true).utf8), timeout: .seconds(10)))
+            #expect(response.status == 200)
+            #expect(response.header("content-type")?.hasPrefix("text/event-stream") == true)
+            var bytes: [UInt8] = []
+            for try await chunk in response.body { bytes += chunk }
+            // Ids and timestamps differ per request; everything else must be equal.
+            return String(decoding: bytes, as: UTF8.self).components(separatedBy: "\n\n").map {
+                $0.replacingOccurrences(of: #""id":"[^"]*""#, with: "ID", options: .regularExpression)
+                    .replacingOccurrences(of: #""created":[0-9]+"#, with: "CREATED", options: .regularExpression)
+            }
+        }
+        let root = endpoint.hasSuffix("/v1") ? String(endpoint.dropLast(3)) : endpoint
+        let direct = try await events(root + "/v1/chat/completions")
+        let through = try await events(gateway + "/v1/chat/completions")
+        #expect(direct.count > 2)
+        #expect(through == direct)
+        #expect(through.contains { $0.contains("[DONE]") })
+    }
+
+    /// `ttl`: a server idle that long is stopped, and says why; a stream that runs past the
+    /// ttl is not cut, and the ttl counts from its end.
+    @Test func anIdleServerStopsAfterItsTTLButNotDuringAStream() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        let up = try await harness.run([
+            "up", "Qwen/Qwen2.5-0.5B-Instruct", "--engine", "vllm", "--name", "qwen", "--ttl", "2s",
+            "--env", "FAKE_TOKEN_SECONDS=0.3",
+        ])
+        #expect(up.code == 0, "\(up.stderr)")
+
+        // 13 events 0.3 s apart: about 4 s of stream, twice the ttl.
+        let started = Date()
+        let stream = try await HTTPClient.shared.stream(
+            HTTPRequest(
+                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                body: Array(
+                    #"{"model":"qwen","stream":true,"messages":[{"role":"user","content":"one two three four five six seven eight nine ten eleven"}]}"#
+                        .utf8), timeout: .seconds(30)))
+        var text = ""
+        for try await chunk in stream.body { text += String(decoding: chunk, as: UTF8.self) }
+        #expect(Date().timeIntervalSince(started) > 3, "the stream outlived the ttl")
+        #expect(text.contains("[DONE]"), "the stream ended whole: \(text.suffix(200))")
+        #expect(try await harness.servers().first?["state"] as? String == "ready", "not stopped during the stream")
+
+        // Then idle: stopped about 2 s after the stream's end.
+        var state: String?
+        var reason: String?
+        for _ in 0..<100 {
+            let server = try await harness.servers(all: true).first
+            state = server?["state"] as? String
+            reason = server?["reason"] as? String
+            if state == "stopped" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(state == "stopped")
+        #expect(reason?.contains("without a request (ttl)") == true, "\(reason ?? "no reason")")
+        #expect(Date().timeIntervalSince(started) > 5, "counted from the stream's end")
+    }
+
+    @Test func aGatewayWithAKeyRefusesRequestsWithoutIt() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness, environment: ["AGENTRON_GATEWAY_API_KEY": "sesame"])
+        #expect(
+            try await harness.run(["up", "Qwen/Qwen2.5-0.5B-Instruct", "--engine", "vllm", "--name", "qwen"]).code == 0)
+        let without = try await Self.post(gateway + "/v1/chat/completions", Self.chat("qwen"))
+        #expect(without.status == 401)
+        let wrong = try await Self.post(
+            gateway + "/v1/chat/completions", Self.chat("qwen"), headers: [("Authorization", "Bearer sesamf")])
+        #expect(wrong.status == 401)
+        let right = try await Self.post(
+            gateway + "/v1/chat/completions", Self.chat("qwen"), headers: [("Authorization", "Bearer sesame")])
+        #expect(right.status == 200, "\(right.bodyText)")
+    }
+
+    /// Any address but loopback without a key: agentrond refuses to start, in one line.
+    @Test func aNetworkAddressWithoutAKeyIsRefused() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        await #expect(throws: (any Error).self) {
+            try await harness.startDaemon(environment: ["AGENTRON_GATEWAY": "0.0.0.0:\(Harness.freePort() ?? 1)"])
+        }
+        #expect(harness.daemonLog.contains("AGENTRON_GATEWAY_API_KEY"), "\(harness.daemonLog)")
+    }
+
+    /// A port someone else holds: one line in the log, and the daemon supervises as ever.
+    @Test func aTakenPortLeavesTheDaemonRunning() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let holder = try #require(Harness.freePort())
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(holder).bigEndian)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(bound == 0 && listen(listener, 1) == 0)
+        try await harness.startDaemon(environment: ["AGENTRON_GATEWAY": "127.0.0.1:\(holder)"])
+        let up = try await harness.run(["up", "Qwen/Qwen2.5-0.5B-Instruct", "--engine", "vllm", "--name", "qwen"])
+        #expect(up.code == 0, "\(up.stderr)")
+        #expect(harness.daemonLog.contains("gateway: cannot listen on 127.0.0.1:\(holder)"), "\(harness.daemonLog)")
+        #expect(harness.daemon?.isRunning == true)
+    }
+
+    /// Sends raw bytes and reads what comes back until the gateway closes or 5 s pass.
+    static func rawExchange(_ base: String, _ request: String) async throws -> String {
+        let port = try #require(Int(base.split(separator: ":").last ?? ""))
+        return try await Task.detached {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard connected == 0 else { throw HarnessError("cannot connect to the gateway") }
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = recv(fd, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                received += buffer[0..<count]
+            }
+            return String(decoding: received, as: UTF8.self)
+        }.value
+    }
+}
