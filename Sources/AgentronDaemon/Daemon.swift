@@ -132,7 +132,9 @@ public enum Daemon {
             // A gateway that cannot bind returns at once: the daemon keeps supervising.
             services.append(
                 .init(
-                    service: GatewayServer(config: gateway, router: router, activity: activity, logger: logger),
+                    service: GatewayServer(
+                        config: gateway, router: router, activity: activity,
+                        demand: GatewayDemand(registry: registry), logger: logger),
                     successTerminationBehavior: .ignore))
         }
         services += [

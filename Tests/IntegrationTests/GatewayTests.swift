@@ -78,11 +78,11 @@ struct GatewayTests {
                 == ["qwen", "small", "gpt-4o-mini", "Qwen/Qwen2.5-0.5B-Instruct"])
         #expect(entries.allSatisfy { $0["object"] as? String == "model" && $0["state"] as? String == "ready" })
 
-        // Stopped: the route stays, and says how to start it.
+        // Stopped by `down`: the next request starts it again, as `up` would.
         #expect(try await harness.run(["down", "qwen"]).code == 0)
-        let stopped = try await Self.post(gateway + "/v1/chat/completions", Self.chat("small"))
-        #expect(stopped.status == 503)
-        #expect(stopped.bodyText.contains("agentron up qwen"), "\(stopped.bodyText)")
+        let again = try await Self.post(gateway + "/v1/chat/completions", Self.chat("small"))
+        #expect(again.status == 200, "\(again.bodyText)")
+        #expect(try await harness.servers().first?["state"] as? String == "ready")
     }
 
     @Test func refusalsUseOpenAIsErrorShape() async throws {
@@ -209,6 +209,149 @@ struct GatewayTests {
         #expect(state == "stopped")
         #expect(reason?.contains("without a request (ttl)") == true, "\(reason ?? "no reason")")
         #expect(Date().timeIntervalSince(started) > 5, "counted from the stream's end")
+    }
+
+    /// A request for a profile with no server starts it, exactly as `up` would; 50 such
+    /// requests at once make one start and are all answered; `/v1/models` lists the profile
+    /// before it ever ran.
+    @Test func coldRequestsJoinOneStartAndAreAllAnswered() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        try Self.profile(
+            harness, "qwen",
+            """
+            engine: vllm
+            model: Qwen/Qwen2.5-0.5B-Instruct
+            aliases: [small]
+            env:
+              FAKE_LOAD_SECONDS: "1"
+            """)
+        let models = try await HTTPClient.shared.execute(HTTPRequest(url: gateway + "/v1/models", timeout: .seconds(5)))
+        let listed = try #require(try harness.json(models.bodyText)["data"] as? [[String: Any]])
+        #expect(listed.contains { $0["id"] as? String == "small" && $0["state"] as? String == "stopped" })
+
+        let results = try await withThrowingTaskGroup(of: HTTPResponse.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    try await HTTPClient.shared.execute(
+                        HTTPRequest(
+                            method: "POST", url: gateway + "/v1/chat/completions",
+                            headers: [("Content-Type", "application/json")], body: Array(Self.chat("small").utf8),
+                            timeout: .seconds(60)))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 50)
+        #expect(results.allSatisfy { $0.status == 200 }, "\(results.filter { $0.status != 200 }.first?.bodyText ?? "")")
+        let log = try String(
+            contentsOf: harness.logDirectory.appendingPathComponent("qwen.log"), encoding: .utf8)
+        #expect(log.components(separatedBy: "vLLM API server version").count - 1 == 1, "one engine started")
+        #expect(try await harness.servers().first?["state"] as? String == "ready")
+    }
+
+    /// A streaming request held while its server loads gets its 200 at once and SSE
+    /// comments until the engine's events follow.
+    @Test func aHeldStreamHearsLoadingCommentsThenTheEvents() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        try Self.profile(
+            harness, "slow",
+            """
+            engine: vllm
+            model: Qwen/Qwen2.5-0.5B-Instruct
+            env:
+              FAKE_LOAD_SECONDS: "6"
+            """)
+        let response = try await HTTPClient.shared.stream(
+            HTTPRequest(
+                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                body: Array(Self.chat("slow", stream: true).utf8), timeout: .seconds(60)))
+        #expect(response.status == 200)
+        var text = ""
+        for try await chunk in response.body { text += String(decoding: chunk, as: UTF8.self) }
+        #expect(text.hasPrefix(": loading slow ("), "\(text.prefix(200))")
+        #expect(text.contains("hello"), "the engine's events follow")
+        #expect(text.hasSuffix("data: [DONE]\n\n"))
+    }
+
+    /// A start that fails answers every held request at once with the reason `up` prints.
+    @Test func aFailedStartAnswersEveryHeldRequest() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        try Self.profile(
+            harness, "broken",
+            """
+            engine: vllm
+            model: Qwen/Qwen2.5-0.5B-Instruct
+            env:
+              FAKE_LOAD_SECONDS: "1"
+              FAKE_EXIT_AT_START: bad-model
+            """)
+        let started = Date()
+        let results = try await withThrowingTaskGroup(of: HTTPResponse.self) { group in
+            for _ in 0..<10 {
+                group.addTask {
+                    try await Self.post(gateway + "/v1/chat/completions", Self.chat("broken"))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0.status == 503 })
+        let message = try #require(
+            (try harness.json(results[0].bodyText)["error"] as? [String: Any])?["message"] as? String)
+        #expect(message.contains("the server broken did not start"), "\(message)")
+        #expect(Date().timeIntervalSince(started) < 8, "answered when the start failed, not after a timeout")
+        // The hold queue is empty again: the next request starts it anew (and fails again).
+        #expect(try await Self.post(gateway + "/v1/chat/completions", Self.chat("broken")).status == 503)
+    }
+
+    /// At most 64 requests wait for one model; more get 503 with Retry-After. A client that
+    /// gives up while held leaves the queue.
+    @Test func theHeldQueueIsCappedAndClientsThatLeaveAreDropped() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        try Self.profile(
+            harness, "slow",
+            """
+            engine: vllm
+            model: Qwen/Qwen2.5-0.5B-Instruct
+            env:
+              FAKE_LOAD_SECONDS: "5"
+            """)
+        // 64 clients that give up after 2 s fill the queue.
+        let impatient = Task {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<64 {
+                    group.addTask {
+                        let response = try? await HTTPClient.shared.execute(
+                            HTTPRequest(
+                                method: "POST", url: gateway + "/v1/chat/completions",
+                                headers: [("Content-Type", "application/json")], body: Array(Self.chat("slow").utf8),
+                                timeout: .seconds(2)))
+                        return response?.status ?? 0
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(1000))
+        let full = try await Self.post(gateway + "/v1/chat/completions", Self.chat("slow"))
+        #expect(full.status == 503, "\(full.bodyText)")
+        #expect(full.header("retry-after") == "5")
+        #expect(full.bodyText.contains("model_busy"))
+        let gaveUp = try await impatient.value
+        #expect(gaveUp.allSatisfy { $0 == 0 }, "they gave up before the load ended")
+        // Their places are free again: this one is held, and answered once the engine is up.
+        let patient = try await HTTPClient.shared.execute(
+            HTTPRequest(
+                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                body: Array(Self.chat("slow").utf8), timeout: .seconds(30)))
+        #expect(patient.status == 200, "\(patient.bodyText)")
     }
 
     @Test func aGatewayWithAKeyRefusesRequestsWithoutIt() async throws {

@@ -21,8 +21,29 @@ final class GatewayHandler: ChannelInboundHandler {
         case receiving(HTTPRequestHead, ByteBuffer)
         /// Refused before its end: the rest is dropped and the connection closes.
         case refused
+        /// Waiting for its server to start (the cold path).
+        case holding(Held)
         case proxying(Exchange)
     }
+
+    /// A request held while its server starts.
+    private final class Held {
+        let model: String
+        /// A streaming request gets its 200 and SSE comment lines while it waits.
+        let streaming: Bool
+        var headSent = false
+        var cancelled = false
+        var comments: Scheduled<Void>?
+
+        init(model: String, streaming: Bool) {
+            self.model = model
+            self.streaming = streaming
+        }
+    }
+
+    /// How often a held streaming request hears `: loading` (SSE comments, which clients
+    /// ignore): often enough that no proxy between times the connection out.
+    static let loadingCommentInterval: TimeAmount = .seconds(5)
 
     private final class Exchange {
         let server: String
@@ -31,6 +52,8 @@ final class GatewayHandler: ChannelInboundHandler {
         let version: HTTPVersion
         let keepAlive: Bool
         var upstream: (any Channel)?
+        /// The client already has a response head (a held streaming request's 200).
+        var headSent = false
         var responseStarted = false
         var upstreamReusable = false
         private(set) var finished = false
@@ -60,12 +83,16 @@ final class GatewayHandler: ChannelInboundHandler {
     private var state = State.idle
     private let router: GatewayRouter
     private let activity: GatewayActivity
+    private let demand: GatewayDemand
     private let pool: UpstreamPool
     private let apiKey: String?
 
-    init(router: GatewayRouter, activity: GatewayActivity, pool: UpstreamPool, apiKey: String?) {
+    init(
+        router: GatewayRouter, activity: GatewayActivity, demand: GatewayDemand, pool: UpstreamPool, apiKey: String?
+    ) {
         self.router = router
         self.activity = activity
+        self.demand = demand
         self.pool = pool
         self.apiKey = apiKey
     }
@@ -102,6 +129,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .proxying(let exchange) = state { abandon(exchange) }
+        if case .holding(let held) = state { unhold(held, cancelled: true) }
         state = .idle
         context.fireChannelInactive()
     }
@@ -112,7 +140,7 @@ final class GatewayHandler: ChannelInboundHandler {
         if event is IdleStateHandler.IdleStateEvent {
             switch state {
             case .idle, .receiving, .refused: context.close(promise: nil)
-            case .proxying: break
+            case .holding, .proxying: break
             }
             return
         }
@@ -129,7 +157,14 @@ final class GatewayHandler: ChannelInboundHandler {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
         switch (head.method, path ?? "") {
         case (.GET, "/v1/models"):
-            respond(context, head, .ok, GatewayJSON.models(router.current))
+            state = .refused  // nothing else is read until it is answered
+            demand.models(on: context.eventLoop).assumeIsolated().whenComplete { result in
+                self.state = .idle
+                switch result {
+                case .success(let json): self.respond(context, head, .ok, json)
+                case .failure: self.respond(context, head, .ok, GatewayJSON.models(self.router.current))
+                }
+            }
         case (.GET, "/health"), (.GET, "/"):
             respond(context, head, .ok, #"{"status":"ok"}"#)
         case (.POST, let path) where path.hasPrefix("/v1/"):
@@ -151,27 +186,115 @@ final class GatewayHandler: ChannelInboundHandler {
             respond(context, head, .badRequest, GatewayError.noModel)
             return
         }
-        let route: GatewayRoute
+        let range = member.node.range
         switch router.current.resolve(model) {
-        case .unknown:
-            respond(context, head, .notFound, GatewayError.unknownModel(model))
-            return
+        case .route(let route) where route.isServing && route.port != nil:
+            forward(context, head, bytes, modelRange: range, route: route, headSent: false)
         case .ambiguous(let servers):
             respond(context, head, .badRequest, GatewayError.ambiguous(model, servers: servers))
-            return
-        case .route(let found):
-            route = found
+        case .route, .unknown:
+            let streaming: Bool
+            if case .bool(true) = node.members(named: "stream").last?.node.value {
+                streaming = true
+            } else {
+                streaming = false
+            }
+            hold(context, head, bytes, modelRange: range, model: model, streaming: streaming)
         }
-        guard route.isServing, let port = route.port else {
-            let retry = route.isLive ? [("retry-after", "5")] : []
-            respond(context, head, .serviceUnavailable, GatewayError.notServing(route), extraHeaders: retry)
-            return
-        }
+    }
 
+    /// The cold path: the request waits while the registry starts the server its model
+    /// names (or finds none); then it is forwarded, or answered with why not.
+    private func hold(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ bytes: [UInt8], modelRange: Range<Int>,
+        model: String, streaming: Bool
+    ) {
+        guard demand.hold(model) else {
+            respond(
+                context, head, .serviceUnavailable,
+                GatewayError.tooManyHeld(model, limit: GatewayDemand.maxHeldPerModel),
+                extraHeaders: [("retry-after", "5")])
+            return
+        }
+        let held = Held(model: model, streaming: streaming)
+        state = .holding(held)
+        if streaming {
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "text/event-stream; charset=utf-8")
+            headers.add(name: "cache-control", value: "no-cache")
+            if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                promise: nil)
+            held.headSent = true
+            scheduleLoadingComment(context, held, started: context.eventLoop.now)
+        }
+        demand.demand(model, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            guard !held.cancelled else { return }
+            self.unhold(held, cancelled: false)
+            self.state = .idle
+            switch result {
+            case .success(.ready(let route)):
+                self.forward(context, head, bytes, modelRange: modelRange, route: route, headSent: held.headSent)
+            case .success(.refused(let status, let json, let retryAfter)):
+                self.answerHeld(
+                    context, head, held, HTTPResponseStatus(statusCode: status), json, retryAfter: retryAfter)
+            case .failure(let error):
+                self.answerHeld(
+                    context, head, held, .serviceUnavailable,
+                    GatewayJSON.error("\(error)", type: "server_error", code: "model_start_failed"), retryAfter: nil)
+            }
+        }
+    }
+
+    /// The next `: loading` comment of a held stream, and the one after it, until unheld.
+    private func scheduleLoadingComment(_ context: ChannelHandlerContext, _ held: Held, started: NIODeadline) {
+        held.comments = context.eventLoop.assumeIsolated().scheduleTask(in: Self.loadingCommentInterval) {
+            guard !held.cancelled, held.comments != nil else { return }
+            let waited = (context.eventLoop.now - started).nanoseconds / 1_000_000_000
+            var comment = context.channel.allocator.buffer(capacity: 64)
+            comment.writeString(": loading \(held.model) (\(waited) s)\n\n")
+            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(comment))), promise: nil)
+            self.scheduleLoadingComment(context, held, started: started)
+        }
+    }
+
+    /// Ends a hold: its comments stop and its place in the model's queue is freed.
+    private func unhold(_ held: Held, cancelled: Bool) {
+        guard !held.cancelled else { return }
+        held.cancelled = cancelled
+        held.comments?.cancel()
+        held.comments = nil
+        demand.release(held.model)
+    }
+
+    /// A held request whose server could not take it: the error, as a response or, when
+    /// the stream's 200 is already out, as its last event.
+    private func answerHeld(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ held: Held, _ status: HTTPResponseStatus,
+        _ json: String, retryAfter: Int?
+    ) {
+        guard held.headSent else {
+            respond(context, head, status, json, extraHeaders: retryAfter.map { [("retry-after", "\($0)")] } ?? [])
+            return
+        }
+        var event = context.channel.allocator.buffer(capacity: json.utf8.count + 16)
+        event.writeString("data: \(json)\n\n")
+        context.write(wrapOutboundOut(.body(.byteBuffer(event))), promise: nil)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !head.isKeepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    /// Sends the request to `route`'s engine with `model` replaced by what it serves.
+    private func forward(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ bytes: [UInt8], modelRange: Range<Int>,
+        route: GatewayRoute, headSent: Bool
+    ) {
+        guard let port = route.port else { return }
         var upstreamBody = context.channel.allocator.buffer(capacity: bytes.count + route.servedModel.utf8.count)
-        upstreamBody.writeBytes(bytes[..<member.node.range.lowerBound])
+        upstreamBody.writeBytes(bytes[..<modelRange.lowerBound])
         upstreamBody.writeString(JSONRender.quote(route.servedModel))
-        upstreamBody.writeBytes(bytes[member.node.range.upperBound...])
+        upstreamBody.writeBytes(bytes[modelRange.upperBound...])
 
         let host = GatewayRoute.connectHost(for: route.host)
         var headers = Self.forwardable(head.headers)
@@ -183,6 +306,7 @@ final class GatewayHandler: ChannelInboundHandler {
         let exchange = Exchange(
             server: route.server, host: host, port: port, version: head.version, keepAlive: head.isKeepAlive,
             activity: activity)
+        exchange.headSent = headSent
         state = .proxying(exchange)
         let pool = self.pool
         pool.acquire(host: host, port: port).assumeIsolated().whenComplete { result in
@@ -191,9 +315,12 @@ final class GatewayHandler: ChannelInboundHandler {
                 guard !exchange.finished else { return }
                 exchange.finish()
                 self.state = .idle
-                self.respond(
-                    context, exchange.version, exchange.keepAlive, .badGateway,
-                    GatewayError.unreachable(exchange.server, address: "\(host):\(port)", error: "\(error)"))
+                let json = GatewayError.unreachable(exchange.server, address: "\(host):\(port)", error: "\(error)")
+                if exchange.headSent {
+                    self.endStream(context, exchange, withEvent: json)
+                } else {
+                    self.respond(context, exchange.version, exchange.keepAlive, .badGateway, json)
+                }
             case .success(let channel):
                 guard !exchange.finished,
                     let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
@@ -208,6 +335,15 @@ final class GatewayHandler: ChannelInboundHandler {
         }
     }
 
+    /// Ends a stream whose 200 is already out with one last event (an error's JSON).
+    private func endStream(_ context: ChannelHandlerContext, _ exchange: Exchange, withEvent json: String) {
+        var event = context.channel.allocator.buffer(capacity: json.utf8.count + 16)
+        event.writeString("data: \(json)\n\n")
+        context.write(wrapOutboundOut(.body(.byteBuffer(event))), promise: nil)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !exchange.keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+
     private func upstreamEvent(
         _ event: UpstreamEvent, _ context: ChannelHandlerContext, _ exchange: Exchange, _ handler: UpstreamHandler
     ) {
@@ -216,6 +352,8 @@ final class GatewayHandler: ChannelInboundHandler {
         case .part(.head(let response)):
             exchange.responseStarted = true
             exchange.upstreamReusable = response.isKeepAlive
+            // A held stream already has its 200: the engine's events follow its comments.
+            guard !exchange.headSent else { return }
             var headers = Self.forwardable(response.headers)
             if let length = response.headers.first(name: "content-length") {
                 headers.add(name: "content-length", value: length)
@@ -241,7 +379,7 @@ final class GatewayHandler: ChannelInboundHandler {
         case .closed:
             exchange.finish()
             state = .idle
-            if exchange.responseStarted {
+            if exchange.responseStarted || exchange.headSent {
                 // The engine died mid-response: the client's response ends too, not silently short.
                 context.close(promise: nil)
             } else {

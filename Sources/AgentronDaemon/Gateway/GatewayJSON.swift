@@ -63,19 +63,10 @@ enum GatewayError {
             type: "invalid_request_error", code: "model_ambiguous", param: "model")
     }
 
-    static func notServing(_ route: GatewayRoute) -> String {
-        let message: String
-        switch route.state {
-        case .starting: message = "the server \(route.server) is starting; retry in a few seconds"
-        case .backoff: message = "the server \(route.server) is restarting after a crash; retry in a few seconds"
-        case .stopping: message = "the server \(route.server) is stopping"
-        case .stopped: message = "the server \(route.server) is stopped; start it with `agentron up \(route.server)`"
-        case .failed:
-            message =
-                "the server \(route.server) failed\(route.reason.map { ": \($0)" } ?? ""); see `agentron logs \(route.server)`"
-        case .ready, .unhealthy: message = "the server \(route.server) has no port yet; retry in a few seconds"
-        }
-        return GatewayJSON.error(message, type: "server_error", code: "model_not_ready", param: "model")
+    static func tooManyHeld(_ model: String, limit: Int) -> String {
+        GatewayJSON.error(
+            "\(limit) requests already wait for \"\(model.clippedForMessage)\" to start; retry in a few seconds",
+            type: "server_error", code: "model_busy", param: "model")
     }
 
     static func unreachable(_ server: String, address: String, error: String) -> String {

@@ -11,6 +11,7 @@ struct GatewayServer: Service {
     let config: GatewayConfig
     let router: GatewayRouter
     let activity: GatewayActivity
+    let demand: GatewayDemand
     let logger: Logger
 
     /// A connection with no request in progress is closed after this long: a client that
@@ -22,6 +23,7 @@ struct GatewayServer: Service {
         let pools = UpstreamPools()
         let router = self.router
         let activity = self.activity
+        let demand = self.demand
         let apiKey = config.apiKey
         let channel: any Channel
         do {
@@ -36,7 +38,8 @@ struct GatewayServer: Service {
                         try operations.configureHTTPServerPipeline(withErrorHandling: true)
                         try operations.addHandler(
                             GatewayHandler(
-                                router: router, activity: activity, pool: pools.pool(for: channel.eventLoop),
+                                router: router, activity: activity, demand: demand,
+                                pool: pools.pool(for: channel.eventLoop),
                                 apiKey: apiKey))
                     }
                 }

@@ -1,0 +1,57 @@
+import NIOCore
+import Synchronization
+
+/// The gateway's cold path: requests for a model no server can take now are held here
+/// while the registry starts its server (docs/gateway.md, "On demand"). Every held request
+/// waits on the same start; at most `maxHeldPerModel` wait for one model at a time.
+final class GatewayDemand: Sendable {
+    private let registry: ServerRegistry
+    private let held = Mutex([String: Int]())
+
+    /// Beyond this many requests waiting for one model, more get 503 with Retry-After: a
+    /// client stampede must not pile up without bound while weights load.
+    static let maxHeldPerModel = 64
+
+    init(registry: ServerRegistry) {
+        self.registry = registry
+    }
+
+    /// Counts a request as held for `model`; false when the model has its fill.
+    func hold(_ model: String) -> Bool {
+        held.withLock { held in
+            let count = held[model, default: 0]
+            guard count < Self.maxHeldPerModel else { return false }
+            held[model] = count + 1
+            return true
+        }
+    }
+
+    /// A held request was answered, or its client went away.
+    func release(_ model: String) {
+        held.withLock { held in
+            let count = held[model, default: 0] - 1
+            held[model] = count > 0 ? count : nil
+        }
+    }
+
+    func heldCount(_ model: String) -> Int {
+        held.withLock { $0[model, default: 0] }
+    }
+
+    /// Starts what `model` names if needed and completes, on `eventLoop`, once it can take
+    /// the request or cannot start.
+    func demand(_ model: String, on eventLoop: any EventLoop) -> EventLoopFuture<GatewayDemandResult> {
+        let promise = eventLoop.makePromise(of: GatewayDemandResult.self)
+        let registry = self.registry
+        promise.completeWithTask { await registry.demand(model) }
+        return promise.futureResult
+    }
+
+    /// `GET /v1/models`, with the profiles on the search path (read off the event loop).
+    func models(on eventLoop: any EventLoop) -> EventLoopFuture<String> {
+        let promise = eventLoop.makePromise(of: String.self)
+        let registry = self.registry
+        promise.completeWithTask { await registry.gatewayModels() }
+        return promise.futureResult
+    }
+}

@@ -1,0 +1,105 @@
+import AgentronConfig
+import AgentronCore
+
+/// What the gateway's cold path gets from the registry: the server a model names, started
+/// as `up` starts it, once it can take requests; or why not, as the HTTP status and
+/// OpenAI-shaped error to answer with.
+enum GatewayDemandResult: Sendable {
+    case ready(GatewayRoute)
+    case refused(status: Int, json: String, retryAfter: Int?)
+}
+
+extension ServerRegistry {
+    /// A request named `model` and no server can take it now: find the server or the
+    /// profile it names, start it (a start request, exactly as `up`: concurrent demands
+    /// for one server make one start, since a start of a server already starting is
+    /// nothing new), and wait until it settles (docs/gateway.md, "On demand").
+    func demand(_ model: String) async -> GatewayDemandResult {
+        let profile: Profile
+        switch router.current.resolve(model) {
+        case .route(let route):
+            guard let supervisor = supervisors[route.server] else { return await demandFromProfiles(model) }
+            profile = await supervisor.profile
+        case .ambiguous(let servers):
+            return .refused(status: 400, json: GatewayError.ambiguous(model, servers: servers), retryAfter: nil)
+        case .unknown:
+            return await demandFromProfiles(model)
+        }
+        return await startAndWait(profile)
+    }
+
+    private func demandFromProfiles(_ model: String) async -> GatewayDemandResult {
+        let profiles = gatewayProfiles()
+        let named = profiles.filter { $0.name == model }
+        let matches = named.isEmpty ? profiles.filter { $0.model == model || $0.aliasList.contains(model) } : named
+        guard let profile = matches.first else {
+            return .refused(status: 404, json: GatewayError.unknownModel(model), retryAfter: nil)
+        }
+        guard matches.count == 1 else {
+            return .refused(
+                status: 400, json: GatewayError.ambiguous(model, servers: matches.map(\.name).sorted()),
+                retryAfter: nil)
+        }
+        return await startAndWait(profile)
+    }
+
+    /// How much longer than a profile's startup timeout a held request waits: the settle
+    /// comes from the state machine, this only bounds a lost one.
+    static let demandSlack: Duration = .seconds(30)
+
+    private func startAndWait(_ profile: Profile) async -> GatewayDemandResult {
+        do {
+            _ = try await start(profile)
+        } catch {
+            return .refused(
+                status: 503,
+                json: GatewayJSON.error(
+                    error.message, type: "server_error", code: "model_start_failed", param: "model"),
+                retryAfter: nil)
+        }
+        let info: ServerInfo
+        do {
+            info = try await wait(profile.name, timeout: profile.startupTimeout.duration + Self.demandSlack)
+        } catch {
+            return .refused(
+                status: 503,
+                json: GatewayJSON.error(
+                    error.message, type: "server_error", code: "model_start_failed", param: "model"),
+                retryAfter: nil)
+        }
+        guard info.state == .ready || info.state == .unhealthy, info.port != nil else {
+            let reason = info.reason.map { ": \($0)" } ?? " (it is \(info.state.rawValue))"
+            return .refused(
+                status: 503,
+                json: GatewayJSON.error(
+                    "the server \(profile.name) did not start\(reason); see `agentron logs \(profile.name)`",
+                    type: "server_error", code: "model_start_failed", param: "model"),
+                retryAfter: info.state == .starting || info.state == .backoff ? 5 : nil)
+        }
+        return .ready(
+            GatewayRoute(
+                server: profile.name, model: profile.model, aliases: profile.aliasList, servedModel: info.servedModel,
+                host: profile.host, port: info.port, apiKey: profile.engine.driver.apiKey(profile), state: info.state,
+                reason: info.reason))
+    }
+
+    /// The profiles a request may start: the user's and the system's on the search path.
+    /// Built-in examples are left out until started here (then they have a server), so a
+    /// client listing models never sets off a download nobody asked for.
+    func gatewayProfiles() -> [Profile] {
+        ProfileCatalog(paths: paths).entries().filter { $0.origin != .builtin }.compactMap(\.profile)
+    }
+
+    /// `GET /v1/models`: every server, then every profile that has none yet (as stopped).
+    func gatewayModels() -> String {
+        var routes = router.current.routes
+        let known = Set(routes.map(\.server))
+        for profile in gatewayProfiles() where !known.contains(profile.name) {
+            routes.append(
+                GatewayRoute(
+                    server: profile.name, model: profile.model, aliases: profile.aliasList, servedModel: profile.model,
+                    host: profile.host, port: nil, apiKey: nil, state: .stopped, reason: nil))
+        }
+        return GatewayJSON.models(GatewayRouting(routes: routes))
+    }
+}
