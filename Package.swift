@@ -137,7 +137,7 @@ let package = Package(
                 "AgentronDaemon", "AgentronCore", "AgentronConfig", "AgentronEngines", "AgentronJSON",
                 "AgentronProcess",
                 "CSQLite", .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(

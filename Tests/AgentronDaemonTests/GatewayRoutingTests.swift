@@ -1,4 +1,5 @@
 import AgentronCore
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -104,5 +105,36 @@ struct GatewayRoutingTests {
         #expect(
             GatewayJSON.error("bad \"x\"", type: "invalid_request_error", code: "c", param: "model")
                 == #"{"error":{"message":"bad \"x\"","type":"invalid_request_error","param":"model","code":"c"}}"#)
+    }
+}
+
+/// The response's `model` goes back to the client's name for it, however the engine's
+/// body is cut into chunks, and without holding back anything that cannot be the pattern.
+struct ModelRewriterTests {
+    static let body =
+        #"data: {"id":"x","model":"qwen","choices":[]}"# + "\n\n" + #"data: {"model":"qwen-2","model":"qwen"}"#
+        + "\n\n"
+    static let expected =
+        #"data: {"id":"x","model":"small","choices":[]}"# + "\n\n" + #"data: {"model":"qwen-2","model":"small"}"#
+        + "\n\n"
+
+    @Test func everyCutGivesTheSameBody() throws {
+        let bytes = Array(Self.body.utf8)
+        for cut in 0...bytes.count {
+            var rewriter = try #require(ModelRewriter(served: "qwen", asked: "small"))
+            var out = rewriter.process(ByteBuffer(bytes: bytes[..<cut]))
+            out += rewriter.process(ByteBuffer(bytes: bytes[cut...]))
+            out += rewriter.finish()
+            #expect(String(decoding: out, as: UTF8.self) == Self.expected, "cut at \(cut)")
+        }
+    }
+
+    @Test func onlyAPossibleStartOfThePatternIsHeldBack() throws {
+        var rewriter = try #require(ModelRewriter(served: "qwen", asked: "small"))
+        #expect(rewriter.process(ByteBuffer(string: "data: {\"a\":1}\n\n")) == Array("data: {\"a\":1}\n\n".utf8))
+        #expect(rewriter.process(ByteBuffer(string: "{\"mod")) == Array("{".utf8))
+        #expect(rewriter.process(ByteBuffer(string: "el\":\"qwen\"}")) == Array("\"model\":\"small\"}".utf8))
+        #expect(rewriter.finish().isEmpty)
+        #expect(ModelRewriter(served: "qwen", asked: "qwen") == nil, "the served name: nothing to do")
     }
 }

@@ -63,6 +63,10 @@ struct GatewayTests {
             let response = try await Self.post(gateway + "/v1/chat/completions", Self.chat(name))
             #expect(response.status == 200, "\(name): \(response.bodyText)")
             #expect(response.bodyText.contains("hello gateway"), "\(name): \(response.bodyText)")
+            #expect(
+                response.bodyText.contains("\"model\":\"\(name.replacingOccurrences(of: "/", with: "\\/"))\"")
+                    || response.bodyText.contains("\"model\":\"\(name)\""),
+                "the response names the model as the client did: \(response.bodyText)")
         }
         let completion = try await Self.post(
             gateway + "/v1/completions", #"{"model":"small","prompt":"once upon","max_tokens":4}"#)
@@ -352,6 +356,48 @@ struct GatewayTests {
                 method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
                 body: Array(Self.chat("slow").utf8), timeout: .seconds(30)))
         #expect(patient.status == 200, "\(patient.bodyText)")
+    }
+
+    /// A client that goes away mid-stream closes the engine's connection: the engine stops
+    /// generating (its stream never completes, so uvicorn logs no 200 for it), and the
+    /// request no longer counts as in flight.
+    @Test func aClientThatLeavesMidStreamCancelsTheEnginesRequest() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        let up = try await harness.run([
+            "up", "Qwen/Qwen2.5-0.5B-Instruct", "--engine", "vllm", "--name", "qwen", "--env", "FAKE_TOKEN_SECONDS=0.4",
+        ])
+        #expect(up.code == 0, "\(up.stderr)")
+        let log = harness.logDirectory.appendingPathComponent("qwen.log")
+        func completedStreams() throws -> Int {
+            try String(contentsOf: log, encoding: .utf8).components(
+                separatedBy: "\"POST /v1/chat/completions HTTP/1.1\" 200"
+            ).count - 1
+        }
+        #expect(try completedStreams() == 0)
+
+        // Ten events 0.4 s apart; the client leaves after the first.
+        let body = #"{"model":"qwen","stream":true,"messages":[{"role":"user","content":"a b c d e f g h"}]}"#
+        let reader = Task {
+            let response = try await HTTPClient.shared.stream(
+                HTTPRequest(
+                    method: "POST", url: gateway + "/v1/chat/completions",
+                    headers: [("Content-Type", "application/json")], body: Array(body.utf8), timeout: .seconds(30)))
+            for try await _ in response.body { break }
+        }
+        try await reader.value
+        try await Task.sleep(for: .seconds(5))
+        #expect(try completedStreams() == 0, "the engine's stream was cut when the client left")
+
+        // The same request read to its end completes upstream.
+        let whole = try await HTTPClient.shared.stream(
+            HTTPRequest(
+                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                body: Array(body.utf8), timeout: .seconds(30)))
+        for try await _ in whole.body {}
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try completedStreams() == 1)
     }
 
     @Test func aGatewayWithAKeyRefusesRequestsWithoutIt() async throws {

@@ -54,6 +54,8 @@ final class GatewayHandler: ChannelInboundHandler {
         var upstream: (any Channel)?
         /// The client already has a response head (a held streaming request's 200).
         var headSent = false
+        /// Puts the client's name for the model back into the response.
+        var rewriter: ModelRewriter?
         var responseStarted = false
         var upstreamReusable = false
         private(set) var finished = false
@@ -189,7 +191,7 @@ final class GatewayHandler: ChannelInboundHandler {
         let range = member.node.range
         switch router.current.resolve(model) {
         case .route(let route) where route.isServing && route.port != nil:
-            forward(context, head, bytes, modelRange: range, route: route, headSent: false)
+            forward(context, head, bytes, modelRange: range, asked: model, route: route, headSent: false)
         case .ambiguous(let servers):
             respond(context, head, .badRequest, GatewayError.ambiguous(model, servers: servers))
         case .route, .unknown:
@@ -235,7 +237,8 @@ final class GatewayHandler: ChannelInboundHandler {
             self.state = .idle
             switch result {
             case .success(.ready(let route)):
-                self.forward(context, head, bytes, modelRange: modelRange, route: route, headSent: held.headSent)
+                self.forward(
+                    context, head, bytes, modelRange: modelRange, asked: model, route: route, headSent: held.headSent)
             case .success(.refused(let status, let json, let retryAfter)):
                 self.answerHeld(
                     context, head, held, HTTPResponseStatus(statusCode: status), json, retryAfter: retryAfter)
@@ -288,7 +291,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// Sends the request to `route`'s engine with `model` replaced by what it serves.
     private func forward(
         _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ bytes: [UInt8], modelRange: Range<Int>,
-        route: GatewayRoute, headSent: Bool
+        asked: String, route: GatewayRoute, headSent: Bool
     ) {
         guard let port = route.port else { return }
         var upstreamBody = context.channel.allocator.buffer(capacity: bytes.count + route.servedModel.utf8.count)
@@ -307,6 +310,8 @@ final class GatewayHandler: ChannelInboundHandler {
             server: route.server, host: host, port: port, version: head.version, keepAlive: head.isKeepAlive,
             activity: activity)
         exchange.headSent = headSent
+        // HTTP/1.0 has no chunked responses, so a body that changes length cannot be sent.
+        if head.version != .http1_0 { exchange.rewriter = ModelRewriter(served: route.servedModel, asked: asked) }
         state = .proxying(exchange)
         let pool = self.pool
         pool.acquire(host: host, port: port).assumeIsolated().whenComplete { result in
@@ -355,14 +360,23 @@ final class GatewayHandler: ChannelInboundHandler {
             // A held stream already has its 200: the engine's events follow its comments.
             guard !exchange.headSent else { return }
             var headers = Self.forwardable(response.headers)
-            if let length = response.headers.first(name: "content-length") {
+            // A rewritten body may change length: it goes out chunked instead.
+            if exchange.rewriter == nil, let length = response.headers.first(name: "content-length") {
                 headers.add(name: "content-length", value: length)
             }
             if !exchange.keepAlive { headers.add(name: "connection", value: "close") }
             let head = HTTPResponseHead(version: exchange.version, status: response.status, headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .part(.body(let chunk)):
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+            if var rewriter = exchange.rewriter {
+                let bytes = rewriter.process(chunk)
+                exchange.rewriter = rewriter
+                guard !bytes.isEmpty else { return }
+                context.writeAndFlush(
+                    wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+            }
         case .part(.end):
             exchange.finish()
             handler.sink = nil
@@ -374,6 +388,14 @@ final class GatewayHandler: ChannelInboundHandler {
                 }
             }
             state = .idle
+            if var rewriter = exchange.rewriter {
+                let tail = rewriter.finish()
+                if !tail.isEmpty {
+                    context.write(
+                        wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: tail)))), promise: nil
+                    )
+                }
+            }
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             if !exchange.keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
         case .closed:
