@@ -58,7 +58,7 @@ extension Profile {
     public static let yamlKeys = [
         "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
         "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "adopt",
-        "pull", "aliases", "ttl",
+        "pull", "aliases", "ttl", "group",
     ]
     public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]
     public static let yamlRestartKeys = [
@@ -227,6 +227,13 @@ struct ProfileReader {
             profile.aliases = aliases.isEmpty ? nil : aliases
         }
         if let node = top["ttl"] { profile.ttl = try duration(node, "ttl") }
+        if let node = top["group"] {
+            let group = try text(node, "group", hint: "write it like group: big-gpu")
+            guard Profile.isValidName(group) else {
+                throw fail(node, "group", "invalid group \(YAMLNode.quoteForMessage(group)); \(Self.nameRule)")
+            }
+            profile.group = group
+        }
         // The keys only some engines take are refused at the key, before their value is
         // read, for any other engine.
         for key in EngineProfileKey.allCases {

@@ -53,6 +53,7 @@ extension Profile {
         if let pull { line("pull", pull.rawValue) }
         if let aliases, !aliases.isEmpty { list("aliases", aliases) }
         if let ttl { line("ttl", YAMLRender.duration(ttl)) }
+        if let group { line("group", YAMLRender.scalar(group)) }
         return out
     }
 }

@@ -166,6 +166,12 @@ extension Profile {
             }
         }
         if let ttl { try Self.checkDuration(ttl, "ttl") }
+        if let group, !Profile.isValidName(group) {
+            throw problem(
+                "group",
+                "invalid group \"\(group.clippedForMessage)\"; use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64 characters"
+            )
+        }
         if let source { try Self.checkText(source, "source", allowEmpty: true) }
     }
 

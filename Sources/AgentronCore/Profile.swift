@@ -224,6 +224,9 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     /// the end of the last one and never while one is in flight (docs/gateway.md). Nil:
     /// never.
     public var ttl: TimeSpan?
+    /// Profiles with the same group are exclusive: starting one stops the others once the
+    /// gateway's requests to them have finished (docs/gateway.md). Nil: no group.
+    public var group: String?
     /// Where this profile came from (a file path, or "flags"); informational.
     public var source: String?
 
@@ -250,6 +253,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         pull: PullPolicy? = nil,
         aliases: [String]? = nil,
         ttl: TimeSpan? = nil,
+        group: String? = nil,
         source: String? = nil
     ) {
         self.name = name
@@ -274,6 +278,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         self.pull = pull
         self.aliases = aliases
         self.ttl = ttl
+        self.group = group
         self.source = source
     }
 

@@ -123,6 +123,24 @@ extension ServerStateMachine {
         return beginStopping(.idle, reason: "stopped after \(ttl) without a request (ttl)")
     }
 
+    /// Another member of this server's `group` is starting (once the gateway's requests to
+    /// this one have drained, or the drain's bound passed): stop, and no longer be wanted.
+    public mutating func preempted(by other: String, group: String) -> [Action] {
+        let reason = "stopped for \(other) (group \(group))"
+        switch state {
+        case .starting, .ready, .unhealthy:
+            wanted = false
+            return beginStopping(.preempted, reason: reason)
+        case .backoff:
+            wanted = false
+            state = .stopped
+            self.reason = reason
+            return [.cancelRestart, .resolveWaiters(.stopped)]
+        case .stopping, .stopped, .failed:
+            return []
+        }
+    }
+
     // MARK: Reports of the engine
 
     /// The engine process was started (or attached).
@@ -300,7 +318,7 @@ extension ServerStateMachine {
                 state = .stopped
                 reason = nil
                 return [.resolveWaiters(.stopped)]
-            case .idle:
+            case .idle, .preempted:
                 state = .stopped
                 return [.resolveWaiters(.stopped)]
             case .startupFailed:

@@ -20,6 +20,8 @@ public struct ServerStateMachine: Sendable, Equatable {
         /// No request through the gateway for the profile's `ttl`: end in `stopped`, with
         /// the reason kept so `ps` says why.
         case idle
+        /// Another member of its `group` is starting: end in `stopped`, reason kept.
+        case preempted
     }
 
     /// What the engine process of the current run is doing, as far as supervision is

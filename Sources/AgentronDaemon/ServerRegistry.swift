@@ -76,6 +76,7 @@ actor ServerRegistry {
                 await existing.start(profile: profile)
                 return await existing.info(detailed: false)
             }
+            await stopGroupMembers(for: profile)
             await existing.start(profile: profile)
             return await existing.info(detailed: false)
         }
@@ -85,6 +86,7 @@ actor ServerRegistry {
                 "server \"\(profile.name)\": port \(port) is already used by server \"\(user)\"; choose another with --port, or use --port auto"
             )
         }
+        await stopGroupMembers(for: profile)
         let supervisor = makeSupervisor(profile, driver: driver)
         supervisors[profile.name] = supervisor
         await supervisor.start(profile: profile)
@@ -340,6 +342,32 @@ actor ServerRegistry {
         }
         registered = Set(desired.map(\.name))
         await registrar.sync(desired)
+    }
+
+    /// How long a group member's requests in flight may keep it up once another member is
+    /// starting: a generation a minute long finishes; a stuck one does not block the swap.
+    static let groupDrainTimeout: Duration = .seconds(60)
+
+    /// `group:`: its members are exclusive. Before `profile` starts, every other member that
+    /// is up is stopped, once the gateway's requests to it have finished (at most
+    /// `groupDrainTimeout`), and gone before the new one spawns (one GPU, one model).
+    func stopGroupMembers(for profile: Profile) async {
+        guard let group = profile.group else { return }
+        for (name, supervisor) in supervisors where name != profile.name {
+            guard await supervisor.profile.group == group else { continue }
+            switch await supervisor.state {
+            case .stopped, .failed: continue
+            case .starting, .ready, .unhealthy, .backoff, .stopping: break
+            }
+            let clock = ContinuousClock()
+            let deadline = clock.now.advanced(by: Self.groupDrainTimeout)
+            while activity.current(name).inFlight > 0, clock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            logger.info("stopping \(name) for \(profile.name) (group \(group))")
+            await supervisor.preempt(by: profile.name, group: group)
+            await supervisor.waitUntilDown()
+        }
     }
 
     /// How often servers with a `ttl` are checked for idleness: a ttl is kept to the second.

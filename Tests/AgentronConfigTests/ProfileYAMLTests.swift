@@ -496,6 +496,19 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
         #expect(error.message.contains(message), "\(error)")
     }
 
+    @Test func ttlAndGroupAreReadCheckedAndWrittenBack() throws {
+        let profile = try Profile.parse(yaml: minimal + "ttl: 10m\ngroup: gpu0\n", file: "q.yaml")
+        #expect(profile.ttl == .minutes(10))
+        #expect(profile.group == "gpu0")
+        var back = try Profile.parse(yaml: profile.yamlText, file: "q.yaml")
+        back.source = profile.source
+        #expect(back == profile)
+        let zero = try #require(failure(minimal + "ttl: 0\n"))
+        #expect(zero.field == "ttl" && zero.line == 3, "\(zero)")
+        let badGroup = try #require(failure(minimal + "group: \"two words\"\n"))
+        #expect(badGroup.field == "group" && badGroup.message.contains("invalid group"), "\(badGroup)")
+    }
+
     @Test func theDaemonChecksAliasesToo() {
         var profile = Profile(name: "q", engine: .vllm, model: "m")
         profile.aliases = Array(repeating: "x", count: 65).enumerated().map { "a\($0.offset)" }

@@ -162,6 +162,8 @@ enum MachineEvent: String, Sendable, CaseIterable {
     case idleElapsed = "idleCheck(idle past ttl)"
     /// The same with one request in flight: a long stream is never cut.
     case idleInFlight = "idleCheck(1 in flight)"
+    /// Another member of the server's group is starting.
+    case preempted = "preempted(by other)"
 
     /// The liveness failure threshold of the profile the row's fixture is built with.
     func failureThreshold(from fixture: MachineFixture) -> Int {
@@ -193,6 +195,7 @@ enum MachineEvent: String, Sendable, CaseIterable {
         case .stopRequested: machine.stopRequested()
         case .shutdownRequested: machine.shutdownRequested()
         case .backoffElapsed: machine.backoffElapsed(now: now)
+        case .preempted: machine.preempted(by: "other", group: "gpu")
         case .idleElapsed, .idleInFlight:
             {
                 machine.settings.idleTimeout = .seconds(5)
@@ -247,6 +250,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stopped, .backoffElapsed, .stopped),
     TransitionRow(.stopped, .idleElapsed, .stopped),
     TransitionRow(.stopped, .idleInFlight, .stopped),
+    TransitionRow(.stopped, .preempted, .stopped),
 
     // starting (first start of this run, the engine spawned and probed)
     TransitionRow(.starting, .startRequested, .starting),
@@ -270,6 +274,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.starting, .backoffElapsed, .starting),
     TransitionRow(.starting, .idleElapsed, .starting),
     TransitionRow(.starting, .idleInFlight, .starting),
+    TransitionRow(.starting, .preempted, .stopping, [terminate90]),
 
     // ready
     TransitionRow(.ready, .startRequested, .ready),
@@ -293,6 +298,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.ready, .backoffElapsed, .ready),
     TransitionRow(.ready, .idleElapsed, .stopping, [terminate90]),
     TransitionRow(.ready, .idleInFlight, .ready),
+    TransitionRow(.ready, .preempted, .stopping, [terminate90]),
 
     // unhealthy (one failure counted)
     TransitionRow(.unhealthy, .startRequested, .unhealthy),
@@ -316,6 +322,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.unhealthy, .backoffElapsed, .unhealthy),
     TransitionRow(.unhealthy, .idleElapsed, .stopping, [terminate90]),
     TransitionRow(.unhealthy, .idleInFlight, .unhealthy),
+    TransitionRow(.unhealthy, .preempted, .stopping, [terminate90]),
 
     // backoff (one restart scheduled)
     TransitionRow(.backoff, .startRequested, .starting, [.cancelRestart, .spawn]),
@@ -339,6 +346,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.backoff, .backoffElapsed, .starting, [.spawn]),
     TransitionRow(.backoff, .idleElapsed, .backoff),
     TransitionRow(.backoff, .idleInFlight, .backoff),
+    TransitionRow(.backoff, .preempted, .stopped, [.cancelRestart, .resolveWaiters(.stopped)]),
 
     // stopping (a user stop of a ready server: the engine is being terminated)
     TransitionRow(.stopping, .startRequested, .stopping),
@@ -362,6 +370,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stopping, .backoffElapsed, .stopping),
     TransitionRow(.stopping, .idleElapsed, .stopping),
     TransitionRow(.stopping, .idleInFlight, .stopping),
+    TransitionRow(.stopping, .preempted, .stopping),
 
     // failed (spawn failed)
     TransitionRow(.failed, .startRequested, .starting, [.spawn]),
@@ -385,6 +394,7 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.failed, .backoffElapsed, .failed),
     TransitionRow(.failed, .idleElapsed, .failed),
     TransitionRow(.failed, .idleInFlight, .failed),
+    TransitionRow(.failed, .preempted, .failed),
 
     // Extra rows where the way into a state changes what an event does.
     // starting before the spawn reported: a failed spawn fails; a stop has nothing to kill.
@@ -414,6 +424,8 @@ let stateMachineTable: [TransitionRow] = [
     TransitionRow(.stoppingAttached, .released, .stopped, [.resolveWaiters(.stopped)]),
     TransitionRow(.stoppingAttached, .exitedCode1, .stopped, [.resolveWaiters(.stopped)]),
     TransitionRow(.readyAttached, .idleElapsed, .stopping, [.release]),
+    TransitionRow(.readyAttached, .preempted, .stopping, [.release]),
+    TransitionRow(.startingSpawnInFlight, .preempted, .stopped, [.resolveWaiters(.stopped)]),
 ]
 
 /// The parent suite, so `--filter ServerStateMachineTests` selects the table and the invariants.

@@ -400,6 +400,49 @@ struct GatewayTests {
         #expect(try completedStreams() == 1)
     }
 
+    /// `group:`: a request for one member stops the other once its stream has finished,
+    /// and starts only when the other is gone.
+    @Test func groupMembersAreExclusive() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await Self.start(harness)
+        for name in ["alpha", "beta"] {
+            try Self.profile(
+                harness, name,
+                """
+                engine: vllm
+                model: Qwen/Qwen2.5-0.5B-Instruct
+                group: gpu0
+                env:
+                  FAKE_TOKEN_SECONDS: "0.3"
+                """)
+        }
+        #expect(try await Self.post(gateway + "/v1/chat/completions", Self.chat("alpha")).status == 200)
+
+        // A stream to alpha (about 1 s), and while it runs a request for beta.
+        let stream = Task {
+            let response = try await HTTPClient.shared.stream(
+                HTTPRequest(
+                    method: "POST", url: gateway + "/v1/chat/completions",
+                    headers: [("Content-Type", "application/json")], body: Array(Self.chat("alpha", stream: true).utf8),
+                    timeout: .seconds(30)))
+            var text = ""
+            for try await chunk in response.body { text += String(decoding: chunk, as: UTF8.self) }
+            return text
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let beta = try await Self.post(gateway + "/v1/chat/completions", Self.chat("beta"))
+        #expect(beta.status == 200, "\(beta.bodyText)")
+        let text = try await stream.value
+        #expect(text.hasSuffix("data: [DONE]\n\n"), "alpha's stream finished before alpha stopped")
+
+        let servers = try await harness.servers(all: true)
+        let alpha = try #require(servers.first { $0["name"] as? String == "alpha" })
+        #expect(alpha["state"] as? String == "stopped")
+        #expect(alpha["reason"] as? String == "stopped for beta (group gpu0)")
+        #expect(servers.first { $0["name"] as? String == "beta" }?["state"] as? String == "ready")
+    }
+
     @Test func aGatewayWithAKeyRefusesRequestsWithoutIt() async throws {
         let harness = try Harness()
         defer { harness.shutdown() }

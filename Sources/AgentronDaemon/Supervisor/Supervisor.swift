@@ -141,6 +141,11 @@ actor Supervisor {
         handle { $0.idleCheck(inFlight: activity.inFlight, lastActivity: activity.lastEnded, now: $1) }
     }
 
+    /// Another member of this server's group is starting.
+    func preempt(by other: String, group: String) {
+        handle { machine, _ in machine.preempted(by: other, group: group) }
+    }
+
     func shutdown() {
         handle { machine, _ in machine.shutdownRequested() }
     }
