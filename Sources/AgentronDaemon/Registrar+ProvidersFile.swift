@@ -28,8 +28,11 @@ enum ProvidersFile {
     /// The members agentron sets in its own entries; any other member is someone else's and
     /// survives an update.
     static let ownedKeys: Set<String> = [
-        "id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt",
+        "id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt", "baseUrl", "models",
     ]
+
+    /// The gateway's entry says `openai`: one OpenAI-compatible endpoint for many models.
+    static let gatewayProvider = "openai"
 
     /// The provider type an app's adapter knows the engine by (docs/engines.md): the
     /// engine's driver says.
@@ -41,19 +44,24 @@ enum ProvidersFile {
     static func fields(_ server: RegisteredServer) -> [(key: String, value: JSONValue)] {
         var fields: [(key: String, value: JSONValue)] = [
             ("id", .string(server.name)),
-            ("provider", .string(providerType(server.engine))),
+            ("provider", .string(server.gatewayModels == nil ? providerType(server.engine) : gatewayProvider)),
             ("endpoint", .string(server.endpoint)),
             ("model", .string(server.model)),
             ("managedBy", .string(managedBy)),
             ("status", .string(server.status)),
         ]
         if let key = server.apiKey { fields.append(("apiKey", .string(key))) }
+        if let models = server.gatewayModels {
+            fields.append(("baseUrl", .string(server.endpoint + "/v1")))
+            fields.append(("models", .array(models.map(JSONValue.string))))
+        }
         return fields
     }
 
     static func view(_ server: RegisteredServer) -> ProviderEntryView {
         ProviderEntryView(
-            id: server.name, provider: providerType(server.engine), endpoint: server.endpoint, model: server.model,
+            id: server.name, provider: server.gatewayModels == nil ? providerType(server.engine) : gatewayProvider,
+            endpoint: server.endpoint, model: server.model,
             status: server.status, hasApiKey: server.apiKey != nil)
     }
 
@@ -62,7 +70,8 @@ enum ProvidersFile {
         for (key, value) in fields(server) where !(entry[key].map { $0.same(as: value) } ?? false) {
             return false
         }
-        return server.apiKey != nil || entry["apiKey"] == nil
+        return (server.apiKey != nil || entry["apiKey"] == nil)
+            && (server.gatewayModels != nil || (entry["models"] == nil && entry["baseUrl"] == nil))
     }
 
     /// The entry to write: the old entry's members that are not agentron's, plus agentron's.

@@ -86,6 +86,11 @@ public actor Registrar {
         await runPass()
     }
 
+    /// The engines' entries without the gateway's, which only providers.json carries.
+    static func servers(_ entries: [RegisteredServer]) -> [RegisteredServer] {
+        entries.filter { $0.gatewayModels == nil }
+    }
+
     /// Stops watching the files (after the daemon's last `sync([])` at shutdown).
     public func stop() {
         watcher?.cancel()
@@ -149,7 +154,7 @@ public actor Registrar {
             // file, and one holding only models.providers would stop its gateway. The file
             // appearing changes the stamp and brings a pass.
             targets[index].entries = []
-            targets[index].snippet = OpenClawFile.snippet(desired, path: path)
+            targets[index].snippet = OpenClawFile.snippet(Self.servers(desired), path: path)
             targets[index].seen = nil
             fail(index, OpenClawFile.missing(path), retry: false)
             return
@@ -241,7 +246,7 @@ public actor Registrar {
         do {
             switch targets[index].kind {
             case ProviderTarget.openClaw:
-                plan = try OpenClawFile.plan(existing: existing, desired: servers)
+                plan = try OpenClawFile.plan(existing: existing, desired: Self.servers(servers))
             default:
                 plan = try ProvidersFile.plan(existing: existing, desired: servers, updatedAt: Self.timestamp())
             }
@@ -250,7 +255,8 @@ public actor Registrar {
             targets[index].seen = contents.map { FileStamp($0.info) }
             targets[index].entries = []
             targets[index].snippet =
-                targets[index].kind == ProviderTarget.openClaw ? OpenClawFile.snippet(servers, path: path) : nil
+                targets[index].kind == ProviderTarget.openClaw
+                ? OpenClawFile.snippet(Self.servers(servers), path: path) : nil
             fail(index, "\(path): \(error.description)", retry: false)
             return nil
         }
@@ -343,7 +349,7 @@ public actor Registrar {
             fail(index, refusal, retry: false)
             return
         }
-        let servers = desired
+        let servers = Self.servers(desired)
         let outcome: AgentronAppDatabase.Outcome
         switch await Self.onBlockingThread({ () throws(FileIdentity.SwitchFailure) in
             try FileIdentity.run(as: identity) { AgentronAppDatabase.sync(path: path, desired: servers) }

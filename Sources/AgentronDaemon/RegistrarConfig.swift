@@ -17,10 +17,13 @@ public struct RegisteredServer: Sendable, Equatable {
     public var status: String
     /// Tokens the server's context holds, when known (its driver's `contextLength`).
     public var contextLength: Int?
+    /// Set only for the gateway's entry (id `agentron`): every model name it routes. That
+    /// entry goes to providers.json only (docs/gateway.md).
+    public var gatewayModels: [String]?
 
     public init(
         name: String, engine: EngineKind, endpoint: String, model: String, apiKey: String?, status: String,
-        contextLength: Int? = nil
+        contextLength: Int? = nil, gatewayModels: [String]? = nil
     ) {
         self.name = name
         self.engine = engine
@@ -29,6 +32,7 @@ public struct RegisteredServer: Sendable, Equatable {
         self.apiKey = apiKey
         self.status = status
         self.contextLength = contextLength
+        self.gatewayModels = gatewayModels
     }
 }
 

@@ -286,6 +286,15 @@ actor ServerRegistry {
         await persistTask?.value
     }
 
+    /// The gateway's address and key once it listens: its providers.json entry.
+    private var gatewayListening: GatewayConfig?
+
+    /// The gateway is listening (or, with nil, is not): registered as one provider.
+    func gatewayIsListening(_ config: GatewayConfig?) async {
+        gatewayListening = config
+        await persist()
+    }
+
     private var persistPending = false
     private var persistTask: Task<Void, Never>?
     /// Servers in the provider config now: a registered server keeps its entry, marked
@@ -337,6 +346,19 @@ actor ServerRegistry {
         }
         // The gateway sees the change before the slower file writes.
         router.publish(GatewayRouting(routes: routes))
+        if let gateway = gatewayListening {
+            // One entry for the gateway, first so its id wins: every name it routes.
+            var names: [String] = []
+            for route in routes { names += route.names }
+            for profile in gatewayProfiles() { names += [profile.name, profile.model] + profile.aliasList }
+            var seen = Set<String>()
+            names = names.filter { seen.insert($0).inserted }
+            desired.insert(
+                RegisteredServer(
+                    name: "agentron", engine: .command, endpoint: "http://\(gateway.address)",
+                    model: names.first ?? "", apiKey: gateway.apiKey, status: "ready", gatewayModels: names),
+                at: 0)
+        }
         do { try store.save(records) } catch {
             logger.error("cannot save state: \(error)")
         }

@@ -82,6 +82,18 @@ struct GatewayTests {
                 == ["qwen", "small", "gpt-4o-mini", "Qwen/Qwen2.5-0.5B-Instruct"])
         #expect(entries.allSatisfy { $0["object"] as? String == "model" && $0["state"] as? String == "ready" })
 
+        // providers.json: one entry for the gateway, with every name it routes.
+        let providers = try harness.json(
+            String(contentsOf: harness.home.appendingPathComponent("config/providers.json"), encoding: .utf8))
+        let registered = try #require(providers["providers"] as? [[String: Any]])
+        let entry = try #require(registered.first { $0["id"] as? String == "agentron" })
+        #expect(entry["provider"] as? String == "openai")
+        #expect(entry["baseUrl"] as? String == gateway + "/v1")
+        #expect(entry["managedBy"] as? String == "agentron")
+        #expect(
+            Set(entry["models"] as? [String] ?? []) == ["qwen", "small", "gpt-4o-mini", "Qwen/Qwen2.5-0.5B-Instruct"])
+        #expect(registered.contains { $0["id"] as? String == "qwen" }, "the server keeps its own entry")
+
         // Stopped by `down`: the next request starts it again, as `up` would.
         #expect(try await harness.run(["down", "qwen"]).code == 0)
         let again = try await Self.post(gateway + "/v1/chat/completions", Self.chat("small"))

@@ -5,7 +5,7 @@ import Synchronization
 /// while the registry starts its server (docs/gateway.md, "On demand"). Every held request
 /// waits on the same start; at most `maxHeldPerModel` wait for one model at a time.
 final class GatewayDemand: Sendable {
-    private let registry: ServerRegistry
+    let registry: ServerRegistry
     private let held = Mutex([String: Int]())
 
     /// Beyond this many requests waiting for one model, more get 503 with Retry-After: a

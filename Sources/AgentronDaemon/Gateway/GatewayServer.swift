@@ -51,6 +51,7 @@ struct GatewayServer: Service {
             )
             return
         }
+        await demand.registry.gatewayIsListening(config)
         logger.info(
             "gateway listening",
             metadata: ["address": "\(config.address)", "key": "\(config.apiKey == nil ? "none" : "required")"])
@@ -59,5 +60,6 @@ struct GatewayServer: Service {
         } onGracefulShutdown: {
             channel.close(promise: nil)
         }
+        await demand.registry.gatewayIsListening(nil)
     }
 }
