@@ -138,3 +138,28 @@ struct ModelRewriterTests {
         #expect(ModelRewriter(served: "qwen", asked: "qwen") == nil, "the served name: nothing to do")
     }
 }
+
+/// `/metrics` in Prometheus' text format.
+struct GatewayMetricsTests {
+    @Test func countersGaugesAndHistogramsRender() {
+        let metrics = GatewayMetrics()
+        metrics.request(model: "q\"x", status: 200)
+        metrics.request(model: "q\"x", status: 200)
+        metrics.request(model: "q\"x", status: 404)
+        metrics.overhead(0.00003)
+        metrics.overhead(0.002)
+        metrics.start(model: "q\"x", outcome: "ready", seconds: 3)
+        let text = metrics.render(inFlight: ["qwen": 2], held: 1)
+        #expect(text.contains(#"agentron_gateway_requests_total{model="q\"x",status="200"} 2"#))
+        #expect(text.contains(#"agentron_gateway_requests_total{model="q\"x",status="404"} 1"#))
+        #expect(text.contains(#"agentron_gateway_requests_in_flight{server="qwen"} 2"#))
+        #expect(text.contains("agentron_gateway_requests_held 1\n"))
+        #expect(text.contains(#"agentron_gateway_overhead_seconds_bucket{le="5e-05"} 1"#))
+        #expect(text.contains(#"agentron_gateway_overhead_seconds_bucket{le="0.0025"} 2"#))
+        #expect(text.contains(#"agentron_gateway_overhead_seconds_bucket{le="+Inf"} 2"#))
+        #expect(text.contains("agentron_gateway_overhead_seconds_count 2\n"))
+        #expect(text.contains(#"agentron_gateway_start_duration_seconds_bucket{le="5.0"} 1"#))
+        #expect(text.contains("# TYPE agentron_gateway_upstream_seconds histogram\n"))
+        #expect(GatewayMetrics.label("a\\b\nc") == #""a\\b\nc""#)
+    }
+}

@@ -265,6 +265,16 @@ struct GatewayTests {
             contentsOf: harness.logDirectory.appendingPathComponent("qwen.log"), encoding: .utf8)
         #expect(log.components(separatedBy: "vLLM API server version").count - 1 == 1, "one engine started")
         #expect(try await harness.servers().first?["state"] as? String == "ready")
+
+        let metrics = try await HTTPClient.shared.execute(HTTPRequest(url: gateway + "/metrics", timeout: .seconds(5)))
+        #expect(metrics.status == 200)
+        #expect(metrics.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        let text = metrics.bodyText
+        #expect(text.contains(#"agentron_gateway_requests_total{model="small",status="200"} 50"#), "\(text)")
+        #expect(text.contains(#"agentron_gateway_starts_total{model="small",outcome="ready"} 1"#), "\(text)")
+        #expect(text.contains("agentron_gateway_requests_held 0"))
+        #expect(text.contains("agentron_gateway_start_duration_seconds_count 1"))
+        #expect(text.contains("agentron_gateway_upstream_seconds_count 50"))
     }
 
     /// A streaming request held while its server loads gets its 200 at once and SSE

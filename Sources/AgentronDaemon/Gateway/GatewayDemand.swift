@@ -16,13 +16,21 @@ final class GatewayDemand: Sendable {
         self.registry = registry
     }
 
-    /// Counts a request as held for `model`; false when the model has its fill.
-    func hold(_ model: String) -> Bool {
+    enum Hold {
+        /// The first request held for the model: the one whose wait is the start's.
+        case first
+        case joined
+        /// The model has its fill of held requests.
+        case full
+    }
+
+    /// Counts a request as held for `model`.
+    func hold(_ model: String) -> Hold {
         held.withLock { held in
             let count = held[model, default: 0]
-            guard count < Self.maxHeldPerModel else { return false }
+            guard count < Self.maxHeldPerModel else { return .full }
             held[model] = count + 1
-            return true
+            return count == 0 ? .first : .joined
         }
     }
 
@@ -36,6 +44,11 @@ final class GatewayDemand: Sendable {
 
     func heldCount(_ model: String) -> Int {
         held.withLock { $0[model, default: 0] }
+    }
+
+    /// Requests held for every model.
+    var totalHeld: Int {
+        held.withLock { $0.values.reduce(0, +) }
     }
 
     /// Starts what `model` names if needed and completes, on `eventLoop`, once it can take

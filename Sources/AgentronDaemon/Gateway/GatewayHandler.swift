@@ -56,6 +56,10 @@ final class GatewayHandler: ChannelInboundHandler {
         var headSent = false
         /// Puts the client's name for the model back into the response.
         var rewriter: ModelRewriter?
+        /// The model as the client named it (the metrics' label).
+        var asked = ""
+        /// When the engine request was written, for the upstream latency.
+        var sentAt: NIODeadline?
         var responseStarted = false
         var upstreamReusable = false
         private(set) var finished = false
@@ -86,15 +90,21 @@ final class GatewayHandler: ChannelInboundHandler {
     private let router: GatewayRouter
     private let activity: GatewayActivity
     private let demand: GatewayDemand
+    private let metrics: GatewayMetrics
     private let pool: UpstreamPool
     private let apiKey: String?
+    /// The model of the request being answered, as the client named it ("" before it is
+    /// known): the metrics' label.
+    private var currentModel = ""
 
     init(
-        router: GatewayRouter, activity: GatewayActivity, demand: GatewayDemand, pool: UpstreamPool, apiKey: String?
+        router: GatewayRouter, activity: GatewayActivity, demand: GatewayDemand, metrics: GatewayMetrics,
+        pool: UpstreamPool, apiKey: String?
     ) {
         self.router = router
         self.activity = activity
         self.demand = demand
+        self.metrics = metrics
         self.pool = pool
         self.apiKey = apiKey
     }
@@ -156,6 +166,7 @@ final class GatewayHandler: ChannelInboundHandler {
     // MARK: Requests
 
     private func dispatch(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer) {
+        currentModel = ""
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
         switch (head.method, path ?? "") {
         case (.GET, "/v1/models"):
@@ -167,6 +178,11 @@ final class GatewayHandler: ChannelInboundHandler {
                 case .failure: self.respond(context, head, .ok, GatewayJSON.models(self.router.current))
                 }
             }
+        case (.GET, "/metrics"):
+            respond(
+                context, head.version, head.isKeepAlive, .ok,
+                metrics.render(inFlight: activity.inFlight, held: demand.totalHeld),
+                contentType: "text/plain; version=0.0.4; charset=utf-8")
         case (.GET, "/health"), (.GET, "/"):
             respond(context, head, .ok, #"{"status":"ok"}"#)
         case (.POST, let path) where path.hasPrefix("/v1/"):
@@ -188,10 +204,13 @@ final class GatewayHandler: ChannelInboundHandler {
             respond(context, head, .badRequest, GatewayError.noModel)
             return
         }
+        currentModel = model
         let range = member.node.range
         switch router.current.resolve(model) {
         case .route(let route) where route.isServing && route.port != nil:
-            forward(context, head, bytes, modelRange: range, asked: model, route: route, headSent: false)
+            forward(
+                context, head, bytes, modelRange: range, asked: model, route: route, headSent: false,
+                received: .now())
         case .ambiguous(let servers):
             respond(context, head, .badRequest, GatewayError.ambiguous(model, servers: servers))
         case .route, .unknown:
@@ -211,7 +230,8 @@ final class GatewayHandler: ChannelInboundHandler {
         _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ bytes: [UInt8], modelRange: Range<Int>,
         model: String, streaming: Bool
     ) {
-        guard demand.hold(model) else {
+        let place = demand.hold(model)
+        guard place != .full else {
             respond(
                 context, head, .serviceUnavailable,
                 GatewayError.tooManyHeld(model, limit: GatewayDemand.maxHeldPerModel),
@@ -219,6 +239,7 @@ final class GatewayHandler: ChannelInboundHandler {
             return
         }
         let held = Held(model: model, streaming: streaming)
+        let heldAt = NIODeadline.now()
         state = .holding(held)
         if streaming {
             var headers = HTTPHeaders()
@@ -235,6 +256,14 @@ final class GatewayHandler: ChannelInboundHandler {
             guard !held.cancelled else { return }
             self.unhold(held, cancelled: false)
             self.state = .idle
+            // One start per wave of held requests: the first one's wait is the start's.
+            if place == .first {
+                let waited = Double((NIODeadline.now() - heldAt).nanoseconds) / 1e9
+                let outcome: String
+                if case .success(.ready) = result { outcome = "ready" } else { outcome = "failed" }
+                self.metrics.start(model: model, outcome: outcome, seconds: waited)
+            }
+            self.currentModel = model
             switch result {
             case .success(.ready(let route)):
                 self.forward(
@@ -281,6 +310,7 @@ final class GatewayHandler: ChannelInboundHandler {
             respond(context, head, status, json, extraHeaders: retryAfter.map { [("retry-after", "\($0)")] } ?? [])
             return
         }
+        metrics.request(model: held.model, status: Int(status.code))
         var event = context.channel.allocator.buffer(capacity: json.utf8.count + 16)
         event.writeString("data: \(json)\n\n")
         context.write(wrapOutboundOut(.body(.byteBuffer(event))), promise: nil)
@@ -291,7 +321,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// Sends the request to `route`'s engine with `model` replaced by what it serves.
     private func forward(
         _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ bytes: [UInt8], modelRange: Range<Int>,
-        asked: String, route: GatewayRoute, headSent: Bool
+        asked: String, route: GatewayRoute, headSent: Bool, received: NIODeadline? = nil
     ) {
         guard let port = route.port else { return }
         var upstreamBody = context.channel.allocator.buffer(capacity: bytes.count + route.servedModel.utf8.count)
@@ -310,6 +340,7 @@ final class GatewayHandler: ChannelInboundHandler {
             server: route.server, host: host, port: port, version: head.version, keepAlive: head.isKeepAlive,
             activity: activity)
         exchange.headSent = headSent
+        exchange.asked = asked
         // HTTP/1.0 has no chunked responses, so a body that changes length cannot be sent.
         if head.version != .http1_0 { exchange.rewriter = ModelRewriter(served: route.servedModel, asked: asked) }
         state = .proxying(exchange)
@@ -336,6 +367,9 @@ final class GatewayHandler: ChannelInboundHandler {
                 exchange.upstream = channel
                 handler.sink = { event in self.upstreamEvent(event, context, exchange, handler) }
                 handler.send([.head(upstreamHead), .body(.byteBuffer(upstreamBody)), .end(nil)])
+                let sent = NIODeadline.now()
+                exchange.sentAt = sent
+                if let received { self.metrics.overhead(Double((sent - received).nanoseconds) / 1e9) }
             }
         }
     }
@@ -357,6 +391,8 @@ final class GatewayHandler: ChannelInboundHandler {
         case .part(.head(let response)):
             exchange.responseStarted = true
             exchange.upstreamReusable = response.isKeepAlive
+            if let sent = exchange.sentAt { metrics.upstream(Double((NIODeadline.now() - sent).nanoseconds) / 1e9) }
+            metrics.request(model: exchange.asked, status: Int(response.status.code))
             // A held stream already has its 200: the engine's events follow its comments.
             guard !exchange.headSent else { return }
             var headers = Self.forwardable(response.headers)
@@ -435,13 +471,14 @@ final class GatewayHandler: ChannelInboundHandler {
 
     private func respond(
         _ context: ChannelHandlerContext, _ version: HTTPVersion, _ keepAlive: Bool, _ status: HTTPResponseStatus,
-        _ json: String, extraHeaders: [(String, String)] = []
+        _ json: String, extraHeaders: [(String, String)] = [], contentType: String = "application/json"
     ) {
+        metrics.request(model: currentModel, status: Int(status.code))
         var body = context.channel.allocator.buffer(capacity: json.utf8.count + 1)
         body.writeString(json)
-        body.writeString("\n")
+        if contentType == "application/json" { body.writeString("\n") }
         var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: "\(body.readableBytes)")
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         if !keepAlive { headers.add(name: "connection", value: "close") }

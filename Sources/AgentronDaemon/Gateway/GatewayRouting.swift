@@ -118,4 +118,9 @@ final class GatewayActivity: Sendable {
     func current(_ server: String) -> Server {
         servers.withLock { $0[server] ?? Server() }
     }
+
+    /// Requests in flight, by server, for `/metrics`.
+    var inFlight: [String: Int] {
+        servers.withLock { $0.compactMapValues { $0.inFlight > 0 ? $0.inFlight : nil } }
+    }
 }

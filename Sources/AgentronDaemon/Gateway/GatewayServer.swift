@@ -24,6 +24,7 @@ struct GatewayServer: Service {
         let router = self.router
         let activity = self.activity
         let demand = self.demand
+        let metrics = GatewayMetrics()
         let apiKey = config.apiKey
         let channel: any Channel
         do {
@@ -38,7 +39,7 @@ struct GatewayServer: Service {
                         try operations.configureHTTPServerPipeline(withErrorHandling: true)
                         try operations.addHandler(
                             GatewayHandler(
-                                router: router, activity: activity, demand: demand,
+                                router: router, activity: activity, demand: demand, metrics: metrics,
                                 pool: pools.pool(for: channel.eventLoop),
                                 apiKey: apiKey))
                     }
