@@ -77,6 +77,13 @@ public struct ServerInfo: Codable, Sendable, Equatable {
     public var probes: [ProbeResult]?
     /// The engine's last log lines, filled when it failed.
     public var logTail: [String]?
+    /// Requests the gateway is forwarding to it now (nil: none, or no gateway).
+    public var requestsInFlight: Int?
+    /// Seconds since its last gateway request ended, or since it became ready when none
+    /// came; nil when it is not ready.
+    public var idleSeconds: Double?
+    /// The profile's `ttl` in seconds, when it has one.
+    public var ttlSeconds: Double?
 
     public init(
         name: String, engine: EngineKind, model: String, servedModel: String, endpoint: String?, port: Int?,
@@ -117,6 +124,11 @@ public struct DaemonInfo: Codable, Sendable {
     public var socket: String
     public var stateDirectory: String
     public var startedAt: Double
+    /// The gateway's address (`127.0.0.1:8400`); nil when it is off.
+    public var gateway: String?
+    /// Whether the gateway listens; false with `gatewayError` when its port was taken.
+    public var gatewayListening: Bool?
+    public var gatewayError: String?
     public init(version: String, pid: Int32, socket: String, stateDirectory: String, startedAt: Double) {
         self.version = version
         self.pid = pid

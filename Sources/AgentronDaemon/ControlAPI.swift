@@ -48,7 +48,12 @@ struct ControlAPI: Sendable {
         }
         switch route {
         case .daemon:
-            return Self.json(daemonInfo)
+            var info = daemonInfo
+            let gateway = await registry.gatewayState
+            info.gateway = gateway?.address
+            info.gatewayListening = gateway.map { $0.error == nil }
+            info.gatewayError = gateway?.error
+            return Self.json(info)
         case .providers:
             return Self.json(await registry.providers())
         case .list(let all):

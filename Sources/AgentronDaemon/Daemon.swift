@@ -105,6 +105,7 @@ public enum Daemon {
         let registry = ServerRegistry(
             paths: paths, daemonEnvironment: environment, cgroups: cgroups, registrar: registrar, instance: instance,
             logger: logger, router: router, activity: activity)
+        if let gateway { await registry.gatewayConfigured(gateway) }
         // Re-adopting engines probes each one; tell systemd this may take a while.
         SystemdIntegration.extendStartup(.seconds(60))
         await registry.restoreFromDisk()

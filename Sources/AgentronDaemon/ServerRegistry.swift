@@ -97,10 +97,22 @@ actor ServerRegistry {
         var result: [ServerInfo] = []
         for name in supervisors.keys.sorted() {
             guard let supervisor = supervisors[name] else { continue }
-            let info = await supervisor.info(detailed: false)
-            if includeStopped || info.state != .stopped { result.append(info) }
+            var info = await supervisor.info(detailed: false)
+            guard includeStopped || info.state != .stopped else { continue }
+            await addGatewayUse(&info, supervisor)
+            result.append(info)
         }
         return result
+    }
+
+    /// What `ps` shows of the gateway's traffic: requests in flight, idle time, the ttl.
+    func addGatewayUse(_ info: inout ServerInfo, _ supervisor: Supervisor) async {
+        info.ttlSeconds = await supervisor.profile.ttl?.seconds
+        guard info.state == .ready || info.state == .unhealthy else { return }
+        let use = activity.current(info.name)
+        if use.inFlight > 0 { info.requestsInFlight = use.inFlight }
+        let sinceReady = max(0, UnixTime.now - info.since)
+        info.idleSeconds = use.lastEnded.map { min(sinceReady, max(0, Monotonic.now - $0)) } ?? sinceReady
     }
 
     func info(_ name: String, detailed: Bool) async throws(APIError) -> ServerInfo {
@@ -292,7 +304,21 @@ actor ServerRegistry {
     /// The gateway is listening (or, with nil, is not): registered as one provider.
     func gatewayIsListening(_ config: GatewayConfig?) async {
         gatewayListening = config
+        if let config { gatewayState = (config.address, nil) }
         await persist()
+    }
+
+    /// The gateway's address, and why it does not listen (nil while it does); nil when the
+    /// gateway is off. `agentron doctor` shows it.
+    private(set) var gatewayState: (address: String, error: String?)?
+
+    /// The gateway is configured and about to bind.
+    func gatewayConfigured(_ config: GatewayConfig) {
+        gatewayState = (config.address, "not listening yet")
+    }
+
+    func gatewayFailed(_ config: GatewayConfig, error: String) {
+        gatewayState = (config.address, error)
     }
 
     private var persistPending = false

@@ -18,23 +18,32 @@ struct RenderingTests {
     }
 
     @Test func psTable() {
+        var llama = Self.server("llama", state: .ready, pid: 4242, port: 8001, startedAt: Self.now - 125, restarts: 2)
+        llama.idleSeconds = 130
+        llama.ttlSeconds = 600
+        var busy = Self.server("busy", state: .ready, pid: 7, port: 8002, startedAt: Self.now - 60)
+        busy.requestsInFlight = 2
+        busy.idleSeconds = 0
         let servers = [
-            Self.server("llama", state: .ready, pid: 4242, port: 8001, startedAt: Self.now - 125, restarts: 2),
+            llama, busy,
             Self.server("qwen", state: .failed, reason: "engine exited with status 1", since: Self.now - 7200),
             Self.server("tiny", state: .starting, pid: 99, port: 31001, startedAt: Self.now - 3),
         ]
         let expected = """
-            NAME   ENGINE  MODEL      ENDPOINT                STATE                                 AGE  RESTARTS  PID
-            llama  vllm    org/llama  http://127.0.0.1:8001   ready                                 2m   2         4242
-            qwen   vllm    org/qwen   -                       failed (engine exited with status 1)  2h   0         -
-            tiny   vllm    org/tiny   http://127.0.0.1:31001  starting                              3s   0         99
+            NAME   ENGINE  MODEL      ENDPOINT                STATE                                 AGE  RESTARTS  PID   REQUESTS
+            llama  vllm    org/llama  http://127.0.0.1:8001   ready                                 2m   2         4242  idle 2m/10m
+            busy   vllm    org/busy   http://127.0.0.1:8002   ready                                 1m   0         7     2 in flight
+            qwen   vllm    org/qwen   -                       failed (engine exited with status 1)  2h   0         -     -
+            tiny   vllm    org/tiny   http://127.0.0.1:31001  starting                              3s   0         99    -
 
             """
         #expect(ServerPs.render(servers, now: Self.now) == expected)
     }
 
     @Test func psTableOfNothingIsItsHeader() {
-        #expect(ServerPs.render([], now: Self.now) == "NAME  ENGINE  MODEL  ENDPOINT  STATE  AGE  RESTARTS  PID\n")
+        #expect(
+            ServerPs.render([], now: Self.now) == "NAME  ENGINE  MODEL  ENDPOINT  STATE  AGE  RESTARTS  PID  REQUESTS\n"
+        )
     }
 
     /// A long failure reason is clipped so the table stays readable; only failing states

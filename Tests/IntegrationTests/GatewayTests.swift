@@ -210,7 +210,11 @@ struct GatewayTests {
         for try await chunk in stream.body { text += String(decoding: chunk, as: UTF8.self) }
         #expect(Date().timeIntervalSince(started) > 3, "the stream outlived the ttl")
         #expect(text.contains("[DONE]"), "the stream ended whole: \(text.suffix(200))")
-        #expect(try await harness.servers().first?["state"] as? String == "ready", "not stopped during the stream")
+        let afterStream = try #require(try await harness.servers().first)
+        #expect(afterStream["state"] as? String == "ready", "not stopped during the stream")
+        #expect(afterStream["ttlSeconds"] as? Double == 2)
+        #expect(afterStream["requestsInFlight"] == nil)
+        #expect((afterStream["idleSeconds"] as? Double ?? 99) < 2)
 
         // Then idle: stopped about 2 s after the stream's end.
         var state: String?
@@ -453,6 +457,8 @@ struct GatewayTests {
             return text
         }
         try await Task.sleep(for: .milliseconds(300))
+        let during = try #require(try await harness.servers().first { $0["name"] as? String == "alpha" })
+        #expect(during["requestsInFlight"] as? Int == 1, "ps shows the stream in flight")
         let beta = try await Self.post(gateway + "/v1/chat/completions", Self.chat("beta"))
         #expect(beta.status == 200, "\(beta.bodyText)")
         let text = try await stream.value

@@ -61,6 +61,9 @@ struct DaemonCheck: Codable, Sendable {
     /// Provider targets the daemon could not write, or wrote with something left out:
     /// `<kind> <path>: <why>` (the same text `agentron providers` shows).
     var providerProblems: [String]?
+    /// The gateway's address (nil: off), and why it does not listen.
+    var gateway: String?
+    var gatewayError: String?
 }
 
 struct PortCheck: Codable, Sendable {
@@ -280,6 +283,8 @@ struct DoctorChecks {
             check.running = true
             check.pid = info.pid
             check.version = info.version
+            check.gateway = info.gateway
+            check.gatewayError = info.gatewayError
             let servers = (try? await client.list(all: false)) ?? []
             check.servers = servers.count
             if let providers = try? await client.providers(timeout: Self.socketTimeout) {

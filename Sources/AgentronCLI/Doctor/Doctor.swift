@@ -118,6 +118,17 @@ struct DoctorRendering {
                 "  \(mark(.ok)) agentrond \(daemon.version ?? "?") running, pid \(daemon.pid.map(String.init) ?? "?"), socket \(daemon.socket)"
             if let servers = daemon.servers { line += ", \(servers) server\(servers == 1 ? "" : "s")" }
             lines.append(line)
+            if let gateway = daemon.gateway {
+                if let error = daemon.gatewayError {
+                    lines.append(
+                        "  \(mark(.missing)) gateway cannot listen on \(gateway): \(error); set AGENTRON_GATEWAY=host:port (or off) for agentrond"
+                    )
+                } else {
+                    lines.append("  \(mark(.ok)) gateway on http://\(gateway)/v1 (one OpenAI endpoint for every model)")
+                }
+            } else {
+                lines.append("  \(mark(.note)) gateway off (AGENTRON_GATEWAY=off)")
+            }
             for problem in daemon.providerProblems ?? [] {
                 lines.append("  \(mark(.missing)) provider config \(problem)")
             }

@@ -36,11 +36,23 @@ struct ServerPs: AsyncParsableCommand {
     }
 
     /// The table: one row per server, a failing one with its reason (clipped to 60).
+    /// Through the gateway: `2 in flight`, or `idle 3m/10m` against the ttl, or `idle 3m`.
+    static func requests(_ server: ServerInfo, now: Double) -> String {
+        if let inFlight = server.requestsInFlight, inFlight > 0 { return "\(inFlight) in flight" }
+        guard let idle = server.idleSeconds else { return "-" }
+        let idleText = Format.age(since: now - idle, now: now)
+        guard let ttl = server.ttlSeconds else { return "idle \(idleText)" }
+        return "idle \(idleText)/\(Format.age(since: now - ttl, now: now))"
+    }
+
     static func render(_ servers: [ServerInfo], now: Double = Double(time(nil))) -> String {
-        var table = Table(header: ["NAME", "ENGINE", "MODEL", "ENDPOINT", "STATE", "AGE", "RESTARTS", "PID"])
+        var table = Table(header: [
+            "NAME", "ENGINE", "MODEL", "ENDPOINT", "STATE", "AGE", "RESTARTS", "PID", "REQUESTS",
+        ])
         for server in servers {
             var state = server.state.rawValue
-            if server.state == .failed || server.state == .unhealthy || server.state == .backoff,
+            if server.state == .failed || server.state == .unhealthy || server.state == .backoff
+                || server.state == .stopped,
                 let reason = server.reason
             {
                 state += " (\(reason.count > 60 ? String(reason.prefix(59)) + "…" : reason))"
@@ -48,7 +60,7 @@ struct ServerPs: AsyncParsableCommand {
             table.rows.append([
                 server.name, server.engine.rawValue, server.model, server.endpoint ?? "-", state,
                 Format.age(since: server.startedAt ?? server.since, now: now), String(server.restarts),
-                server.pid.map(String.init) ?? "-",
+                server.pid.map(String.init) ?? "-", requests(server, now: now),
             ])
         }
         return table.render()

@@ -47,6 +47,7 @@ struct GatewayServer: Service {
                 .bind(host: config.host, port: config.port)
                 .get()
         } catch {
+            await demand.registry.gatewayFailed(config, error: "\(error)")
             logger.error(
                 "gateway: cannot listen on \(config.address): \(error); set AGENTRON_GATEWAY=host:port (or off) for agentrond, and see `agentron doctor`"
             )
