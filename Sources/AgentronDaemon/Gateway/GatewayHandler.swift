@@ -400,7 +400,7 @@ final class GatewayHandler: ChannelInboundHandler {
             if exchange.rewriter == nil, let length = response.headers.first(name: "content-length") {
                 headers.add(name: "content-length", value: length)
             }
-            if !exchange.keepAlive { headers.add(name: "connection", value: "close") }
+            Self.addConnectionHeader(&headers, version: exchange.version, keepAlive: exchange.keepAlive)
             let head = HTTPResponseHead(version: exchange.version, status: response.status, headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .part(.body(let chunk)):
@@ -408,11 +408,13 @@ final class GatewayHandler: ChannelInboundHandler {
                 let bytes = rewriter.process(chunk)
                 exchange.rewriter = rewriter
                 guard !bytes.isEmpty else { return }
-                context.writeAndFlush(
+                context.write(
                     wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
             } else {
-                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
             }
+        case .readComplete:
+            context.flush()
         case .part(.end):
             exchange.finish()
             handler.sink = nil
@@ -481,7 +483,7 @@ final class GatewayHandler: ChannelInboundHandler {
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: "\(body.readableBytes)")
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        if !keepAlive { headers.add(name: "connection", value: "close") }
+        Self.addConnectionHeader(&headers, version: version, keepAlive: keepAlive)
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -491,18 +493,27 @@ final class GatewayHandler: ChannelInboundHandler {
 
     // MARK: Headers
 
+    /// `close` when the connection ends after this response; `keep-alive` for an HTTP/1.0
+    /// client that asked to keep it (1.0 closes by default, and a client not told otherwise
+    /// waits for the close).
+    private static func addConnectionHeader(_ headers: inout HTTPHeaders, version: HTTPVersion, keepAlive: Bool) {
+        if !keepAlive {
+            headers.add(name: "connection", value: "close")
+        } else if version == .http1_0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+    }
+
     /// Headers that belong to one hop (RFC 9110 §7.6.1), the framing the encoder sets
     /// itself, and the credentials the gateway replaces.
-    private static let notForwarded: Set<String> = [
+    private static let notForwarded = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
         "transfer-encoding", "upgrade", "host", "content-length", "authorization",
     ]
 
     private static func forwardable(_ headers: HTTPHeaders) -> HTTPHeaders {
-        var out = HTTPHeaders()
-        for (name, value) in headers where !notForwarded.contains(name.lowercased()) {
-            out.add(name: name, value: value)
-        }
+        var out = headers
+        for name in notForwarded { out.remove(name: name) }
         return out
     }
 

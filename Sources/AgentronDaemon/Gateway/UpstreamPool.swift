@@ -72,6 +72,9 @@ final class UpstreamPools: Sendable {
 /// What an engine connection reports to the exchange using it.
 enum UpstreamEvent {
     case part(HTTPClientResponsePart)
+    /// The engine's bytes read so far are all passed on: flush them to the client (one
+    /// write for a response that arrived in one read, and no part waits for the next).
+    case readComplete
     /// The connection closed (or failed) before the exchange ended.
     case closed
 }
@@ -103,6 +106,10 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         sink?(.part(unwrapInboundIn(data)))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        sink?(.readComplete)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
