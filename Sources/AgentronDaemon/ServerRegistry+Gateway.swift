@@ -48,24 +48,22 @@ extension ServerRegistry {
     static let demandSlack: Duration = .seconds(30)
 
     private func startAndWait(_ profile: Profile) async -> GatewayDemandResult {
+        func startFailed(_ message: String) -> GatewayDemandResult {
+            .refused(
+                status: 503,
+                json: GatewayJSON.error(message, type: "server_error", code: "model_start_failed", param: "model"),
+                retryAfter: nil)
+        }
         do {
             _ = try await start(profile)
         } catch {
-            return .refused(
-                status: 503,
-                json: GatewayJSON.error(
-                    error.message, type: "server_error", code: "model_start_failed", param: "model"),
-                retryAfter: nil)
+            return startFailed(error.message)
         }
         let info: ServerInfo
         do {
             info = try await wait(profile.name, timeout: profile.startupTimeout.duration + Self.demandSlack)
         } catch {
-            return .refused(
-                status: 503,
-                json: GatewayJSON.error(
-                    error.message, type: "server_error", code: "model_start_failed", param: "model"),
-                retryAfter: nil)
+            return startFailed(error.message)
         }
         guard info.state == .ready || info.state == .unhealthy, info.port != nil else {
             let reason = info.reason.map { ": \($0)" } ?? " (it is \(info.state.rawValue))"

@@ -311,11 +311,7 @@ final class GatewayHandler: ChannelInboundHandler {
             return
         }
         metrics.request(model: held.model, status: Int(status.code))
-        var event = context.channel.allocator.buffer(capacity: json.utf8.count + 16)
-        event.writeString("data: \(json)\n\n")
-        context.write(wrapOutboundOut(.body(.byteBuffer(event))), promise: nil)
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !head.isKeepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+        endStream(context, keepAlive: head.isKeepAlive, withEvent: json)
     }
 
     /// Sends the request to `route`'s engine with `model` replaced by what it serves.
@@ -353,7 +349,7 @@ final class GatewayHandler: ChannelInboundHandler {
                 self.state = .idle
                 let json = GatewayError.unreachable(exchange.server, address: "\(host):\(port)", error: "\(error)")
                 if exchange.headSent {
-                    self.endStream(context, exchange, withEvent: json)
+                    self.endStream(context, keepAlive: exchange.keepAlive, withEvent: json)
                 } else {
                     self.respond(context, exchange.version, exchange.keepAlive, .badGateway, json)
                 }
@@ -375,12 +371,12 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     /// Ends a stream whose 200 is already out with one last event (an error's JSON).
-    private func endStream(_ context: ChannelHandlerContext, _ exchange: Exchange, withEvent json: String) {
+    private func endStream(_ context: ChannelHandlerContext, keepAlive: Bool, withEvent json: String) {
         var event = context.channel.allocator.buffer(capacity: json.utf8.count + 16)
         event.writeString("data: \(json)\n\n")
         context.write(wrapOutboundOut(.body(.byteBuffer(event))), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !exchange.keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+        if !keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
     private func upstreamEvent(
