@@ -102,3 +102,22 @@ public struct RegistrarConfig: Sendable, Equatable {
         return home + "/" + appDesktopDirectory + "/agentron.sqlite"
     }
 }
+
+// The clock the registrar stamps entries with.
+extension Registrar {
+    static func now() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    /// `2025-01-31T12:00:00Z`: ISO 8601 in UTC, the form apps parse without a library.
+    static func timestamp(_ seconds: time_t = time(nil)) -> String {
+        var value = seconds
+        var parts = tm()
+        gmtime_r(&value, &parts)
+        func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+}

@@ -16,7 +16,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// Largest request body taken: chat requests with images inline run to a few MiB.
     static let maxBodyBytes = 32 << 20
 
-    private enum State {
+    enum State {
         case idle
         case receiving(HTTPRequestHead, ByteBuffer)
         /// Refused before its end: the rest is dropped and the connection closes.
@@ -27,7 +27,7 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     /// A request held while its server starts.
-    private final class Held {
+    final class Held {
         let model: String
         /// A streaming request gets its 200 and SSE comment lines while it waits.
         let streaming: Bool
@@ -45,7 +45,7 @@ final class GatewayHandler: ChannelInboundHandler {
     /// ignore): often enough that no proxy between times the connection out.
     static let loadingCommentInterval: TimeAmount = .seconds(5)
 
-    private final class Exchange {
+    final class Exchange {
         let server: String
         let host: String
         let port: Int
@@ -86,16 +86,16 @@ final class GatewayHandler: ChannelInboundHandler {
         }
     }
 
-    private var state = State.idle
-    private let router: GatewayRouter
-    private let activity: GatewayActivity
-    private let demand: GatewayDemand
-    private let metrics: GatewayMetrics
-    private let pool: UpstreamPool
-    private let apiKey: String?
+    var state = State.idle
+    let router: GatewayRouter
+    let activity: GatewayActivity
+    let demand: GatewayDemand
+    let metrics: GatewayMetrics
+    let pool: UpstreamPool
+    let apiKey: String?
     /// The model of the request being answered, as the client named it ("" before it is
     /// known): the metrics' label.
-    private var currentModel = ""
+    var currentModel = ""
 
     init(
         router: GatewayRouter, activity: GatewayActivity, demand: GatewayDemand, metrics: GatewayMetrics,
@@ -165,7 +165,7 @@ final class GatewayHandler: ChannelInboundHandler {
 
     // MARK: Requests
 
-    private func dispatch(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer) {
+    func dispatch(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer) {
         currentModel = ""
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
         switch (head.method, path ?? "") {
@@ -194,7 +194,7 @@ final class GatewayHandler: ChannelInboundHandler {
         }
     }
 
-    private func proxy(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer) {
+    func proxy(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer) {
         let bytes = body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
         guard let node = try? JSONScanner.parse(bytes), node.isObject else {
             respond(context, head, .badRequest, GatewayError.notJSON)
@@ -224,98 +224,8 @@ final class GatewayHandler: ChannelInboundHandler {
         }
     }
 
-    /// The cold path: the request waits while the registry starts the server its model
-    /// names (or finds none); then it is forwarded, or answered with why not.
-    private func hold(
-        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ bytes: [UInt8], modelRange: Range<Int>,
-        model: String, streaming: Bool
-    ) {
-        let place = demand.hold(model)
-        guard place != .full else {
-            respond(
-                context, head, .serviceUnavailable,
-                GatewayError.tooManyHeld(model, limit: GatewayDemand.maxHeldPerModel),
-                extraHeaders: [("retry-after", "5")])
-            return
-        }
-        let held = Held(model: model, streaming: streaming)
-        let heldAt = NIODeadline.now()
-        state = .holding(held)
-        if streaming {
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "text/event-stream; charset=utf-8")
-            headers.add(name: "cache-control", value: "no-cache")
-            if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
-            context.writeAndFlush(
-                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
-                promise: nil)
-            held.headSent = true
-            scheduleLoadingComment(context, held, started: context.eventLoop.now)
-        }
-        demand.demand(model, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            guard !held.cancelled else { return }
-            self.unhold(held, cancelled: false)
-            self.state = .idle
-            // One start per wave of held requests: the first one's wait is the start's.
-            if place == .first {
-                let waited = Double((NIODeadline.now() - heldAt).nanoseconds) / 1e9
-                let outcome: String
-                if case .success(.ready) = result { outcome = "ready" } else { outcome = "failed" }
-                self.metrics.start(model: model, outcome: outcome, seconds: waited)
-            }
-            self.currentModel = model
-            switch result {
-            case .success(.ready(let route)):
-                self.forward(
-                    context, head, bytes, modelRange: modelRange, asked: model, route: route, headSent: held.headSent)
-            case .success(.refused(let status, let json, let retryAfter)):
-                self.answerHeld(
-                    context, head, held, HTTPResponseStatus(statusCode: status), json, retryAfter: retryAfter)
-            case .failure(let error):
-                self.answerHeld(
-                    context, head, held, .serviceUnavailable,
-                    GatewayJSON.error("\(error)", type: "server_error", code: "model_start_failed"), retryAfter: nil)
-            }
-        }
-    }
-
-    /// The next `: loading` comment of a held stream, and the one after it, until unheld.
-    private func scheduleLoadingComment(_ context: ChannelHandlerContext, _ held: Held, started: NIODeadline) {
-        held.comments = context.eventLoop.assumeIsolated().scheduleTask(in: Self.loadingCommentInterval) {
-            guard !held.cancelled, held.comments != nil else { return }
-            let waited = (context.eventLoop.now - started).nanoseconds / 1_000_000_000
-            var comment = context.channel.allocator.buffer(capacity: 64)
-            comment.writeString(": loading \(held.model) (\(waited) s)\n\n")
-            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(comment))), promise: nil)
-            self.scheduleLoadingComment(context, held, started: started)
-        }
-    }
-
-    /// Ends a hold: its comments stop and its place in the model's queue is freed.
-    private func unhold(_ held: Held, cancelled: Bool) {
-        guard !held.cancelled else { return }
-        held.cancelled = cancelled
-        held.comments?.cancel()
-        held.comments = nil
-        demand.release(held.model)
-    }
-
-    /// A held request whose server could not take it: the error, as a response or, when
-    /// the stream's 200 is already out, as its last event.
-    private func answerHeld(
-        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ held: Held, _ status: HTTPResponseStatus,
-        _ json: String, retryAfter: Int?
-    ) {
-        guard held.headSent else {
-            respond(context, head, status, json, extraHeaders: retryAfter.map { [("retry-after", "\($0)")] } ?? [])
-            return
-        }
-        metrics.request(model: held.model, status: Int(status.code))
-        endStream(context, keepAlive: head.isKeepAlive, withEvent: json)
-    }
-
     /// Sends the request to `route`'s engine with `model` replaced by what it serves.
-    private func forward(
+    func forward(
         _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ bytes: [UInt8], modelRange: Range<Int>,
         asked: String, route: GatewayRoute, headSent: Bool, received: NIODeadline? = nil
     ) {
@@ -371,7 +281,7 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     /// Ends a stream whose 200 is already out with one last event (an error's JSON).
-    private func endStream(_ context: ChannelHandlerContext, keepAlive: Bool, withEvent json: String) {
+    func endStream(_ context: ChannelHandlerContext, keepAlive: Bool, withEvent json: String) {
         var event = context.channel.allocator.buffer(capacity: json.utf8.count + 16)
         event.writeString("data: \(json)\n\n")
         context.write(wrapOutboundOut(.body(.byteBuffer(event))), promise: nil)
@@ -379,7 +289,7 @@ final class GatewayHandler: ChannelInboundHandler {
         if !keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
-    private func upstreamEvent(
+    func upstreamEvent(
         _ event: UpstreamEvent, _ context: ChannelHandlerContext, _ exchange: Exchange, _ handler: UpstreamHandler
     ) {
         guard !exchange.finished else { return }
@@ -445,87 +355,10 @@ final class GatewayHandler: ChannelInboundHandler {
     }
 
     /// The client went away: the engine connection is closed, which ends the generation.
-    private func abandon(_ exchange: Exchange) {
+    func abandon(_ exchange: Exchange) {
         guard !exchange.finished else { return }
         exchange.finish()
         exchange.upstream?.close(promise: nil)
     }
 
-    // MARK: Responses
-
-    private func refuse(
-        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ json: String
-    ) {
-        state = .refused
-        respond(context, head.version, false, status, json)
-    }
-
-    private func respond(
-        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ json: String,
-        extraHeaders: [(String, String)] = []
-    ) {
-        respond(context, head.version, head.isKeepAlive, status, json, extraHeaders: extraHeaders)
-    }
-
-    private func respond(
-        _ context: ChannelHandlerContext, _ version: HTTPVersion, _ keepAlive: Bool, _ status: HTTPResponseStatus,
-        _ json: String, extraHeaders: [(String, String)] = [], contentType: String = "application/json"
-    ) {
-        metrics.request(model: currentModel, status: Int(status.code))
-        var body = context.channel.allocator.buffer(capacity: json.utf8.count + 1)
-        body.writeString(json)
-        if contentType == "application/json" { body.writeString("\n") }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: contentType)
-        headers.add(name: "content-length", value: "\(body.readableBytes)")
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        Self.addConnectionHeader(&headers, version: version, keepAlive: keepAlive)
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
-    }
-
-    // MARK: Headers
-
-    /// `close` when the connection ends after this response; `keep-alive` for an HTTP/1.0
-    /// client that asked to keep it (1.0 closes by default, and a client not told otherwise
-    /// waits for the close).
-    private static func addConnectionHeader(_ headers: inout HTTPHeaders, version: HTTPVersion, keepAlive: Bool) {
-        if !keepAlive {
-            headers.add(name: "connection", value: "close")
-        } else if version == .http1_0 {
-            headers.add(name: "connection", value: "keep-alive")
-        }
-    }
-
-    /// Headers that belong to one hop (RFC 9110 §7.6.1), the framing the encoder sets
-    /// itself, and the credentials the gateway replaces.
-    private static let notForwarded = [
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade", "host", "content-length", "authorization",
-    ]
-
-    private static func forwardable(_ headers: HTTPHeaders) -> HTTPHeaders {
-        var out = headers
-        for name in notForwarded { out.remove(name: name) }
-        return out
-    }
-
-    static func isAuthorized(_ headers: HTTPHeaders, key: String) -> Bool {
-        guard let value = headers.first(name: "authorization"), value.lowercased().hasPrefix("bearer ") else {
-            return false
-        }
-        let given = Array(value.utf8.dropFirst("bearer ".count))
-        let wanted = Array(key.utf8)
-        // Every byte compared, so the time taken does not tell how much of a guess was right.
-        var difference = given.count ^ wanted.count
-        for index in 0..<max(given.count, wanted.count) {
-            let a = index < given.count ? given[index] : 0
-            let b = index < wanted.count ? wanted[index] : 0
-            difference |= Int(a ^ b)
-        }
-        return difference == 0
-    }
 }
