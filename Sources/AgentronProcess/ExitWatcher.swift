@@ -107,7 +107,20 @@ public final class ExitWatcher: Sendable {
     /// Reaps zombies that are our children but no engine's main process: grandchildren of
     /// engines reparented to the daemon (it is a subreaper). Runs every second on the
     /// watcher's thread, and at the end of a stop so `down` leaves no zombie behind.
+    ///
+    /// Only in a subreaper (the daemon): any other process's zombie children are its own,
+    /// and whoever started them (Foundation's Process, in a test run) reaps them; a sweep
+    /// there would steal their exit statuses.
     public func reapOrphans() {
+        guard Self.isSubreaper.load(ordering: .relaxed) else { return }
+        sweep()
+    }
+
+    /// Set once the process has become a child subreaper (`Spawner.becomeSubreaper`).
+    static let isSubreaper = Atomic(false)
+
+    /// The sweep itself (tests call it directly).
+    func sweep() {
         let me = getpid()
         ChildClaims.whileNoneIsSpawned { claimed in
             let kept = state.withLock { $0.watchedPids }.union(claimed)

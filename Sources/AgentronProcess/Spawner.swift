@@ -54,7 +54,9 @@ public enum SpawnError: Error, CustomStringConvertible, Sendable, Equatable {
 public enum Spawner {
     /// Makes this process a child subreaper (call once, at daemon start).
     public static func becomeSubreaper() -> Bool {
-        agentron_set_child_subreaper() == 0
+        let done = agentron_set_child_subreaper() == 0
+        if done { ExitWatcher.isSubreaper.store(true, ordering: .relaxed) }
+        return done
     }
 
     /// Finds `name` on `path` like a shell does; a name with a slash is taken as is.

@@ -53,11 +53,23 @@ struct ExitWatcherTests {
         defer { scope.stop() }
         let process = try scope.spawn(["sh", "-c", "exit 3"])
         #expect(await waitUntil(timeout: .seconds(5)) { ProcStat.read(pid: process.pid)?.isZombie == true })
-        ExitWatcher.shared.reapOrphans()  // what the watcher's thread does after any exit
+        ExitWatcher.shared.sweep()  // what the daemon's watcher thread does after any exit
         #expect(ProcStat.read(pid: process.pid)?.isZombie == true, "the sweep left it to its waiter")
         let status = await ExitWatcher.shared.waitForExit(pid: process.pid, pidfd: process.pidfd)
         #expect(status == .exited(code: 3))
         #expect(ProcStat.read(pid: process.pid) == nil, "its waiter reaped it")
+    }
+
+    /// Outside a subreaper (this test process) the sweep does nothing: the zombie children
+    /// here are Foundation's, and reaping them would steal their exit statuses.
+    @Test func onlyASubreaperSweeps() async throws {
+        let scope = try ProcessScope()
+        defer { scope.stop() }
+        let process = try scope.spawn(["sh", "-c", "exit 5"])
+        ChildClaims.release(process.pid)
+        #expect(await waitUntil(timeout: .seconds(5)) { ProcStat.read(pid: process.pid)?.isZombie == true })
+        ExitWatcher.shared.reapOrphans()
+        #expect(ProcStat.read(pid: process.pid)?.isZombie == true, "left to whoever started it")
     }
 
     /// A zombie child that is no spawned engine (a grandchild reparented to the daemon) is
@@ -69,7 +81,7 @@ struct ExitWatcherTests {
         ChildClaims.release(process.pid)  // as if it were an orphan adopted as subreaper
         #expect(
             await waitUntil(timeout: .seconds(5)) {
-                ExitWatcher.shared.reapOrphans()
+                ExitWatcher.shared.sweep()
                 return ProcStat.read(pid: process.pid) == nil
             })
     }
