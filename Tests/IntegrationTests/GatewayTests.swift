@@ -25,11 +25,17 @@ struct GatewayTests {
         throw HarnessError("the gateway did not answer on \(base): \(harness.daemonLog)")
     }
 
+    /// A JSON POST, the way an OpenAI client sends one.
+    static func jsonPost(
+        _ url: String, _ body: String, headers: [(String, String)] = [], timeout: Duration = .seconds(10)
+    ) -> HTTPRequest {
+        HTTPRequest(
+            method: "POST", url: url, headers: [("Content-Type", "application/json")] + headers.map { ($0, $1) },
+            body: Array(body.utf8), timeout: timeout)
+    }
+
     static func post(_ url: String, _ body: String, headers: [(String, String)] = []) async throws -> HTTPResponse {
-        try await HTTPClient.shared.execute(
-            HTTPRequest(
-                method: "POST", url: url, headers: [("Content-Type", "application/json")] + headers.map { ($0, $1) },
-                body: Array(body.utf8), timeout: .seconds(10)))
+        try await HTTPClient.shared.execute(jsonPost(url, body, headers: headers))
     }
 
     static func chat(_ model: String, stream: Bool = false) -> String {
@@ -165,9 +171,7 @@ struct GatewayTests {
 
         func events(_ url: String) async throws -> [String] {
             let response = try await HTTPClient.shared.stream(
-                HTTPRequest(
-                    method: "POST", url: url, headers: [("Content-Type", "application/json")],
-                    body: Array(Self.chat("qwen", stream: true).utf8), timeout: .seconds(10)))
+                Self.jsonPost(url, Self.chat("qwen", stream: true)))
             #expect(response.status == 200)
             #expect(response.header("content-type")?.hasPrefix("text/event-stream") == true)
             var bytes: [UInt8] = []
@@ -201,11 +205,10 @@ struct GatewayTests {
         // 13 events 0.3 s apart: about 4 s of stream, twice the ttl.
         let started = Date()
         let stream = try await HTTPClient.shared.stream(
-            HTTPRequest(
-                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
-                body: Array(
-                    #"{"model":"qwen","stream":true,"messages":[{"role":"user","content":"one two three four five six seven eight nine ten eleven"}]}"#
-                        .utf8), timeout: .seconds(30)))
+            Self.jsonPost(
+                gateway + "/v1/chat/completions",
+                #"{"model":"qwen","stream":true,"messages":[{"role":"user","content":"one two three four five six seven eight nine ten eleven"}]}"#,
+                timeout: .seconds(30)))
         var text = ""
         for try await chunk in stream.body { text += String(decoding: chunk, as: UTF8.self) }
         #expect(Date().timeIntervalSince(started) > 3, "the stream outlived the ttl")
@@ -255,10 +258,7 @@ struct GatewayTests {
             for _ in 0..<50 {
                 group.addTask {
                     try await HTTPClient.shared.execute(
-                        HTTPRequest(
-                            method: "POST", url: gateway + "/v1/chat/completions",
-                            headers: [("Content-Type", "application/json")], body: Array(Self.chat("small").utf8),
-                            timeout: .seconds(60)))
+                        Self.jsonPost(gateway + "/v1/chat/completions", Self.chat("small"), timeout: .seconds(60)))
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -296,9 +296,7 @@ struct GatewayTests {
               FAKE_LOAD_SECONDS: "6"
             """)
         let response = try await HTTPClient.shared.stream(
-            HTTPRequest(
-                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
-                body: Array(Self.chat("slow", stream: true).utf8), timeout: .seconds(60)))
+            Self.jsonPost(gateway + "/v1/chat/completions", Self.chat("slow", stream: true), timeout: .seconds(60)))
         #expect(response.status == 200)
         var text = ""
         for try await chunk in response.body { text += String(decoding: chunk, as: UTF8.self) }
@@ -361,10 +359,7 @@ struct GatewayTests {
                 for _ in 0..<64 {
                     group.addTask {
                         let response = try? await HTTPClient.shared.execute(
-                            HTTPRequest(
-                                method: "POST", url: gateway + "/v1/chat/completions",
-                                headers: [("Content-Type", "application/json")], body: Array(Self.chat("slow").utf8),
-                                timeout: .seconds(2)))
+                            Self.jsonPost(gateway + "/v1/chat/completions", Self.chat("slow"), timeout: .seconds(2)))
                         return response?.status ?? 0
                     }
                 }
@@ -380,9 +375,7 @@ struct GatewayTests {
         #expect(gaveUp.allSatisfy { $0 == 0 }, "they gave up before the load ended")
         // Their places are free again: this one is held, and answered once the engine is up.
         let patient = try await HTTPClient.shared.execute(
-            HTTPRequest(
-                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
-                body: Array(Self.chat("slow").utf8), timeout: .seconds(30)))
+            Self.jsonPost(gateway + "/v1/chat/completions", Self.chat("slow"), timeout: .seconds(30)))
         #expect(patient.status == 200, "\(patient.bodyText)")
     }
 
@@ -409,9 +402,7 @@ struct GatewayTests {
         let body = #"{"model":"qwen","stream":true,"messages":[{"role":"user","content":"a b c d e f g h"}]}"#
         let reader = Task {
             let response = try await HTTPClient.shared.stream(
-                HTTPRequest(
-                    method: "POST", url: gateway + "/v1/chat/completions",
-                    headers: [("Content-Type", "application/json")], body: Array(body.utf8), timeout: .seconds(30)))
+                Self.jsonPost(gateway + "/v1/chat/completions", body, timeout: .seconds(30)))
             for try await _ in response.body { break }
         }
         try await reader.value
@@ -420,9 +411,7 @@ struct GatewayTests {
 
         // The same request read to its end completes upstream.
         let whole = try await HTTPClient.shared.stream(
-            HTTPRequest(
-                method: "POST", url: gateway + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
-                body: Array(body.utf8), timeout: .seconds(30)))
+            Self.jsonPost(gateway + "/v1/chat/completions", body, timeout: .seconds(30)))
         for try await _ in whole.body {}
         try await Task.sleep(for: .milliseconds(300))
         #expect(try completedStreams() == 1)
@@ -450,10 +439,8 @@ struct GatewayTests {
         // A stream to alpha (about 1 s), and while it runs a request for beta.
         let stream = Task {
             let response = try await HTTPClient.shared.stream(
-                HTTPRequest(
-                    method: "POST", url: gateway + "/v1/chat/completions",
-                    headers: [("Content-Type", "application/json")], body: Array(Self.chat("alpha", stream: true).utf8),
-                    timeout: .seconds(30)))
+                Self.jsonPost(gateway + "/v1/chat/completions", Self.chat("alpha", stream: true), timeout: .seconds(30))
+            )
             var text = ""
             for try await chunk in response.body { text += String(decoding: chunk, as: UTF8.self) }
             return text
@@ -504,18 +491,8 @@ struct GatewayTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         let holder = try #require(Harness.freePort())
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(holder).bigEndian)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        #expect(bound == 0 && listen(listener, 1) == 0)
+        let listener = try #require(TCPListener(port: holder))
+        defer { listener.close() }
         try await harness.startDaemon(environment: ["AGENTRON_GATEWAY": "127.0.0.1:\(holder)"])
         let up = try await harness.run(["up", "Qwen/Qwen2.5-0.5B-Instruct", "--engine", "vllm", "--name", "qwen"])
         #expect(up.code == 0, "\(up.stderr)")
