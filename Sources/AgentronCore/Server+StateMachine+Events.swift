@@ -81,9 +81,7 @@ extension ServerStateMachine {
             if stopPurpose != .shutdown { stopPurpose = .user }
             return []
         case .backoff:
-            state = .stopped
-            reason = nil
-            return [.cancelRestart, .resolveWaiters(.stopped)]
+            return stopDuringBackoff(reason: nil)
         case .stopped, .failed:
             return []
         }
@@ -100,9 +98,7 @@ extension ServerStateMachine {
             stopPurpose = .shutdown
             return []
         case .backoff:
-            state = .stopped
-            reason = nil
-            return [.cancelRestart, .resolveWaiters(.stopped)]
+            return stopDuringBackoff(reason: nil)
         case .stopped, .failed:
             return []
         }
@@ -133,9 +129,7 @@ extension ServerStateMachine {
             return beginStopping(.preempted, reason: reason)
         case .backoff:
             wanted = false
-            state = .stopped
-            self.reason = reason
-            return [.cancelRestart, .resolveWaiters(.stopped)]
+            return stopDuringBackoff(reason: reason)
         case .stopping, .stopped, .failed:
             return []
         }
@@ -277,6 +271,13 @@ extension ServerStateMachine {
         portRetries = 0
         state = .starting
         attached = settings.attach
+    }
+
+    /// A stop while only a restart is scheduled: nothing runs, so the server is stopped at once.
+    private mutating func stopDuringBackoff(reason: String?) -> [Action] {
+        state = .stopped
+        self.reason = reason
+        return [.cancelRestart, .resolveWaiters(.stopped)]
     }
 
     mutating func beginStopping(_ purpose: StopPurpose, reason: String?) -> [Action] {

@@ -42,10 +42,6 @@ final class GatewayDemand: Sendable {
         }
     }
 
-    func heldCount(_ model: String) -> Int {
-        held.withLock { $0[model, default: 0] }
-    }
-
     /// Requests held for every model.
     var totalHeld: Int {
         held.withLock { $0.values.reduce(0, +) }

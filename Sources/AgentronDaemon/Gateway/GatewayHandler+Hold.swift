@@ -20,7 +20,7 @@ extension GatewayHandler {
                 extraHeaders: [("retry-after", "5")])
             return
         }
-        let held = Held(model: model, streaming: streaming)
+        let held = Held(model: model)
         let heldAt = NIODeadline.now()
         state = .holding(held)
         if streaming {

@@ -7,7 +7,8 @@ import NIOHTTP1
 /// names the model), resolves the model in the routing snapshot, rewrites `model` to what
 /// the engine serves and forwards the request on a pooled engine connection of the same
 /// event loop. The response is passed on part by part as the engine writes it: no
-/// buffering, a flush per part, so server-sent events arrive when they are sent. A client
+/// buffering, a flush whenever the engine's read completes, so server-sent events arrive
+/// when they are sent. A client
 /// that goes away closes the engine connection, which stops the generation.
 final class GatewayHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -29,15 +30,13 @@ final class GatewayHandler: ChannelInboundHandler {
     /// A request held while its server starts.
     final class Held {
         let model: String
-        /// A streaming request gets its 200 and SSE comment lines while it waits.
-        let streaming: Bool
+        /// A streaming request has its 200 and hears SSE comment lines while it waits.
         var headSent = false
         var cancelled = false
         var comments: Scheduled<Void>?
 
-        init(model: String, streaming: Bool) {
+        init(model: String) {
             self.model = model
-            self.streaming = streaming
         }
     }
 

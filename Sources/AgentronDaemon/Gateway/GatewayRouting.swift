@@ -109,9 +109,11 @@ final class GatewayActivity: Sendable {
 
     func end(_ server: String) {
         let now = Monotonic.now
-        servers.withLock {
-            $0[server, default: Server()].inFlight = max(0, $0[server, default: Server()].inFlight - 1)
-            $0[server]?.lastEnded = now
+        servers.withLock { servers in
+            var entry = servers[server] ?? Server()
+            entry.inFlight = max(0, entry.inFlight - 1)
+            entry.lastEnded = now
+            servers[server] = entry
         }
     }
 
