@@ -85,7 +85,7 @@ extension ServerRegistry {
     /// Built-in examples are left out until started here (then they have a server), so a
     /// client listing models never sets off a download nobody asked for.
     func gatewayProfiles() -> [Profile] {
-        ProfileCatalog(paths: paths).entries().filter { $0.origin != .builtin }.compactMap(\.profile)
+        profileCatalog.entries().filter { $0.origin != .builtin }.compactMap(\.profile)
     }
 
     /// `GET /v1/models`: every server, then every profile that has none yet (as stopped).

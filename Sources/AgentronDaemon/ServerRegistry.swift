@@ -26,6 +26,10 @@ actor ServerRegistry {
     let router: GatewayRouter
     /// Requests in flight through the gateway per server, for the idle checks.
     let activity: GatewayActivity
+    /// The gateway's counters (`/metrics`, `agentron gateway`).
+    let metrics = GatewayMetrics()
+    /// The profiles the gateway may start, read again only when a file changed.
+    var profileCatalog: ProfileCatalogCache
 
     init(
         paths: AgentronPaths, daemonEnvironment: [String: String], cgroups: Cgroups?, registrar: Registrar,
@@ -42,6 +46,7 @@ actor ServerRegistry {
         self.registrar = registrar
         self.logger = logger
         self.store = StateStore(path: paths.stateFile)
+        self.profileCatalog = ProfileCatalogCache(ProfileCatalog(paths: paths))
     }
 
     func makeSupervisor(_ profile: Profile, driver: any EngineDriver) -> Supervisor {

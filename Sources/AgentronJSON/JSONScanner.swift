@@ -31,6 +31,61 @@ public struct JSONScanner {
         return try scanner.document()
     }
 
+    /// The members of a top-level object named in `names` (the last of a name given twice,
+    /// as parsers do), found without building the rest: other values are only checked for
+    /// their syntax, so a large request body costs one pass over its bytes. Nil when the
+    /// document is not an object. Strings that are skipped are not checked for valid UTF-8.
+    public static func members(_ names: [String], of bytes: [UInt8]) throws(JSONSyntaxError) -> [String: JSONNode]? {
+        var scanner = JSONScanner(bytes)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { scanner.index = 3 }
+        scanner.skipWhitespace()
+        guard scanner.peek == UInt8(ascii: "{") else {
+            try scanner.skip(depth: 0)
+            try scanner.end()
+            return nil
+        }
+        let wanted = names.map { Array($0.utf8) }
+        var found: [String: JSONNode] = [:]
+        scanner.index += 1
+        scanner.skipWhitespace()
+        if scanner.peek == UInt8(ascii: "}") {
+            scanner.index += 1
+            try scanner.end()
+            return found
+        }
+        while true {
+            scanner.skipWhitespace()
+            guard scanner.peek == UInt8(ascii: "\"") else {
+                throw scanner.error("unexpected \(scanner.describe(scanner.index)), expected a quoted member name")
+            }
+            let keyStart = scanner.index
+            try scanner.skipString()
+            let rawKey = bytes[(keyStart + 1)..<(scanner.index - 1)]
+            scanner.skipWhitespace()
+            guard scanner.peek == UInt8(ascii: ":") else {
+                throw scanner.error("unexpected \(scanner.describe(scanner.index)), expected ':'")
+            }
+            scanner.index += 1
+            scanner.skipWhitespace()
+            if let match = wanted.firstIndex(where: { rawKey.elementsEqual($0) }) {
+                found[names[match]] = try scanner.value(depth: 1)
+            } else {
+                try scanner.skip(depth: 1)
+            }
+            scanner.skipWhitespace()
+            switch scanner.peek {
+            case UInt8(ascii: ","):
+                scanner.index += 1
+            case UInt8(ascii: "}"):
+                scanner.index += 1
+                try scanner.end()
+                return found
+            default:
+                throw scanner.error("unexpected \(scanner.describe(scanner.index)), expected ',' or '}'")
+            }
+        }
+    }
+
     /// True when the bytes hold nothing but whitespace (an empty file is not a document).
     public static func isBlank(_ bytes: [UInt8]) -> Bool {
         var body = bytes[...]
@@ -72,6 +127,88 @@ public struct JSONScanner {
         default:
             throw error("unexpected \(describe(index)), expected a value")
         }
+    }
+
+    /// Nothing but whitespace may follow the document.
+    private mutating func end() throws(JSONSyntaxError) {
+        skipWhitespace()
+        guard index == bytes.count else { throw error("unexpected \(describe(index)) after the document") }
+    }
+
+    /// Steps over one value, checking its syntax and building nothing.
+    private mutating func skip(depth: Int) throws(JSONSyntaxError) {
+        guard depth < Self.maxDepth else { throw error("nested more than \(Self.maxDepth) levels deep") }
+        guard let byte = peek else { throw error("unexpected end of file, expected a value") }
+        switch byte {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            let isObject = byte == UInt8(ascii: "{")
+            index += 1
+            skipWhitespace()
+            if peek == close {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                if isObject {
+                    guard peek == UInt8(ascii: "\"") else {
+                        throw error("unexpected \(describe(index)), expected a quoted member name")
+                    }
+                    try skipString()
+                    skipWhitespace()
+                    guard peek == UInt8(ascii: ":") else { throw error("unexpected \(describe(index)), expected ':'") }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skip(depth: depth + 1)
+                skipWhitespace()
+                if peek == UInt8(ascii: ",") {
+                    index += 1
+                } else if peek == close {
+                    index += 1
+                    return
+                } else {
+                    throw error("unexpected \(describe(index)), expected ',' or '\(Character(Unicode.Scalar(close)))'")
+                }
+            }
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try skipNumber()
+        default: throw error("unexpected \(describe(index)), expected a value")
+        }
+    }
+
+    /// Steps over a string: its escapes and control characters are checked, nothing is decoded.
+    private mutating func skipString() throws(JSONSyntaxError) {
+        let open = index
+        index += 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                index += 1
+                return
+            }
+            if byte < 0x20 { throw error("control character in a string (write it as an escape such as \\n)") }
+            if byte == UInt8(ascii: "\\") {
+                guard index + 1 < bytes.count else { break }
+                switch bytes[index + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 2
+                case UInt8(ascii: "u"):
+                    index += 2
+                    _ = try hex4()
+                default:
+                    throw error("invalid escape \\\(describe(index + 1))")
+                }
+                continue
+            }
+            index += 1
+        }
+        throw error("unterminated string", at: open)
     }
 
     private mutating func object(depth: Int) throws(JSONSyntaxError) -> JSONNode {
@@ -219,6 +356,11 @@ public struct JSONScanner {
 
     private mutating func number() throws(JSONSyntaxError) -> String {
         let start = index
+        try skipNumber()
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    private mutating func skipNumber() throws(JSONSyntaxError) {
         if peek == UInt8(ascii: "-") { index += 1 }
         guard let first = peek, isDigit(first) else { throw error("invalid number") }
         index += 1
@@ -239,15 +381,15 @@ public struct JSONScanner {
             }
             while let byte = peek, isDigit(byte) { index += 1 }
         }
-        return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {
-        let expected = word.withUTF8Buffer { Array($0) }
-        guard bytes.count - index >= expected.count, Array(bytes[index..<index + expected.count]) == expected else {
-            throw error("unexpected \(describe(index)), expected a value")
+        let count = word.utf8CodeUnitCount
+        let matches = word.withUTF8Buffer { expected in
+            bytes.count - index >= count && bytes[index..<index + count].elementsEqual(expected)
         }
-        index += expected.count
+        guard matches else { throw error("unexpected \(describe(index)), expected a value") }
+        index += count
     }
 
     private mutating func skipWhitespace() {

@@ -63,6 +63,25 @@ private let sourceProfilesDirectory = URL(fileURLWithPath: #filePath)
         #expect(resolved.source == userA)
     }
 
+    /// The daemon's cached catalog reads the files again only when one changed.
+    @Test func theCacheReadsAgainOnlyWhenAFileChanged() throws {
+        let tree = try TempTree()
+        let qwen = try tree.write("user/qwen.yaml", "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n")
+        var cache = ProfileCatalogCache(ProfileCatalog(builtinDirectory: nil, directories: [tree.root + "/user"]))
+        #expect(cache.entries().map(\.name) == ["qwen"])
+        #expect(cache.entries().map(\.name) == ["qwen"])
+        #expect(cache.reads == 1, "nothing changed: no second read")
+
+        try tree.write("user/qwen.yaml", "engine: vllm\nmodel: Qwen/Qwen2.5-3B-Instruct\n")
+        #expect(cache.entries().first?.profile?.model == "Qwen/Qwen2.5-3B-Instruct")
+        #expect(cache.reads == 2)
+        try tree.write("user/llama.yaml", "engine: vllm\nmodel: meta-llama/Llama-3.2-1B-Instruct\n")
+        #expect(cache.entries().map(\.name) == ["llama", "qwen"])
+        try FileManager.default.removeItem(atPath: qwen)
+        #expect(cache.entries().map(\.name) == ["llama"])
+        #expect(cache.reads == 4)
+    }
+
     @Test func invalidFileIsListedWithItsError() throws {
         let tree = try TempTree()
         try tree.write("user/good.yaml", "engine: vllm\nmodel: m\n")

@@ -118,23 +118,42 @@ struct ModelRewriterTests {
         #"data: {"id":"x","model":"small","choices":[]}"# + "\n\n" + #"data: {"model":"qwen-2","model":"small"}"#
         + "\n\n"
 
+    static func rewrite(_ text: String, cut: Int) throws -> String {
+        let bytes = Array(text.utf8)
+        var rewriter = try #require(ModelRewriter(served: "qwen", asked: "small"))
+        var out = Array(rewriter.process(ByteBuffer(bytes: bytes[..<cut])).readableBytesView)
+        out += rewriter.process(ByteBuffer(bytes: bytes[cut...])).readableBytesView
+        out += rewriter.finish()
+        return String(decoding: out, as: UTF8.self)
+    }
+
     @Test func everyCutGivesTheSameBody() throws {
-        let bytes = Array(Self.body.utf8)
-        for cut in 0...bytes.count {
-            var rewriter = try #require(ModelRewriter(served: "qwen", asked: "small"))
-            var out = rewriter.process(ByteBuffer(bytes: bytes[..<cut]))
-            out += rewriter.process(ByteBuffer(bytes: bytes[cut...]))
-            out += rewriter.finish()
-            #expect(String(decoding: out, as: UTF8.self) == Self.expected, "cut at \(cut)")
+        for cut in 0...Self.body.utf8.count {
+            #expect(try Self.rewrite(Self.body, cut: cut) == Self.expected, "cut at \(cut)")
+        }
+    }
+
+    @Test func spacesAfterTheColonAreKept() throws {
+        let body = #"{"model": "qwen", "x": {"model":  "qwen"}, "model": "qwen2"}"#
+        let expected = #"{"model": "small", "x": {"model":  "small"}, "model": "qwen2"}"#
+        for cut in 0...body.utf8.count {
+            #expect(try Self.rewrite(body, cut: cut) == expected, "cut at \(cut)")
         }
     }
 
     @Test func onlyAPossibleStartOfThePatternIsHeldBack() throws {
         var rewriter = try #require(ModelRewriter(served: "qwen", asked: "small"))
-        #expect(rewriter.process(ByteBuffer(string: "data: {\"a\":1}\n\n")) == Array("data: {\"a\":1}\n\n".utf8))
-        #expect(rewriter.process(ByteBuffer(string: "{\"mod")) == Array("{".utf8))
-        #expect(rewriter.process(ByteBuffer(string: "el\":\"qwen\"}")) == Array("\"model\":\"small\"}".utf8))
+        func text(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
+        let plain = ByteBuffer(string: "data: {\"a\":1}\n\n")
+        let passed = rewriter.process(plain)
+        #expect(text(passed) == "data: {\"a\":1}\n\n")
+        #expect(passed.storageCapacity == plain.storageCapacity, "nothing to replace: the chunk itself goes on")
+        #expect(text(rewriter.process(ByteBuffer(string: "{\"mod"))) == "{")
+        #expect(text(rewriter.process(ByteBuffer(string: "el\": "))) == "")
+        #expect(text(rewriter.process(ByteBuffer(string: "\"qwen\"}"))) == "\"model\": \"small\"}")
         #expect(rewriter.finish().isEmpty)
+        #expect(text(rewriter.process(ByteBuffer(string: "{\"model\":\"qw"))) == "{")
+        #expect(rewriter.finish() == Array("\"model\":\"qw".utf8), "a body that ends mid-pattern keeps its bytes")
         #expect(ModelRewriter(served: "qwen", asked: "qwen") == nil, "the served name: nothing to do")
     }
 }

@@ -129,4 +129,47 @@ struct JSONScannerTests {
         #expect(root.value["a"]?.same(as: .number("3")) == true)
         #expect(root.value["missing"] == nil)
     }
+
+    // The gateway's reading of a request body: only the members it routes by are built.
+
+    @Test func membersFindsTopLevelNamesAndSkipsTheRest() throws {
+        let text =
+            #"{"messages": [{"role": "user", "model": "inner", "content": "a\"b\u00e9"}], "#
+            + #""n": -1.5e-3, "ok": true, "no": null, "model": "first", "stream": false, "model": "qwen"}"#
+        let bytes = Array(text.utf8)
+        let found = try #require(try JSONScanner.members(["model", "stream", "absent"], of: bytes))
+        #expect(found["model"]?.value.stringValue == "qwen")
+        #expect(found["stream"]?.value.same(as: .bool(false)) == true)
+        #expect(found["absent"] == nil)
+        let range = try #require(found["model"]?.range)
+        #expect(String(decoding: bytes[range], as: UTF8.self) == #""qwen""#)
+        #expect(try JSONScanner.members(["model"], of: Array("{}".utf8))?.isEmpty == true)
+    }
+
+    @Test func membersOfANonObjectIsNil() throws {
+        #expect(try JSONScanner.members(["model"], of: Array(#"["model", 1]"#.utf8)) == nil)
+        #expect(try JSONScanner.members(["model"], of: Array(#""model""#.utf8)) == nil)
+    }
+
+    @Test(arguments: [
+        #"{"model": "x", "a": [1, 2,]}"#,
+        #"{"model": "x"} trailing"#,
+        #"{"model": "x", "a": "unterminated}"#,
+        #"{"model": "x", "a": "bad \q escape"}"#,
+        #"{"model": "x", "a": 01}"#,
+        #"{"model": "x", "a": tru}"#,
+        #"{"a": {"b" 1}, "model": "x"}"#,
+        "{\"a\": \"tab\there\"}",
+        "",
+    ])
+    func membersRefusesWhatIsNotStrictJSON(text: String) {
+        #expect(throws: JSONSyntaxError.self) { try JSONScanner.members(["model"], of: Array(text.utf8)) }
+    }
+
+    @Test func membersRefusesDocumentsNestedDeeperThanTheLimit() {
+        let deep =
+            "{\"a\": " + String(repeating: "[", count: JSONScanner.maxDepth + 1)
+            + String(repeating: "]", count: JSONScanner.maxDepth + 1) + "}"
+        #expect(throws: JSONSyntaxError.self) { try JSONScanner.members(["model"], of: Array(deep.utf8)) }
+    }
 }

@@ -128,6 +128,10 @@ final class GatewayHandler: ChannelInboundHandler {
                 refuse(context, head, .payloadTooLarge, GatewayError.tooLarge(limit: Self.maxBodyBytes))
                 return
             }
+            if body.readableBytes == 0 {
+                state = .receiving(head, chunk)  // a body in one read is kept as it came
+                return
+            }
             state = .idle  // drop the reference so the append does not copy
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
@@ -195,16 +199,17 @@ final class GatewayHandler: ChannelInboundHandler {
 
     func proxy(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ body: ByteBuffer) {
         let bytes = body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
-        guard let node = try? JSONScanner.parse(bytes), node.isObject else {
+        // Only `model` and `stream` are built; the rest of the body is checked, not decoded.
+        guard let found = try? JSONScanner.members(["model", "stream"], of: bytes) else {
             respond(context, head, .badRequest, GatewayError.notJSON)
             return
         }
-        guard let member = node.members(named: "model").last, let model = member.node.value.stringValue else {
+        guard let member = found["model"], let model = member.value.stringValue else {
             respond(context, head, .badRequest, GatewayError.noModel)
             return
         }
         currentModel = model
-        let range = member.node.range
+        let range = member.range
         switch router.current.resolve(model) {
         case .route(let route) where route.isServing && route.port != nil:
             forward(
@@ -214,11 +219,7 @@ final class GatewayHandler: ChannelInboundHandler {
             respond(context, head, .badRequest, GatewayError.ambiguous(model, servers: servers))
         case .route, .unknown:
             let streaming: Bool
-            if case .bool(true) = node.members(named: "stream").last?.node.value {
-                streaming = true
-            } else {
-                streaming = false
-            }
+            if case .bool(true) = found["stream"]?.value { streaming = true } else { streaming = false }
             hold(context, head, bytes, modelRange: range, model: model, streaming: streaming)
         }
     }
@@ -238,7 +239,11 @@ final class GatewayHandler: ChannelInboundHandler {
         var headers = Self.forwardable(head.headers)
         headers.add(name: "host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
         headers.add(name: "content-length", value: "\(upstreamBody.readableBytes)")
-        if let key = route.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
+        // A key with a control character would split the header: it is not sent (the
+        // engine then answers 401, which the client sees).
+        if let key = route.apiKey, key.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) {
+            headers.add(name: "authorization", value: "Bearer \(key)")
+        }
         let upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
 
         let exchange = Exchange(
@@ -309,12 +314,10 @@ final class GatewayHandler: ChannelInboundHandler {
             let head = HTTPResponseHead(version: exchange.version, status: response.status, headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .part(.body(let chunk)):
-            if var rewriter = exchange.rewriter {
-                let bytes = rewriter.process(chunk)
-                exchange.rewriter = rewriter
-                guard !bytes.isEmpty else { return }
-                context.write(
-                    wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            if exchange.rewriter != nil {
+                let out = exchange.rewriter!.process(chunk)
+                guard out.readableBytes > 0 else { return }
+                context.write(wrapOutboundOut(.body(.byteBuffer(out))), promise: nil)
             } else {
                 context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
             }

@@ -24,7 +24,7 @@ struct GatewayServer: Service {
         let router = self.router
         let activity = self.activity
         let demand = self.demand
-        let metrics = GatewayMetrics()
+        let metrics = demand.registry.metrics
         let apiKey = config.apiKey
         let channel: any Channel
         do {
@@ -36,7 +36,10 @@ struct GatewayServer: Service {
                     channel.eventLoop.makeCompletedFuture {
                         let operations = channel.pipeline.syncOperations
                         try operations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
-                        try operations.configureHTTPServerPipeline(withErrorHandling: true)
+                        // The headers written back are the engine's, already parsed, and the
+                        // gateway's own: NIO's check of each outbound header is skipped.
+                        try operations.configureHTTPServerPipeline(
+                            withErrorHandling: true, withOutboundHeaderValidation: false)
                         try operations.addHandler(
                             GatewayHandler(
                                 router: router, activity: activity, demand: demand, metrics: metrics,
