@@ -20,7 +20,7 @@ public struct AgentronCommand: AsyncParsableCommand {
         subcommands: [
             ServerUp.self, ServerPs.self, ServerDown.self, ServerRemove.self, ServerRestart.self, ServerLogs.self,
             ServerInspect.self,
-            ProfileCommand.self, ProviderList.self, ServiceCommand.self, Doctor.self,
+            GatewayCommand.self, ProfileCommand.self, ProviderList.self, ServiceCommand.self, Doctor.self,
         ]
     )
 

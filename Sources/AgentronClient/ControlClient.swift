@@ -52,6 +52,11 @@ public struct ControlClient: Sendable {
         try await call(.daemon, timeout: timeout)
     }
 
+    /// `GET /v1/gateway`: the gateway's address and counters.
+    public func gateway() async throws(ClientError) -> GatewayStatus {
+        try await call(.gateway)
+    }
+
     public func list(all: Bool) async throws(ClientError) -> [ServerInfo] {
         let list: ServerList = try await call(.list(all: all))
         return list.servers

@@ -13,6 +13,8 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
     case daemon
     /// `GET /v1/providers`: what the registrar wrote where (`ProvidersStatus`).
     case providers
+    /// `GET /v1/gateway`: the gateway's address and counters (`GatewayStatus`).
+    case gateway
     /// `GET /v1/servers[?all=true]`: the servers, stopped ones only with `all`.
     case list(all: Bool)
     /// `POST /v1/servers` with a `StartRequest` body.
@@ -40,7 +42,7 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
 
     public var method: String {
         switch self {
-        case .daemon, .providers, .list, .inspect, .wait, .logs: "GET"
+        case .daemon, .providers, .gateway, .list, .inspect, .wait, .logs: "GET"
         case .start, .stop, .restart: "POST"
         case .remove: "DELETE"
         }
@@ -51,6 +53,7 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
         switch self {
         case .daemon: "\(apiVersionPrefix)/daemon"
         case .providers: "\(apiVersionPrefix)/providers"
+        case .gateway: "\(apiVersionPrefix)/gateway"
         case .list, .start: "\(apiVersionPrefix)/servers"
         case .inspect(let name), .wait(let name, _), .remove(let name, _): Self.serverPath(name)
         case .stop(let name, _): Self.serverPath(name) + "/stop"
@@ -62,7 +65,7 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
     /// The query parameters in the order they are sent (values not yet encoded).
     public var query: [(name: Parameter, value: String)] {
         switch self {
-        case .daemon, .providers, .start, .inspect, .restart: []
+        case .daemon, .providers, .gateway, .start, .inspect, .restart: []
         case .list(let all): all ? [(.all, Self.flagValue)] : []
         case .wait(_, let seconds): [(.wait, seconds)]
         case .remove(_, let force): force ? [(.force, Self.flagValue)] : []
@@ -127,9 +130,10 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
             switch (route[0], method) {
             case ("daemon", "GET"): self = .daemon
             case ("providers", "GET"): self = .providers
+            case ("gateway", "GET"): self = .gateway
             case ("servers", "GET"): self = .list(all: flag(.all))
             case ("servers", "POST"): self = .start
-            case ("daemon", _), ("providers", _): throw refuse(allowing: ["GET"])
+            case ("daemon", _), ("providers", _), ("gateway", _): throw refuse(allowing: ["GET"])
             case ("servers", _): throw refuse(allowing: ["GET", "POST"])
             default: throw .unknownPath(method: method, path: path)
             }

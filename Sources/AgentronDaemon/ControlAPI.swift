@@ -56,6 +56,8 @@ struct ControlAPI: Sendable {
             return Self.json(info)
         case .providers:
             return Self.json(await registry.providers())
+        case .gateway:
+            return Self.json(await registry.gatewayStatus())
         case .list(let all):
             return Self.json(ServerList(servers: await registry.list(includeStopped: all)))
         case .start:

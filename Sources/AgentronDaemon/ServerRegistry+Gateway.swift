@@ -88,8 +88,8 @@ extension ServerRegistry {
         profileCatalog.entries().filter { $0.origin != .builtin }.compactMap(\.profile)
     }
 
-    /// `GET /v1/models`: every server, then every profile that has none yet (as stopped).
-    func gatewayModels() -> String {
+    /// Every server, then every profile that has none yet (as stopped).
+    func gatewayRouting() -> GatewayRouting {
         var routes = router.current.routes
         let known = Set(routes.map(\.server))
         for profile in gatewayProfiles() where !known.contains(profile.name) {
@@ -98,6 +98,23 @@ extension ServerRegistry {
                     server: profile.name, model: profile.model, aliases: profile.aliasList, servedModel: profile.model,
                     host: profile.host, port: nil, apiKey: nil, state: .stopped, reason: nil))
         }
-        return GatewayJSON.models(GatewayRouting(routes: routes))
+        return GatewayRouting(routes: routes)
+    }
+
+    /// `GET /v1/models`: every routable name in OpenAI's list shape.
+    func gatewayModels() -> String {
+        GatewayJSON.models(gatewayRouting())
+    }
+
+    /// `GET /v1/gateway` of the control API (`agentron gateway`).
+    func gatewayStatus() -> GatewayStatus {
+        let counts = metrics.counts()
+        return GatewayStatus(
+            address: gatewayState?.address, listening: gatewayState != nil && gatewayState?.error == nil,
+            error: gatewayState?.error, keyRequired: gatewayKeyRequired, requests: counts.requests,
+            inFlight: activity.inFlight, held: held.total, starts: counts.starts,
+            routes: gatewayRouting().routes.map {
+                GatewayStatus.Route(server: $0.server, names: $0.names, state: $0.state)
+            })
     }
 }

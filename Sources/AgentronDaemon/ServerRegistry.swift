@@ -28,6 +28,8 @@ actor ServerRegistry {
     let activity: GatewayActivity
     /// The gateway's counters (`/metrics`, `agentron gateway`).
     let metrics = GatewayMetrics()
+    /// Requests the gateway holds while their servers start.
+    let held = HeldRequests()
     /// The profiles the gateway may start, read again only when a file changed.
     var profileCatalog: ProfileCatalogCache
 
@@ -317,9 +319,13 @@ actor ServerRegistry {
     /// gateway is off. `agentron doctor` shows it.
     private(set) var gatewayState: (address: String, error: String?)?
 
+    /// Whether the configured gateway asks clients for a key.
+    private(set) var gatewayKeyRequired = false
+
     /// The gateway is configured and about to bind.
     func gatewayConfigured(_ config: GatewayConfig) {
         gatewayState = (config.address, "not listening yet")
+        gatewayKeyRequired = config.apiKey != nil
     }
 
     func gatewayFailed(_ config: GatewayConfig, error: String) {

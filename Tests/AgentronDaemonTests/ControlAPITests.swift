@@ -422,7 +422,7 @@ func waitUntil(_ condition: () async -> Bool) async -> Bool {
 /// route on the daemon, and the wire form is the one older CLIs send.
 struct ControlRouteTests {
     static let routes: [ControlRoute] = [
-        .daemon, .providers, .list(all: false), .list(all: true), .start,
+        .daemon, .providers, .gateway, .list(all: false), .list(all: true), .start,
         .inspect(name: "llama-3.2-1b"), .wait(name: "llama", seconds: "0.25"), .wait(name: "llama", seconds: "1e+300"),
         .remove(name: "llama", force: false), .remove(name: "llama", force: true),
         .stop(name: "llama", timeout: nil), .stop(name: "llama", timeout: "30.0"), .stop(name: "llama", timeout: "2 m"),
@@ -448,6 +448,7 @@ struct ControlRouteTests {
     @Test(arguments: [
         ("GET", "/v1/daemon", ControlRoute.daemon),
         ("GET", "/v1/providers", .providers),
+        ("GET", "/v1/gateway", .gateway),
         ("GET", "/v1/servers", .list(all: false)),
         ("GET", "/v1/servers?all=true", .list(all: true)),
         ("POST", "/v1/servers", .start),

@@ -100,6 +100,27 @@ struct GatewayTests {
             Set(entry["models"] as? [String] ?? []) == ["qwen", "small", "gpt-4o-mini", "Qwen/Qwen2.5-0.5B-Instruct"])
         #expect(registered.contains { $0["id"] as? String == "qwen" }, "the server keeps its own entry")
 
+        // `agentron gateway`: the address, every route, and the counts of what was sent.
+        let status = try await harness.run(["gateway", "--json"])
+        #expect(status.code == 0, "\(status.stderr)")
+        let counters = try harness.json(status.stdout)
+        #expect(counters["address"] as? String == String(gateway.dropFirst("http://".count)))
+        #expect(counters["listening"] as? Bool == true)
+        #expect(counters["keyRequired"] as? Bool == false)
+        let counts = try #require(counters["requests"] as? [[String: Any]])
+        func answered(_ model: String) -> Int? {
+            counts.first { $0["model"] as? String == model && $0["status"] as? Int == 200 }?["count"] as? Int
+        }
+        #expect(answered("small") == 2 && answered("qwen") == 1, "\(counts)")
+        let routes = try #require(counters["routes"] as? [[String: Any]])
+        #expect(routes.count == 1 && routes.first?["server"] as? String == "qwen")
+        #expect(routes.first?["names"] as? [String] == ["qwen", "Qwen/Qwen2.5-0.5B-Instruct", "small", "gpt-4o-mini"])
+        let text = try await harness.run(["gateway"])
+        #expect(text.code == 0)
+        #expect(text.stdout.contains("gateway   \(gateway)/v1 (no key)"), "\(text.stdout)")
+        #expect(text.stdout.contains("0 in flight, 0 held"), "\(text.stdout)")
+        #expect(text.stdout.contains("qwen    ready"), "\(text.stdout)")
+
         // Stopped by `down`: the next request starts it again, as `up` would.
         #expect(try await harness.run(["down", "qwen"]).code == 0)
         let again = try await Self.post(gateway + "/v1/chat/completions", Self.chat("small"))
@@ -504,29 +525,10 @@ struct GatewayTests {
     static func rawExchange(_ base: String, _ request: String) async throws -> String {
         let port = try #require(Int(base.split(separator: ":").last ?? ""))
         return try await Task.detached {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard connected == 0 else { throw HarnessError("cannot connect to the gateway") }
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            var received: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = recv(fd, &buffer, buffer.count, 0)
-                if count <= 0 { break }
-                received += buffer[0..<count]
-            }
-            return String(decoding: received, as: UTF8.self)
+            let client = try TCPConnection(port: port)
+            defer { client.close() }
+            client.send(request)
+            return client.receive(for: .seconds(5)).text
         }.value
     }
 }

@@ -260,7 +260,7 @@ struct TGIEngineTests {
         try FileManager.default.createDirectory(at: gpuHost, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: cpuHost, withIntermediateDirectories: true)
         for node in ["nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"] {
-            FileManager.default.createFile(atPath: gpuHost.appendingPathComponent(node).path, contents: nil)
+            #expect(FileManager.default.createFile(atPath: gpuHost.appendingPathComponent(node).path, contents: nil))
         }
 
         func create(_ name: String, devices: URL, extra: String = "") async throws -> [String: Any] {

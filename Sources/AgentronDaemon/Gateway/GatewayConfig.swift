@@ -1,4 +1,5 @@
 import AgentronCore
+import NIOCore
 
 /// Where the gateway listens and who may use it (docs/gateway.md). Loopback port 8400 unless
 /// `AGENTRON_GATEWAY` (or agentrond's `--gateway`) says `host:port` or `off`. Any address but
@@ -9,11 +10,16 @@ struct GatewayConfig: Sendable, Equatable {
     var port: Int
     /// The key every request must carry as `Authorization: Bearer <key>`; nil: no check.
     var apiKey: String?
+    /// How long a free connection may take to deliver a whole request before it is closed
+    /// (`AGENTRON_GATEWAY_REQUEST_TIMEOUT`, default 120 s). Waiting for an answer is not
+    /// limited: a long generation or a cold start holds its connection as long as it takes.
+    var requestTimeout: TimeAmount = .seconds(120)
 
     static let defaultHost = "127.0.0.1"
     static let defaultPort = 8400
     static let variable = "AGENTRON_GATEWAY"
     static let apiKeyVariable = "AGENTRON_GATEWAY_API_KEY"
+    static let requestTimeoutVariable = "AGENTRON_GATEWAY_REQUEST_TIMEOUT"
 
     /// The gateway's settings from the flag (which wins) or the environment: nil when it is
     /// off, an error line when the setting cannot be used.
@@ -22,6 +28,15 @@ struct GatewayConfig: Sendable, Equatable {
         let key = environment[apiKeyVariable].flatMap { $0.isEmpty ? nil : $0 }
         if setting.lowercased() == "off" { return .success(nil) }
         var config = GatewayConfig(host: defaultHost, port: defaultPort, apiKey: key)
+        if let text = environment[requestTimeoutVariable] {
+            guard let span = TimeSpan(parsing: text), span.seconds > 0, span <= Profile.Limits.maxDuration else {
+                return .failure(
+                    GatewayConfigError(
+                        "\(requestTimeoutVariable)=\(text.clippedForMessage) is not a duration; write it like 120s or 5m"
+                    ))
+            }
+            config.requestTimeout = .nanoseconds(Int64(span.duration / .nanoseconds(1)))
+        }
         if !setting.isEmpty {
             guard let (host, port) = parse(setting) else {
                 return .failure(

@@ -16,7 +16,7 @@ extension GatewayHandler {
         guard place != .full else {
             respond(
                 context, head, .serviceUnavailable,
-                GatewayError.tooManyHeld(model, limit: GatewayDemand.maxHeldPerModel),
+                GatewayError.tooManyHeld(model, limit: HeldRequests.maxPerModel),
                 extraHeaders: [("retry-after", "5")])
             return
         }

@@ -85,7 +85,15 @@ final class GatewayHandler: ChannelInboundHandler {
         }
     }
 
-    var state = State.idle
+    var state = State.idle {
+        didSet { if case .idle = state { idleSince = .now() } }
+    }
+    /// When the connection last became free for a request (opened, or a response ended).
+    var idleSince = NIODeadline.now()
+    /// How long a free connection may take to deliver a whole request: a client that
+    /// connects and stalls, or trickles its request, holds no descriptor for ever.
+    let requestTimeout: TimeAmount
+    var deadline: Scheduled<Void>?
     let router: GatewayRouter
     let activity: GatewayActivity
     let demand: GatewayDemand
@@ -98,8 +106,9 @@ final class GatewayHandler: ChannelInboundHandler {
 
     init(
         router: GatewayRouter, activity: GatewayActivity, demand: GatewayDemand, metrics: GatewayMetrics,
-        pool: UpstreamPool, apiKey: String?
+        pool: UpstreamPool, apiKey: String?, requestTimeout: TimeAmount
     ) {
+        self.requestTimeout = requestTimeout
         self.router = router
         self.activity = activity
         self.demand = demand
@@ -132,7 +141,7 @@ final class GatewayHandler: ChannelInboundHandler {
                 state = .receiving(head, chunk)  // a body in one read is kept as it came
                 return
             }
-            state = .idle  // drop the reference so the append does not copy
+            state = .refused  // drop the reference so the append does not copy (not `.idle`: no new clock)
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
         case .end:
@@ -142,24 +151,39 @@ final class GatewayHandler: ChannelInboundHandler {
         }
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        idleSince = .now()
+        armDeadline(context, in: requestTimeout)
+        context.fireChannelActive()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
         if case .proxying(let exchange) = state { abandon(exchange) }
         if case .holding(let held) = state { unhold(held, cancelled: true) }
         state = .idle
         context.fireChannelInactive()
     }
 
-    /// A connection with no request in progress closes after the idle timeout; one waiting
-    /// for a long generation does not.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            switch state {
-            case .idle, .receiving, .refused: context.close(promise: nil)
-            case .holding, .proxying: break
+    /// Closes a connection that has been free for `requestTimeout` without delivering a
+    /// whole request; one waiting for a long generation (held or proxying) is not touched.
+    /// One timer per connection, moved forward rather than re-made per request.
+    func armDeadline(_ context: ChannelHandlerContext, in delay: TimeAmount) {
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            switch self.state {
+            case .holding, .proxying:
+                self.armDeadline(context, in: self.requestTimeout)
+            case .idle, .receiving, .refused:
+                let left = self.requestTimeout - (NIODeadline.now() - self.idleSince)
+                if left > .zero {
+                    self.armDeadline(context, in: left)
+                } else {
+                    self.deadline = nil
+                    context.close(promise: nil)
+                }
             }
-            return
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

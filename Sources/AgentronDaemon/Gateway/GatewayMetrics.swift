@@ -1,3 +1,4 @@
+import AgentronCore
 import Synchronization
 
 /// The gateway's counters, served as Prometheus text on `GET /metrics` (docs/gateway.md).
@@ -58,6 +59,22 @@ final class GatewayMetrics: Sendable {
             $0.starts[model, default: [:]][outcome, default: 0] += 1
             $0.startDuration.observe(seconds)
         }
+    }
+
+    /// The counters as the control API reports them, sorted.
+    func counts() -> (requests: [GatewayStatus.RequestCount], starts: [GatewayStatus.StartCount]) {
+        let state = self.state.withLock { $0 }
+        var requests: [GatewayStatus.RequestCount] = []
+        for (model, byStatus) in state.requests {
+            for (status, count) in byStatus { requests.append(.init(model: model, status: status, count: count)) }
+        }
+        var starts: [GatewayStatus.StartCount] = []
+        for (model, byOutcome) in state.starts {
+            for (outcome, count) in byOutcome { starts.append(.init(model: model, outcome: outcome, count: count)) }
+        }
+        requests.sort { ($0.model, $0.status) < ($1.model, $1.status) }
+        starts.sort { ($0.model, $0.outcome) < ($1.model, $1.outcome) }
+        return (requests, starts)
     }
 
     /// Prometheus' text format, version 0.0.4.

@@ -14,11 +14,6 @@ struct GatewayServer: Service {
     let demand: GatewayDemand
     let logger: Logger
 
-    /// A connection with no request in progress is closed after this long: a client that
-    /// connects and stalls holds no descriptor for ever. A request waiting on a long
-    /// generation is not affected.
-    static let idleTimeout: TimeAmount = .seconds(120)
-
     func run() async throws {
         let pools = UpstreamPools()
         let router = self.router
@@ -26,6 +21,7 @@ struct GatewayServer: Service {
         let demand = self.demand
         let metrics = demand.registry.metrics
         let apiKey = config.apiKey
+        let requestTimeout = config.requestTimeout
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -35,7 +31,6 @@ struct GatewayServer: Service {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let operations = channel.pipeline.syncOperations
-                        try operations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                         // The headers written back are the engine's, already parsed, and the
                         // gateway's own: NIO's check of each outbound header is skipped.
                         try operations.configureHTTPServerPipeline(
@@ -44,7 +39,7 @@ struct GatewayServer: Service {
                             GatewayHandler(
                                 router: router, activity: activity, demand: demand, metrics: metrics,
                                 pool: pools.pool(for: channel.eventLoop),
-                                apiKey: apiKey))
+                                apiKey: apiKey, requestTimeout: requestTimeout))
                     }
                 }
                 .bind(host: config.host, port: config.port)
