@@ -86,6 +86,29 @@ struct GatewayBadInputTests {
         let quiet = await Task.detached { client.receive(for: .seconds(4)) }.value
         #expect(quiet.closed && quiet.text.isEmpty, "then, quiet for the timeout, the connection is closed")
     }
+
+    /// HTTP/1.0 has no chunked bodies: a stream (length unknown) to a 1.0 client that asked
+    /// for keep-alive ends with the connection, and says so.
+    @Test func anHTTP10StreamEndsWithItsConnection() async throws {
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        let gateway = try await GatewayTests.start(harness)
+        let port = try #require(Int(gateway.split(separator: ":").last ?? ""))
+        let up = try await harness.run(["up", "Qwen/Qwen2.5-0.5B-Instruct", "--engine", "vllm", "--name", "qwen"])
+        #expect(up.code == 0, "\(up.stderr)")
+        let body = GatewayTests.chat("qwen", stream: true)
+        let client = try TCPConnection(port: port)
+        defer { client.close() }
+        client.send(
+            "POST /v1/chat/completions HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let reply = await Task.detached { client.receive(for: .seconds(10)) }.value
+        #expect(reply.closed, "the body's end is the connection's")
+        #expect(reply.text.hasPrefix("HTTP/1.0 200"), "\(reply.text.prefix(200))")
+        #expect(reply.text.lowercased().contains("connection: close"), "\(reply.text.prefix(300))")
+        #expect(!reply.text.lowercased().contains("transfer-encoding"), "no chunks in HTTP/1.0")
+        #expect(reply.text.hasSuffix("data: [DONE]\n\n"), "every event, unframed: \(reply.text.suffix(200))")
+    }
 }
 
 /// A plain TCP client for bytes no HTTP client would send.

@@ -49,7 +49,7 @@ final class GatewayHandler: ChannelInboundHandler {
         let host: String
         let port: Int
         let version: HTTPVersion
-        let keepAlive: Bool
+        var keepAlive: Bool
         var upstream: (any Channel)?
         /// The client already has a response head (a held streaming request's 200).
         var headSent = false
@@ -333,6 +333,9 @@ final class GatewayHandler: ChannelInboundHandler {
             // A rewritten body may change length: it goes out chunked instead.
             if exchange.rewriter == nil, let length = response.headers.first(name: "content-length") {
                 headers.add(name: "content-length", value: length)
+            } else if exchange.version == .http1_0 {
+                // HTTP/1.0 has no chunks: a body of unknown length ends when the connection does.
+                exchange.keepAlive = false
             }
             Self.addConnectionHeader(&headers, version: exchange.version, keepAlive: exchange.keepAlive)
             let head = HTTPResponseHead(version: exchange.version, status: response.status, headers: headers)
