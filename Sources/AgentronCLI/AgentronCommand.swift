@@ -1,5 +1,8 @@
+import AgentronClient
+import AgentronConfig
 import AgentronCore
 import ArgumentParser
+import Glibc
 
 /// `agentron`: the thin client. It parses, calls the daemon, renders (a table or `--json`),
 /// and shows progress while it waits (docs/architecture.md).
@@ -13,7 +16,12 @@ public struct AgentronCommand: AsyncParsableCommand {
             Read its output:     agentron logs llama-3.2-1b-instruct -f
             Stop it:             agentron down llama-3.2-1b-instruct
 
-            The daemon, agentrond, does the supervising; `up` starts it when none runs.
+            One OpenAI endpoint for apps: http://127.0.0.1:8400/v1 (`agentron gateway`).
+
+            The daemon, agentrond, does the supervising. The CLI talks to your own daemon
+            when it runs, else to the system daemon (`agentron service install`) when its
+            socket lets you in, else `up` starts your own. --host <socket> (or
+            AGENTRON_HOST=unix:///path) names a daemon's socket instead.
             AGENTRON_HOME=<dir> keeps the socket, state and profiles under <dir>.
             """,
         version: agentronVersion,
@@ -44,6 +52,51 @@ extension AgentronCommand {
     /// The entry point for the executable. Called from an async function so that the async
     /// `main()` of AsyncParsableCommand is chosen, not ParsableCommand's synchronous one.
     public static func runAsync() async {
-        await main()
+        let arguments: [String]
+        do {
+            arguments = try takeHost(from: Array(CommandLine.arguments.dropFirst()))
+            if let host = ProcessEnvironment.current[DaemonTarget.hostVariable], !host.isEmpty {
+                _ = try DaemonTarget.socketPath(fromHost: host)
+            }
+        } catch {
+            Output.error("\(error)")
+            Glibc.exit(ExitCode.validationFailure.rawValue)
+        }
+        await main(arguments)
+    }
+
+    /// `--host <socket>` (or `--host=<socket>`) anywhere before a `--`, as docker takes
+    /// `-H`: taken out of the arguments and set as AGENTRON_HOST for this process, so every
+    /// command talks to that daemon.
+    static func takeHost(from arguments: [String]) throws(DaemonTarget.Invalid) -> [String] {
+        var out: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--" {
+                out += arguments[index...]
+                break
+            }
+            var value: String?
+            if argument == "--host" {
+                guard index + 1 < arguments.count else {
+                    throw DaemonTarget.Invalid(description: "--host needs a value: the daemon's socket path")
+                }
+                value = arguments[index + 1]
+                index += 2
+            } else if argument.hasPrefix("--host=") {
+                value = String(argument.dropFirst("--host=".count))
+                index += 1
+            } else {
+                out.append(argument)
+                index += 1
+                continue
+            }
+            if let value {
+                _ = try DaemonTarget.socketPath(fromHost: value)
+                setenv(DaemonTarget.hostVariable, value, 1)
+            }
+        }
+        return out
     }
 }

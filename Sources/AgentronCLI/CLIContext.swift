@@ -8,10 +8,16 @@ import Glibc
 /// What every command needs: where the daemon is, and how to print.
 struct CLIContext {
     let paths: AgentronPaths
-    var client: ControlClient { ControlClient(paths: paths) }
+    /// The daemon this command talks to (DaemonTarget: --host, own, or the system's).
+    let target: DaemonTarget
+    var client: ControlClient { ControlClient(target: target) }
 
     init() {
         paths = AgentronPaths.current()
+        // --host was checked before parsing (AgentronCommand.runAsync): this cannot fail.
+        target =
+            (try? DaemonTarget.choose(paths: paths, environment: ProcessEnvironment.current))
+            ?? DaemonTarget(kind: .own, socketPath: paths.socketPath, runtimeDirectories: paths.runtimeDirectoriesToOwn)
     }
 
     var catalog: ProfileCatalog { ProfileCatalog(paths: paths) }

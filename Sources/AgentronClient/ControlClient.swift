@@ -31,6 +31,11 @@ public struct ControlClient: Sendable {
         runtimeDirectories = paths.runtimeDirectoriesToOwn
     }
 
+    public init(target: DaemonTarget) {
+        socketPath = target.socketPath
+        runtimeDirectories = target.runtimeDirectories
+    }
+
     /// Who may own the runtime directories and run the daemon: this user, or root (the
     /// system daemon, which a member of its socket group may drive; root could read our
     /// secrets anyway).
@@ -166,7 +171,10 @@ public struct ControlClient: Sendable {
 
     private func mapTransport(_ error: any Error) -> ClientError {
         switch error as? HTTPClientError {
-        case .connectionRefused: .daemonNotRunning(socket: socketPath)
+        case .connectionRefused:
+            // curl says "could not connect" for both; the kernel's answer tells them apart.
+            DaemonTarget.answers(socketPath) == EACCES
+                ? .notAllowed(socket: socketPath) : .daemonNotRunning(socket: socketPath)
         case .timedOut(_, let after): .daemonNotAnswering(socket: socketPath, after: after)
         case .untrustedPeer(_, let uid): .untrustedDaemon(socket: socketPath, uid: uid)
         case .some(let other): .transport("\(other)")
@@ -197,6 +205,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     case unsafeRuntimeDirectory(RuntimeDirectory.Refusal)
     /// The process on the socket runs as another user (nil: could not tell); nothing was sent.
     case untrustedDaemon(socket: String, uid: UInt32?)
+    /// The socket's mode does not let this user connect (not in its group).
+    case notAllowed(socket: String)
 
     public var description: String {
         switch self {
@@ -208,6 +218,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .transport(let message): "cannot talk to agentrond: \(message)"
         case .badResponse(let message): message
         case .unsafeRuntimeDirectory(let refusal): refusal.description
+        case .notAllowed(let socket):
+            "you may not use the agentrond at \(socket) (permission denied: its socket lets in root and its group); ask an administrator to add you to the group (sudo usermod -aG agentron \(DaemonTarget.userName())), then log in again"
         case .untrustedDaemon(let socket, let uid?):
             "the daemon at \(socket) runs as uid \(uid), not as you or root; refusing to send it anything; remove the socket or set AGENTRON_HOME / XDG_RUNTIME_DIR"
         case .untrustedDaemon(let socket, nil):

@@ -18,13 +18,22 @@ public struct DaemonLauncher: Sendable {
 
     /// Answers whether a daemon already runs, starting one if not. `progress` is told once
     /// when a daemon is being started.
-    public func ensureRunning(progress: (String) -> Void) async throws(ClientError) -> DaemonInfo {
-        let client = ControlClient(paths: paths)
+    ///
+    /// Only the user's own daemon is started: a daemon named by `--host`, or the system
+    /// daemon, is someone else's to run, and `target` says which one to ask.
+    public func ensureRunning(
+        target: DaemonTarget? = nil, progress: (String) -> Void
+    ) async throws(ClientError) -> DaemonInfo {
+        let target =
+            target
+            ?? DaemonTarget(kind: .own, socketPath: paths.socketPath, runtimeDirectories: paths.runtimeDirectoriesToOwn)
+        let client = ControlClient(target: target)
         do {
             return try await client.daemonInfo(timeout: .seconds(10))
         } catch {
-            guard case .daemonNotRunning = error else { throw error }
+            guard case .daemonNotRunning = error, target.kind == .own else { throw error }
         }
+        if let refusal = target.systemRefusal { progress(refusal) }
         guard let executable = Self.daemonExecutable() else {
             throw .transport(
                 "agentrond is not running and its program was not found next to agentron or on PATH; install agentron fully, or start agentrond yourself"

@@ -58,9 +58,12 @@ public enum RuntimeDirectory {
     /// Creates each directory that is missing with mode 0700 (in order, parents first), then
     /// checks every one of them: the daemon's start. An existing directory is never chmod'ed:
     /// one somebody else prepared is refused, not adopted.
-    public static func prepare(_ directories: [String]) throws(PrepareError) {
-        for directory in directories {
-            do { try FileIO.makeDirectories(directory, mode: 0o700) } catch {
+    ///
+    /// A root daemon makes the last one 0755 (`mode`): the users of its socket's group must
+    /// be able to reach the socket, whose own mode decides who may connect.
+    public static func prepare(_ directories: [String], mode: mode_t = 0o700) throws(PrepareError) {
+        for (index, directory) in directories.enumerated() {
+            do { try FileIO.makeDirectories(directory, mode: index == directories.count - 1 ? mode : 0o700) } catch {
                 throw .create(error)
             }
         }

@@ -114,7 +114,15 @@ public struct ServerInfo: Codable, Sendable, Equatable {
 
 public struct ServerList: Codable, Sendable {
     public var servers: [ServerInfo]
-    public init(servers: [ServerInfo]) { self.servers = servers }
+    /// The daemon's socket, and whose daemon it is (`own`, `system`, `host`): set by the CLI
+    /// (`ps --json`), not sent by the daemon.
+    public var daemon: String?
+    public var daemonKind: String?
+    public init(servers: [ServerInfo], daemon: String? = nil, daemonKind: String? = nil) {
+        self.servers = servers
+        self.daemon = daemon
+        self.daemonKind = daemonKind
+    }
 }
 
 /// `GET /v1/daemon`: who answers on the socket.

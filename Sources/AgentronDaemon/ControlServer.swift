@@ -29,6 +29,21 @@ struct ControlServer: Service {
     /// (keep-alive): a client that connects and stalls is closed instead of holding a
     /// descriptor for ever (issue #10). `AGENTRON_CONTROL_IDLE_TIMEOUT` sets it (tests).
     var requestTimeout: Duration = .seconds(30)
+    /// For a root daemon: the group whose members may use the socket (mode 0660), when it
+    /// exists. Nil: the socket stays 0600.
+    var socketGroup: gid_t?
+
+    /// The group `agentron` (`AGENTRON_SOCKET_GROUP` names another) when this daemon runs
+    /// as root and the group exists; `agentron service install` creates it.
+    static func socketGroup(environment: [String: String]) -> gid_t? {
+        guard geteuid() == 0 else { return nil }
+        let name = environment["AGENTRON_SOCKET_GROUP"].flatMap { $0.isEmpty ? nil : $0 } ?? "agentron"
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
 
     func run() async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -49,6 +64,10 @@ struct ControlServer: Service {
             server = try await bootstrap.bind(
                 unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
             chmod(socketPath, 0o600)
+            if let socketGroup {
+                // A root daemon lets its group in (like docker's socket); PeerPolicy checks again.
+                if chown(socketPath, 0, socketGroup) == 0 { chmod(socketPath, 0o660) }
+            }
         }
         // The path systemd bound may differ from ours; its group and mode decide who else may connect.
         let policy = PeerPolicy(

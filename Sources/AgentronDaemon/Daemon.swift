@@ -62,7 +62,9 @@ public enum Daemon {
         // made and owns (RuntimeDirectory=), so there is nothing of ours to check there.
         let inheritedSocket = SystemdIntegration.takeListenSocket(environment: environment, logger: logger)
         if inheritedSocket == nil {
-            do { try RuntimeDirectory.prepare(paths.runtimeDirectoriesToOwn) } catch {
+            do {
+                try RuntimeDirectory.prepare(paths.runtimeDirectoriesToOwn, mode: geteuid() == 0 ? 0o755 : 0o700)
+            } catch {
                 printError("agentrond: \(error)")
                 return 1
             }
@@ -117,6 +119,7 @@ public enum Daemon {
             socketPath: paths.socketPath, api: ControlAPI(registry: registry, daemonInfo: info), logger: logger,
             onListening: { SystemdIntegration.notifyReady() },
             inheritedSocket: inheritedSocket)
+        server.socketGroup = ControlServer.socketGroup(environment: environment)
         if let text = environment["AGENTRON_CONTROL_IDLE_TIMEOUT"], let span = TimeSpan(parsing: text),
             span.seconds > 0,
             span <= Profile.Limits.maxDuration

@@ -135,12 +135,22 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Runs the real `agentron` CLI and collects its output.
-    func run(_ arguments: [String], environment overrides: [String: String] = [:], timeout: Duration = .seconds(120))
+    func run(
+        _ arguments: [String], environment overrides: [String: String] = [:], timeout: Duration = .seconds(120),
+        wrapper: [String] = []
+    )
         async throws -> Result
     {
         let process = Process()
-        process.executableURL = binDirectory.appendingPathComponent("agentron")
-        process.arguments = arguments
+        let cli = binDirectory.appendingPathComponent("agentron")
+        if let program = wrapper.first {
+            // Run through another program (setpriv, to act as another user).
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(wrapper.dropFirst()) + [cli.path] + arguments
+        } else {
+            process.executableURL = cli
+            process.arguments = arguments
+        }
         process.environment = environment.merging(overrides) { $1 }
         let out = home.appendingPathComponent("cli-\(UUID().uuidString.prefix(8)).out")
         let err = home.appendingPathComponent("cli-\(UUID().uuidString.prefix(8)).err")

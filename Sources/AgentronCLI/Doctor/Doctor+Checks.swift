@@ -52,6 +52,10 @@ struct GPUCheck: Codable, Sendable {
 
 struct DaemonCheck: Codable, Sendable {
     var socket: String
+    /// Whose daemon: `own`, `system` (reached through its group), `host` (--host).
+    var kind: String?
+    /// A system daemon this user may not use, when there is one.
+    var systemRefusal: String?
     var running: Bool
     var pid: Int32?
     var version: String?
@@ -83,6 +87,8 @@ struct PortCheck: Codable, Sendable {
 /// command: what is missing is part of the report.
 struct DoctorChecks {
     let paths: AgentronPaths
+    /// The daemon this CLI talks to (own, system, or --host).
+    var target: DaemonTarget
     let environment: [String: String]
     let extraPorts: [Int]
 
@@ -276,8 +282,10 @@ struct DoctorChecks {
     // MARK: Daemon
 
     private func checkDaemon() async -> (DaemonCheck, [ServerInfo]) {
-        let client = ControlClient(paths: paths)
-        var check = DaemonCheck(socket: paths.socketPath, running: false)
+        let client = ControlClient(target: target)
+        var check = DaemonCheck(socket: target.socketPath, running: false)
+        check.kind = target.kind.rawValue
+        check.systemRefusal = target.systemRefusal
         do {
             let info = try await client.daemonInfo(timeout: Self.socketTimeout)
             check.running = true

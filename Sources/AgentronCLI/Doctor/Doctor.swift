@@ -33,7 +33,8 @@ struct Doctor: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext()
         let report = await DoctorChecks(
-            paths: context.paths, environment: ProcessEnvironment.current, extraPorts: extraPorts
+            paths: context.paths, target: context.target, environment: ProcessEnvironment.current,
+            extraPorts: extraPorts
         ).run()
         if json {
             Output.json(report)
@@ -116,6 +117,7 @@ struct DoctorRendering {
         if daemon.running {
             var line =
                 "  \(mark(.ok)) agentrond \(daemon.version ?? "?") running, pid \(daemon.pid.map(String.init) ?? "?"), socket \(daemon.socket)"
+                + (daemon.kind == "system" ? " (the system daemon)" : daemon.kind == "host" ? " (--host)" : "")
             if let servers = daemon.servers { line += ", \(servers) server\(servers == 1 ? "" : "s")" }
             lines.append(line)
             if let gateway = daemon.gateway {
@@ -136,6 +138,7 @@ struct DoctorRendering {
             lines.append("  \(mark(.missing)) \(error)")
         } else {
             lines.append("  \(mark(.note)) agentrond is not running (socket \(daemon.socket)); `agentron up` starts it")
+            if let refusal = daemon.systemRefusal { lines.append("  \(mark(.note)) \(refusal)") }
         }
 
         lines.append("Ports on 127.0.0.1")

@@ -29,7 +29,9 @@ struct ServerPs: AsyncParsableCommand {
             throw fail("\(error)")
         }
         if json {
-            Output.json(ServerList(servers: servers))
+            Output.json(
+                ServerList(
+                    servers: servers, daemon: context.target.socketPath, daemonKind: context.target.kind.rawValue))
             return
         }
         Output.writeStdout(Array(Self.render(servers).utf8))

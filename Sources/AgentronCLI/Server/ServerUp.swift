@@ -120,7 +120,9 @@ struct ServerUp: AsyncParsableCommand {
         let clock = ContinuousClock()
         let started = clock.now
         do {
-            _ = try await DaemonLauncher(paths: context.paths).ensureRunning { Output.note($0) }
+            _ = try await DaemonLauncher(paths: context.paths).ensureRunning(target: context.target) {
+                Output.note($0)
+            }
         } catch {
             throw fail("\(error)")
         }

@@ -47,6 +47,18 @@ struct ServiceScope {
         return config + "/systemd/user"
     }
 
+    /// The daemon's environment file, read by the unit's `EnvironmentFile=`.
+    var environmentFilePath: String {
+        if !user { return "/etc/agentron/agentrond.env" }
+        let config =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (environment["HOME"] ?? "/root") + "/.config"
+        return config + "/agentron/agentrond.env"
+    }
+
+    /// The group whose members may use the system daemon's socket.
+    static let socketGroup = "agentron"
+
     var servicePath: String { unitDirectory + "/" + Self.serviceName }
     var socketUnitPath: String { unitDirectory + "/" + Self.socketName }
 

@@ -14,6 +14,10 @@ struct ServiceInstall: AsyncParsableCommand {
             at the agentrond next to this agentron. Where systemd runs, it then reloads
             systemd, enables and starts the unit, and checks that the daemon answers.
             --dry-run prints the files and the commands and changes nothing.
+
+            The system unit: creates the group `agentron` when missing. Its members may use
+            the daemon's socket (0660) without sudo, which makes them root-equivalent, like
+            the docker group: sudo usermod -aG agentron <user>.
             """
     )
 
@@ -31,6 +35,13 @@ struct ServiceInstall: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("The agentrond to run (default: the one next to this agentron).", valueName: "path"))
     var agentrond: String?
+
+    @Option(
+        name: .customLong("env-file"),
+        help: ArgumentHelp(
+            "KEY=value lines (HF_TOKEN=..., AGENTRON_GATEWAY=...) for the daemon's environment, copied 0600 to /etc/agentron/agentrond.env (--user: ~/.config/agentron/agentrond.env).",
+            valueName: "file"))
+    var envFile: String?
 
     func validate() throws {
         if let agentrond, !agentrond.hasPrefix("/") {
@@ -57,16 +68,33 @@ struct ServiceInstall: AsyncParsableCommand {
             )
         }
 
-        var files = [(path: scope.servicePath, text: UnitTemplates.service(user: user, agentrond: daemon))]
-        if socket { files.append((scope.socketUnitPath, UnitTemplates.socket(user: user))) }
+        var files = [
+            (path: scope.servicePath, text: UnitTemplates.service(user: user, agentrond: daemon), mode: mode_t(0o644))
+        ]
+        if socket { files.append((scope.socketUnitPath, UnitTemplates.socket(user: user), 0o644)) }
+        if let envFile {
+            let text: String
+            do throws(EnvironmentFileError) { text = try Self.readEnvironmentFile(envFile) } catch {
+                throw fail("\(error)")
+            }
+            files.append((scope.environmentFilePath, text, 0o600))
+        }
+        let groupCommand = ["groupadd", "--system", ServiceScope.socketGroup]
+        let needsGroup = !user && !Self.groupExists(ServiceScope.socketGroup)
         let units = socket ? [ServiceScope.socketName, ServiceScope.serviceName] : [ServiceScope.serviceName]
         let commands = [scope.systemctl + ["daemon-reload"], scope.systemctl + ["enable", "--now"] + units]
         let systemd = ServiceScope.systemdIsRunning
 
         if dryRun {
             var text = ""
-            for file in files { text += "# \(file.path)\n\(file.text)\n" }
-            text += "# then\n" + commands.map { $0.joined(separator: " ") + "\n" }.joined()
+            for file in files {
+                // The environment file holds secrets: its keys are shown, not its values.
+                let shown = file.mode == 0o600 ? Self.keysOnly(file.text) : file.text
+                text += "# \(file.path)\n\(shown)\n"
+            }
+            text +=
+                "# then\n"
+                + ((needsGroup ? [groupCommand] : []) + commands).map { $0.joined(separator: " ") + "\n" }.joined()
             Output.writeStdout(Array(text.utf8))
             if !systemd {
                 Output.note(
@@ -82,11 +110,23 @@ struct ServiceInstall: AsyncParsableCommand {
         }
         for file in files {
             do throws(ServiceFileError) {
-                try writeFileAtomically(file.text, to: file.path)
+                try writeFileAtomically(file.text, to: file.path, mode: file.mode)
             } catch {
                 throw fail("\(error)")
             }
             say("wrote \(file.path)")
+        }
+        if needsGroup {
+            // Before the daemon starts: it gives the socket to this group when the group exists.
+            let outcome = Subprocess.run(groupCommand)
+            guard outcome.succeeded else {
+                throw fail(
+                    "\(groupCommand.joined(separator: " ")) failed (exit \(outcome.status)): \(outcome.output); create the group yourself and run this again"
+                )
+            }
+            say(
+                "created group \(ServiceScope.socketGroup): add users with sudo usermod -aG \(ServiceScope.socketGroup) <user> (root-equivalent, like docker's group)"
+            )
         }
         guard systemd else {
             say(
@@ -124,6 +164,52 @@ struct ServiceInstall: AsyncParsableCommand {
                 "to start it at boot without logging in: loginctl enable-linger \(ProcessEnvironment.current["USER"] ?? "$USER")"
             )
         }
+    }
+
+    struct EnvironmentFileError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The file's lines, checked: blank lines, `#` comments and `KEY=value` (an optional
+    /// `export ` prefix is dropped, as systemd does not take it).
+    static func readEnvironmentFile(_ path: String) throws(EnvironmentFileError) -> String {
+        guard let contents = try? FileIO.read(path) else {
+            throw EnvironmentFileError(description: "cannot read --env-file \(path); give a file of KEY=value lines")
+        }
+        var out: [String] = []
+        for (number, raw) in String(decoding: contents.bytes, as: UTF8.self).split(
+            separator: "\n", omittingEmptySubsequences: false
+        ).enumerated() {
+            var line = String(raw).trimmingSpaces
+            if line.isEmpty || line.hasPrefix("#") {
+                out.append(line)
+                continue
+            }
+            if line.hasPrefix("export ") { line = String(line.dropFirst("export ".count)).trimmingSpaces }
+            guard let equals = line.firstIndex(of: "="), Profile.isEnvironmentName(String(line[..<equals])) else {
+                throw EnvironmentFileError(
+                    description:
+                        "\(path):\(number + 1): not KEY=value (a name of letters, digits and _, then =); fix the line")
+            }
+            out.append(line)
+        }
+        while out.last == "" { out.removeLast() }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// `KEY=…` for every assignment: what --dry-run shows of a file of secrets.
+    static func keysOnly(_ text: String) -> String {
+        text.split(separator: "\n").map { line in
+            guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { return String(line) }
+            return line[...equals] + "…"
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func groupExists(_ name: String) -> Bool {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        return getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0 && result != nil
     }
 
     /// What this command did, one line each: its result, so stdout.
