@@ -106,8 +106,21 @@ enum Parse {
         return result
     }
 
-    static func envPair(_ text: String) throws -> (String, String) {
-        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+    /// `KEY=VALUE`, or `KEY` alone for the value `environment` has (docker's `-e KEY`):
+    /// a token passed that way is in neither argv nor the shell's history.
+    static func envPair(_ text: String, environment: [String: String]) throws -> (String, String) {
+        guard let eq = text.firstIndex(of: "=") else {
+            guard Profile.isEnvironmentName(text) else {
+                throw ValidationError(
+                    "invalid --env \"\(text)\"; write it as KEY=VALUE, or KEY alone to pass your own value")
+            }
+            guard let value = environment[text] else {
+                throw ValidationError(
+                    "--env \(text): \(text) is not set in your environment; export it first, or write --env \(text)=VALUE")
+            }
+            return (text, value)
+        }
+        guard eq != text.startIndex else {
             throw ValidationError("invalid --env \"\(text)\"; write it as KEY=VALUE")
         }
         return (String(text[..<eq]), String(text[text.index(after: eq)...]))

@@ -57,7 +57,7 @@ extension Profile {
     /// The keys a profile file may contain, in the order `yamlText` writes them.
     public static let yamlKeys = [
         "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
-        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "adopt",
+        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "executable", "adopt",
         "pull", "aliases", "ttl", "group",
     ]
     public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]
@@ -267,6 +267,9 @@ struct ProfileReader {
                     node, "health_status", "\(status) is not an HTTP status; use a number from 100 to 599, usually 200")
             }
             profile.healthStatus = status
+        }
+        if let node = top["executable"] {
+            profile.executable = try text(node, "executable", hint: "write it like executable: /opt/vllm/bin/vllm")
         }
         if let node = top["image"] {
             profile.image = try text(

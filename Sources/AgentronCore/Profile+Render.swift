@@ -49,6 +49,7 @@ extension Profile {
         if let healthPath { line("health_path", YAMLRender.scalar(healthPath)) }
         if let healthStatus { line("health_status", "\(healthStatus)") }
         if let image { line("image", YAMLRender.scalar(image)) }
+        if let executable { line("executable", YAMLRender.scalar(executable)) }
         if adopt == true { line("adopt", "true") }
         if let pull { line("pull", pull.rawValue) }
         if let aliases, !aliases.isEmpty { list("aliases", aliases) }

@@ -147,6 +147,14 @@ extension Profile {
             }
         }
         if let image { try Self.checkText(image, "image", allowEmpty: false) }
+        if let executable {
+            try Self.checkText(executable, "executable", allowEmpty: false)
+            guard executable.hasPrefix("/") else {
+                throw problem(
+                    "executable",
+                    "\"\(executable.clippedForMessage)\" is not an absolute path; write it like executable: /opt/vllm/bin/vllm")
+            }
+        }
         if let aliases {
             guard aliases.count <= Limits.maxAliases else {
                 throw problem("aliases", "more than \(Limits.maxAliases) aliases")

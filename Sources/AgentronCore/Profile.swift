@@ -211,6 +211,10 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     public var healthStatus: Int?
     /// The container image.
     public var image: String?
+    /// The engine's program as an absolute path (`/opt/venv/bin/vllm`), instead of the
+    /// engine's name looked up on the daemon's PATH. `up` sets it to what the caller's PATH
+    /// finds (docs/configuration.md).
+    public var executable: String?
     /// Use a server of the engine already answering on the (fixed) port, such as Ollama's
     /// system service, instead of starting one. agentron then prepares, probes and
     /// registers it, but never stops that process. Nil means no.
@@ -249,6 +253,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         healthPath: String? = nil,
         healthStatus: Int? = nil,
         image: String? = nil,
+        executable: String? = nil,
         adopt: Bool? = nil,
         pull: PullPolicy? = nil,
         aliases: [String]? = nil,
@@ -274,6 +279,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         self.healthPath = healthPath
         self.healthStatus = healthStatus
         self.image = image
+        self.executable = executable
         self.adopt = adopt
         self.pull = pull
         self.aliases = aliases

@@ -12,6 +12,7 @@ public enum EngineProfileKey: String, Sendable, CaseIterable {
     case healthPath = "health_path"
     case healthStatus = "health_status"
     case image
+    case executable
     case adopt
     case pull
 
@@ -23,6 +24,7 @@ public enum EngineProfileKey: String, Sendable, CaseIterable {
         case .healthPath: profile.healthPath != nil
         case .healthStatus: profile.healthStatus != nil
         case .image: profile.image != nil
+        case .executable: profile.executable != nil
         case .adopt: profile.adopt == true
         case .pull: profile.pull != nil
         }

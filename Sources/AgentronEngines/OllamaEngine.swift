@@ -27,7 +27,7 @@ public struct OllamaEngine: EngineDriver {
     public let modelDescription = "an Ollama model name"
     /// `adopt: true` uses an Ollama already answering on the profile's port; `pull:` says
     /// when the model is pulled.
-    public let profileKeys: [EngineProfileKey: String] = [.adopt: "", .pull: "the model"]
+    public let profileKeys: [EngineProfileKey: String] = [.adopt: "", .pull: "the model", .executable: ""]
 
     /// Where `ollama serve` listens when OLLAMA_HOST names no port.
     static let standardPort = 11434
@@ -64,7 +64,7 @@ public struct OllamaEngine: EngineDriver {
                 "args: ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:"
             )
         }
-        return LaunchSpec(arguments: [program, "serve"], environment: environment)
+        return LaunchSpec(arguments: [profile.executable ?? program, "serve"], environment: environment)
     }
 
     // MARK: What a profile may say

@@ -10,6 +10,7 @@ public struct VLLMEngine: EngineDriver {
     public let kind = EngineKind.vllm
     public let displayName = "vLLM"
     public let program = "vllm"
+    public let profileKeys: [EngineProfileKey: String] = [.executable: ""]
     public let installHint =
         "install it with `pip install vllm` (GPU) or see https://docs.vllm.ai/en/latest/getting_started/installation/"
     public let modelExample = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -26,7 +27,7 @@ public struct VLLMEngine: EngineDriver {
     public func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
         let profile = context.profile
         var arguments = [
-            program, "serve", profile.model,
+            profile.executable ?? program, "serve", profile.model,
             "--host", profile.host,
             "--port", String(context.port),
             "--served-model-name", servedModelName(profile),

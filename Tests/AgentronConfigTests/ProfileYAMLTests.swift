@@ -342,6 +342,18 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
         #expect(error.message.hasPrefix("port is auto but the command has no {port} placeholder;"))
     }
 
+    @Test func executableIsAnAbsolutePathForLocalEngines() throws {
+        #expect(
+            try Profile.parse(yaml: minimal + "executable: /opt/venv/bin/vllm\n", file: "p.yaml").executable
+                == "/opt/venv/bin/vllm")
+        let relative = try #require(failure(minimal + "executable: bin/vllm\n"))
+        #expect(relative.line == 3 && relative.field == "executable", "\(relative)")
+        #expect(relative.message.contains("is not an absolute path"), "\(relative)")
+        let tgi = try #require(failure("engine: tgi\nmodel: m\nexecutable: /usr/bin/x\n"))
+        #expect(tgi.message.hasPrefix("only used with engine: "), "\(tgi)")
+        #expect(tgi.message.contains("ollama") && tgi.message.contains("vllm"), "\(tgi)")
+    }
+
     @Test func engineSpecificKeysElsewhere() throws {
         let error = try #require(failure(minimal + "image: ghcr.io/x:1\n"))
         #expect(error.description == "p.yaml:3:1: image: only used with engine: tgi; remove it, or set engine: tgi")

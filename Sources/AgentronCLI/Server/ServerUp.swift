@@ -46,7 +46,11 @@ struct ServerUp: AsyncParsableCommand {
         help: "An extra engine argument; repeat for several (--arg=--max-model-len --arg=4096).")
     var args: [String] = []
 
-    @Option(name: .customLong("env"), help: "KEY=VALUE for the engine's environment; repeat for several.")
+    @Option(
+        name: .customLong("env"),
+        help:
+            "KEY=VALUE for the engine's environment, or KEY alone to pass your own value (kept out of argv and shell history); repeat for several."
+    )
     var envPairs: [String] = []
 
     @Option(help: "How long the engine may take to become ready (e.g. 30m).", transform: Parse.timeSpan)
@@ -105,7 +109,7 @@ struct ServerUp: AsyncParsableCommand {
             throw ValidationError(
                 "invalid --name \"\(name)\"; use letters, digits, '-', '_' or '.', at most 64 characters")
         }
-        for pair in envPairs { _ = try Parse.envPair(pair) }
+        for pair in envPairs { _ = try Parse.envPair(pair, environment: ProcessEnvironment.current) }
     }
 
     func run() async throws {
@@ -215,8 +219,9 @@ struct ServerUp: AsyncParsableCommand {
         if let host { profile.host = host }
         if let gpus { profile.gpus = gpus }
         if !args.isEmpty { profile.args += args }
+        let environment = ProcessEnvironment.current
         for pair in envPairs {
-            let (key, value) = try Parse.envPair(pair)
+            let (key, value) = try Parse.envPair(pair, environment: environment)
             profile.env[key] = value
         }
         if let startupTimeout { profile.startupTimeout = startupTimeout }
@@ -239,7 +244,7 @@ struct ServerUp: AsyncParsableCommand {
             }
             profile.adopt = true
         }
-        return profile
+        return CallerEngine.apply(to: profile, environment: environment)
     }
 }
 

@@ -1,0 +1,63 @@
+import AgentronCore
+import ArgumentParser
+import Foundation
+import Testing
+
+@testable import AgentronCLI
+
+/// `up` runs the engine the caller's PATH finds, and `--env KEY` passes the caller's value
+/// (issue #13, "The caller's engine").
+struct CallerEngineTests {
+    /// A directory with an executable `vllm` and `llama-server`, like a venv's bin.
+    static func venv() throws -> String {
+        let bin = NSTemporaryDirectory() + "agentron-venv-\(UUID().uuidString.prefix(8))/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        for name in ["vllm", "llama-server"] {
+            FileManager.default.createFile(
+                atPath: bin + "/" + name, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
+        }
+        return bin
+    }
+
+    @Test func theProgramComesFromTheCallersPath() throws {
+        let bin = try Self.venv()
+        defer { try? FileManager.default.removeItem(atPath: FileManager.default.parentDirectory(bin)) }
+        let environment = ["PATH": "/nonexistent:" + bin, "VIRTUAL_ENV": "/opt/venv"]
+        let vllm = CallerEngine.apply(
+            to: Profile(name: "q", engine: .vllm, model: "Qwen/Qwen2.5-0.5B-Instruct"), environment: environment)
+        #expect(vllm.executable == bin + "/vllm")
+        #expect(vllm.env["VIRTUAL_ENV"] == "/opt/venv")
+
+        // The profile's own choices win.
+        var own = Profile(name: "q", engine: .vllm, model: "m", env: ["VIRTUAL_ENV": "/srv/env"])
+        own.executable = "/usr/bin/vllm"
+        let kept = CallerEngine.apply(to: own, environment: environment)
+        #expect(kept.executable == "/usr/bin/vllm" && kept.env["VIRTUAL_ENV"] == "/srv/env")
+
+        var command = Profile(name: "l", engine: .command, model: "m")
+        command.command = ["llama-server", "--port", "{port}"]
+        #expect(CallerEngine.apply(to: command, environment: environment).command?.first == bin + "/llama-server")
+
+        // Not on the caller's PATH: left to the daemon's, as before.
+        let missing = CallerEngine.apply(
+            to: Profile(name: "o", engine: .ollama, model: "qwen2.5:0.5b"), environment: ["PATH": "/nonexistent"])
+        #expect(missing.executable == nil)
+        // A container runs nothing of the caller's.
+        let tgi = CallerEngine.apply(to: Profile(name: "t", engine: .tgi, model: "m"), environment: environment)
+        #expect(tgi.executable == nil && tgi.env.isEmpty)
+    }
+
+    @Test func envKeyAlonePassesTheCallersValue() throws {
+        let environment = ["HF_TOKEN": "hf_secret", "EMPTY": ""]
+        #expect(try Parse.envPair("HF_TOKEN", environment: environment) == ("HF_TOKEN", "hf_secret"))
+        #expect(try Parse.envPair("EMPTY", environment: environment) == ("EMPTY", ""))
+        #expect(try Parse.envPair("A=b=c", environment: environment) == ("A", "b=c"))
+        #expect(throws: ValidationError.self) { try Parse.envPair("UNSET_HERE", environment: environment) }
+        #expect(throws: ValidationError.self) { try Parse.envPair("not a name", environment: environment) }
+        #expect(throws: ValidationError.self) { try Parse.envPair("=x", environment: environment) }
+    }
+}
+
+extension FileManager {
+    fileprivate func parentDirectory(_ path: String) -> String { (path as NSString).deletingLastPathComponent }
+}
