@@ -116,7 +116,8 @@ enum Parse {
             }
             guard let value = environment[text] else {
                 throw ValidationError(
-                    "--env \(text): \(text) is not set in your environment; export it first, or write --env \(text)=VALUE")
+                    "--env \(text): \(text) is not set in your environment; export it first, or write --env \(text)=VALUE"
+                )
             }
             return (text, value)
         }

@@ -57,7 +57,8 @@ extension Profile {
     /// The keys a profile file may contain, in the order `yamlText` writes them.
     public static let yamlKeys = [
         "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
-        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "executable", "adopt",
+        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "executable",
+        "adopt",
         "pull", "aliases", "ttl", "group",
     ]
     public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]

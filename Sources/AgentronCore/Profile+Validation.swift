@@ -152,7 +152,8 @@ extension Profile {
             guard executable.hasPrefix("/") else {
                 throw problem(
                     "executable",
-                    "\"\(executable.clippedForMessage)\" is not an absolute path; write it like executable: /opt/vllm/bin/vllm")
+                    "\"\(executable.clippedForMessage)\" is not an absolute path; write it like executable: /opt/vllm/bin/vllm"
+                )
             }
         }
         if let aliases {
