@@ -28,8 +28,12 @@ enum ProvidersFile {
     /// The members agentron sets in its own entries; any other member is someone else's and
     /// survives an update.
     static let ownedKeys: Set<String> = [
-        "id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt", "baseUrl", "models",
+        "id", "provider", "endpoint", "model", "apiKey", "managedBy", "status", "updatedAt", "baseUrl", "models", "api",
     ]
+
+    /// Every entry is an OpenAI-compatible endpoint: `api` says so, for apps that take
+    /// several kinds.
+    static let api = "openai"
 
     /// The gateway's entry says `openai`: one OpenAI-compatible endpoint for many models.
     static let gatewayProvider = "openai"
@@ -45,16 +49,17 @@ enum ProvidersFile {
         var fields: [(key: String, value: JSONValue)] = [
             ("id", .string(server.name)),
             ("provider", .string(server.gatewayModels == nil ? providerType(server.engine) : gatewayProvider)),
+            ("api", .string(api)),
+            // What every OpenAI SDK takes as its base URL; `endpoint` stays for older readers.
+            ("baseUrl", .string(server.endpoint + "/v1")),
             ("endpoint", .string(server.endpoint)),
             ("model", .string(server.model)),
+            // A server answers to the one name it serves; the gateway to every name it routes.
+            ("models", .array((server.gatewayModels ?? [server.model]).map(JSONValue.string))),
             ("managedBy", .string(managedBy)),
             ("status", .string(server.status)),
         ]
         if let key = server.apiKey { fields.append(("apiKey", .string(key))) }
-        if let models = server.gatewayModels {
-            fields.append(("baseUrl", .string(server.endpoint + "/v1")))
-            fields.append(("models", .array(models.map(JSONValue.string))))
-        }
         return fields
     }
 
@@ -70,8 +75,7 @@ enum ProvidersFile {
         for (key, value) in fields(server) where !(entry[key].map { $0.same(as: value) } ?? false) {
             return false
         }
-        return (server.apiKey != nil || entry["apiKey"] == nil)
-            && (server.gatewayModels != nil || (entry["models"] == nil && entry["baseUrl"] == nil))
+        return server.apiKey != nil || entry["apiKey"] == nil
     }
 
     /// The entry to write: the old entry's members that are not agentron's, plus agentron's.

@@ -46,6 +46,8 @@ public actor Registrar {
     let config: RegistrarConfig
     let logger: Logger
     private var desired: [RegisteredServer] = []
+    /// The public copy's entries as last written (`updatedAt` aside).
+    var publicCopyWritten: String?
     /// Set by the first `sync`: until then the daemon has not said what runs (live restore
     /// keeps entries across a daemon restart), so nothing is written or removed.
     private var active = false
@@ -84,6 +86,7 @@ public actor Registrar {
         active = true
         startWatching()
         await runPass()
+        writePublicCopy(desired)
     }
 
     /// The engines' entries without the gateway's, which only providers.json carries.

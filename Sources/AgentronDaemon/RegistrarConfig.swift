@@ -45,11 +45,18 @@ public struct RegistrarConfig: Sendable, Equatable {
     /// The Agentron app's SQLite database; nil keeps that target off. Written only while
     /// the file exists: agentron never creates it.
     public var agentronAppPath: String?
+    /// For a root daemon: a copy of agentron's entries without their keys, readable by
+    /// every user (the main file is root's, 0600): `<runtime dir>/providers.json`.
+    public var publicCopyPath: String?
 
-    public init(providersPath: String, openClawPath: String? = nil, agentronAppPath: String? = nil) {
+    public init(
+        providersPath: String, openClawPath: String? = nil, agentronAppPath: String? = nil,
+        publicCopyPath: String? = nil
+    ) {
         self.providersPath = providersPath
         self.openClawPath = openClawPath
         self.agentronAppPath = agentronAppPath
+        self.publicCopyPath = publicCopyPath
     }
 
     /// Overrides the provider file's location (default: `<config dir>/providers.json`, docs/providers.md).
@@ -80,7 +87,8 @@ public struct RegistrarConfig: Sendable, Equatable {
         let openClaw = environment[openClawVariable].flatMap { $0.isEmpty ? nil : expand($0) }
         return RegistrarConfig(
             providersPath: providers ?? paths.configDirectory + "/providers.json", openClawPath: openClaw,
-            agentronAppPath: agentronAppDatabase(environment: environment, isRoot: isRoot, expand: expand))
+            agentronAppPath: agentronAppDatabase(environment: environment, isRoot: isRoot, expand: expand),
+            publicCopyPath: isRoot ? paths.runtimeDirectory + "/providers.json" : nil)
     }
 
     /// The Agentron app's database, found as the app finds it: `AGENTRON_APP_DB` (`off`

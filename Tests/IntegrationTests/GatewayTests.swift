@@ -99,6 +99,7 @@ struct GatewayTests {
         #expect(
             Set(entry["models"] as? [String] ?? []) == ["qwen", "small", "gpt-4o-mini", "Qwen/Qwen2.5-0.5B-Instruct"])
         #expect(registered.contains { $0["id"] as? String == "qwen" }, "the server keeps its own entry")
+        try ProviderSchema.expectValid(harness.home.appendingPathComponent("config/providers.json").path)
 
         // `agentron gateway`: the address, every route, and the counts of what was sent.
         let status = try await harness.run(["gateway", "--json"])

@@ -57,6 +57,10 @@ struct RegistrationTests {
         #expect(entry["managedBy"] as? String == "agentron")
         #expect(entry["status"] as? String == "ready")
         #expect(entry["updatedAt"] is String)
+        #expect(entry["baseUrl"] as? String == endpoint + "/v1")
+        #expect(entry["models"] as? [String] == ["reg"])
+        #expect(entry["api"] as? String == "openai")
+        try ProviderSchema.expectValid(file.path)
         let text = try String(contentsOf: file, encoding: .utf8)
         #expect(text.contains(foreignElement), "the app's entry is byte-for-byte as written")
         #expect(
@@ -86,6 +90,39 @@ struct RegistrationTests {
         }
         #expect(gone, "reg still registered after down")
         #expect(try String(contentsOf: file, encoding: .utf8) == Self.foreign, "the file is as the app left it")
+    }
+
+    /// A root daemon's providers.json is 0600 (it holds keys); users' apps read a copy
+    /// without them in the runtime directory.
+    @Test func aRootDaemonWritesAPublicCopyWithoutKeys() async throws {
+        try #require(getuid() == 0, "the public copy is the system daemon's (CI runs as root)")
+        let harness = try Harness()
+        defer { harness.shutdown() }
+        try await harness.startDaemon()
+        let up = try await harness.run([
+            "up", "org/m", "--engine", "vllm", "--name", "keyed", "--env", "VLLM_API_KEY=sk-very-secret",
+        ])
+        #expect(up.code == 0, "up failed: \(up.stderr)")
+        let copy = harness.home.appendingPathComponent("run/providers.json")
+        var entry: [String: Any]?
+        let deadline = Date().addingTimeInterval(10)
+        while entry == nil, Date() < deadline {
+            if let data = try? Data(contentsOf: copy),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            {
+                entry = (object["providers"] as? [[String: Any]])?.first { $0["id"] as? String == "keyed" }
+            }
+            if entry == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let shown = try #require(entry, "no public copy at \(copy.path)")
+        #expect(shown["apiKey"] == nil && shown["apiKeyRequired"] as? Bool == true)
+        #expect(!(try String(contentsOf: copy, encoding: .utf8)).contains("sk-very-secret"))
+        #expect(try entries(harness).first { $0["id"] as? String == "keyed" }?["apiKey"] as? String == "sk-very-secret")
+        let attributes = try FileManager.default.attributesOfItem(atPath: copy.path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o644, "every user may read it")
+        try ProviderSchema.expectValid(copy.path)
+        try ProviderSchema.expectValid(providersFile(harness).path)
+        #expect(try await harness.run(["down", "keyed"]).code == 0)
     }
 
     @Test func noRegisterKeepsTheServerOutOfTheFile() async throws {
