@@ -222,7 +222,8 @@ struct RegistrarTests {
         let text = try scratch.text("providers.json")
         #expect(
             text.hasPrefix(
-                "{\n\t\"providers\": [\n\t\t{\"id\": \"x\"},\n\t\t{\n\t\t\t\"api\": \"openai\",\n\t\t\t\"baseUrl\": \"http://127.0.0.1:8001/v1\",\n"))
+                "{\n\t\"providers\": [\n\t\t{\"id\": \"x\"},\n\t\t{\n\t\t\t\"api\": \"openai\",\n\t\t\t\"baseUrl\": \"http://127.0.0.1:8001/v1\",\n"
+            ))
         #expect(text.hasSuffix("\n\t\t}\n\t]\n}\n"))
     }
 
