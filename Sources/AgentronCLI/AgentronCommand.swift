@@ -27,7 +27,7 @@ public struct AgentronCommand: AsyncParsableCommand {
         version: agentronVersion,
         subcommands: [
             ServerUp.self, ServerPs.self, ServerDown.self, ServerRemove.self, ServerRestart.self, ServerLogs.self,
-            ServerInspect.self,
+            ServerInspect.self, ServerEnv.self,
             GatewayCommand.self, ProfileCommand.self, ProviderList.self, ServiceCommand.self, Doctor.self,
         ]
     )

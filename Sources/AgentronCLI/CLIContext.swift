@@ -70,9 +70,47 @@ enum Output {
 }
 
 /// Ends a command with one clear line on stderr and a non-zero exit.
-func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+func fail(_ message: String, code: Int32 = ExitStatus.failure) -> ExitCode {
     Output.error(message)
     return ExitCode(code)
+}
+
+/// Ends a command with the error's one line and the exit status its kind has.
+func fail(_ error: any Error) -> ExitCode {
+    fail("\(error)", code: ExitStatus.of(error))
+}
+
+/// The CLI's exit statuses, stable across releases (docs/cli.md, "Exit status"): scripts
+/// may tell "no such server" from "the daemon is not running" from "the engine failed".
+enum ExitStatus {
+    static let success: Int32 = 0
+    /// Anything not listed below.
+    static let failure: Int32 = 1
+    /// No such server, profile or model.
+    static let notFound: Int32 = 2
+    /// The daemon is not running, does not answer, or may not be used (socket, peer check).
+    static let daemonUnreachable: Int32 = 3
+    /// The server could not start (the engine failed, its port is taken, it is missing).
+    static let startFailed: Int32 = 4
+    /// A wait ran out (`up --timeout`, a daemon that accepted but never answered).
+    static let timeout: Int32 = 5
+    /// Bad usage: an unknown flag, a bad value (ArgumentParser's own code, EX_USAGE).
+    static let usage: Int32 = 64
+
+    static func of(_ error: any Error) -> Int32 {
+        switch error as? ClientError {
+        case .daemonNotRunning, .notAllowed, .untrustedDaemon, .unsafeRuntimeDirectory, .transport: daemonUnreachable
+        case .daemonNotAnswering: timeout
+        case .api(let api):
+            switch api.code {
+            case .notFound: notFound
+            case .startFailed, .portInUse, .engineNotFound: startFailed
+            case .invalidRequest: usage
+            default: failure
+            }
+        case .badResponse, nil: failure
+        }
+    }
 }
 
 /// Argument transforms for the Core value types.

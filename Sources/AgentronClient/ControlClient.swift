@@ -57,6 +57,11 @@ public struct ControlClient: Sendable {
         try await call(.daemon, timeout: timeout)
     }
 
+    /// `GET /v1/servers/{name}/connection`: base URL, model and key for an OpenAI client.
+    public func connection(_ name: String) async throws(ClientError) -> ServerConnection {
+        try await call(.connection(name: name))
+    }
+
     /// `GET /v1/gateway`: the gateway's address and counters.
     public func gateway() async throws(ClientError) -> GatewayStatus {
         try await call(.gateway)

@@ -73,3 +73,27 @@ public struct GatewayStatus: Codable, Sendable, Equatable {
         self.routes = routes
     }
 }
+
+/// `GET /v1/servers/{name}/connection`: what an OpenAI client needs to use a server, or a
+/// model through the gateway (`agentron env`). Carries the key: whoever may use the control
+/// socket may read the profile anyway.
+public struct ServerConnection: Codable, Sendable, Equatable {
+    /// The server's name, or the model name asked for through the gateway.
+    public var name: String
+    /// Ends in `/v1`: what an OpenAI SDK takes as its base URL.
+    public var baseUrl: String
+    /// What to send as `model`.
+    public var model: String
+    /// The key the endpoint needs; nil when it needs none.
+    public var apiKey: String?
+    /// `server` (the engine itself) or `gateway` (a profile or alias with no server up).
+    public var via: String
+
+    public init(name: String, baseUrl: String, model: String, apiKey: String?, via: String) {
+        self.name = name
+        self.baseUrl = baseUrl
+        self.model = model
+        self.apiKey = apiKey
+        self.via = via
+    }
+}

@@ -29,6 +29,8 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
     case stop(name: String, timeout: String?)
     /// `POST /v1/servers/{name}/restart`.
     case restart(name: String)
+    /// `GET /v1/servers/{name}/connection`: base URL, model and key (`ServerConnection`).
+    case connection(name: String)
     /// `GET /v1/servers/{name}/logs[?tail=<lines>][&follow=true]`.
     case logs(name: String, tail: String?, follow: Bool)
 
@@ -42,7 +44,7 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
 
     public var method: String {
         switch self {
-        case .daemon, .providers, .gateway, .list, .inspect, .wait, .logs: "GET"
+        case .daemon, .providers, .gateway, .list, .inspect, .wait, .logs, .connection: "GET"
         case .start, .stop, .restart: "POST"
         case .remove: "DELETE"
         }
@@ -58,6 +60,7 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
         case .inspect(let name), .wait(let name, _), .remove(let name, _): Self.serverPath(name)
         case .stop(let name, _): Self.serverPath(name) + "/stop"
         case .restart(let name): Self.serverPath(name) + "/restart"
+        case .connection(let name): Self.serverPath(name) + "/connection"
         case .logs(let name, _, _): Self.serverPath(name) + "/logs"
         }
     }
@@ -65,7 +68,7 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
     /// The query parameters in the order they are sent (values not yet encoded).
     public var query: [(name: Parameter, value: String)] {
         switch self {
-        case .daemon, .providers, .gateway, .start, .inspect, .restart: []
+        case .daemon, .providers, .gateway, .start, .inspect, .restart, .connection: []
         case .list(let all): all ? [(.all, Self.flagValue)] : []
         case .wait(_, let seconds): [(.wait, seconds)]
         case .remove(_, let force): force ? [(.force, Self.flagValue)] : []
@@ -155,8 +158,9 @@ public enum ControlRoute: Sendable, Equatable, Hashable {
             case ("stop", "POST"): self = .stop(name: name, timeout: query[Parameter.timeout.rawValue])
             case ("restart", "POST"): self = .restart(name: name)
             case ("logs", "GET"): self = .logs(name: name, tail: query[Parameter.tail.rawValue], follow: flag(.follow))
+            case ("connection", "GET"): self = .connection(name: name)
             case ("stop", _), ("restart", _): throw refuse(allowing: ["POST"])
-            case ("logs", _): throw refuse(allowing: ["GET"])
+            case ("logs", _), ("connection", _): throw refuse(allowing: ["GET"])
             default: throw .unknownPath(method: method, path: path)
             }
         default:

@@ -58,6 +58,8 @@ struct ControlAPI: Sendable {
             return Self.json(await registry.providers())
         case .gateway:
             return Self.json(await registry.gatewayStatus())
+        case .connection(let name):
+            return Self.json(try await registry.connection(name))
         case .list(let all):
             return Self.json(ServerList(servers: await registry.list(includeStopped: all)))
         case .start:

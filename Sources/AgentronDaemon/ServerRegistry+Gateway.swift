@@ -118,3 +118,34 @@ extension ServerRegistry {
             })
     }
 }
+
+extension ServerRegistry {
+    /// What a client needs to use `name` (`agentron env`): a server's own endpoint, served
+    /// name and key; else, with the gateway listening, a model the gateway routes (a
+    /// profile or alias not up yet starts on the first request).
+    func connection(_ name: String) async throws(APIError) -> ServerConnection {
+        if let supervisor = supervisors[name] {
+            let info = await supervisor.info(detailed: false)
+            guard let endpoint = info.endpoint, info.state == .ready || info.state == .unhealthy else {
+                throw APIError(
+                    .conflict,
+                    "\(name) is \(info.state.rawValue), not serving; `agentron up \(name)` starts it"
+                        + (gatewayState?.error == nil && gatewayState != nil
+                            ? ", or use the gateway, which starts it on the first request" : ""))
+            }
+            let profile = await supervisor.profile
+            return ServerConnection(
+                name: name, baseUrl: endpoint + "/v1", model: info.servedModel,
+                apiKey: profile.engine.driver.apiKey(profile), via: "server")
+        }
+        if let gateway = gatewayListening, case .route = gatewayRouting().resolve(name) {
+            return ServerConnection(
+                name: name, baseUrl: "http://\(gateway.address)/v1", model: name, apiKey: gateway.apiKey,
+                via: "gateway")
+        }
+        throw APIError(
+            .notFound,
+            "no server named \(name)\(gatewayListening == nil ? "" : ", and no profile or alias the gateway routes by that name"); see `agentron ps` and `agentron profiles ls`"
+        )
+    }
+}

@@ -306,7 +306,7 @@ actor ServerRegistry {
     }
 
     /// The gateway's address and key once it listens: its providers.json entry.
-    private var gatewayListening: GatewayConfig?
+    private(set) var gatewayListening: GatewayConfig?
 
     /// The gateway is listening (or, with nil, is not): registered as one provider.
     func gatewayIsListening(_ config: GatewayConfig?) async {

@@ -1,3 +1,4 @@
+import AgentronClient
 import AgentronCore
 import ArgumentParser
 import Foundation
@@ -60,4 +61,19 @@ struct CallerEngineTests {
 
 extension FileManager {
     fileprivate func parentDirectory(_ path: String) -> String { (path as NSString).deletingLastPathComponent }
+}
+
+/// The exit statuses scripts rely on (docs/cli.md, "Exit status").
+struct ExitStatusTests {
+    @Test func eachKindOfFailureHasItsStatus() {
+        #expect(ExitStatus.of(ClientError.daemonNotRunning(socket: "/s")) == 3)
+        #expect(ExitStatus.of(ClientError.notAllowed(socket: "/s")) == 3)
+        #expect(ExitStatus.of(ClientError.daemonNotAnswering(socket: "/s", after: .seconds(30))) == 5)
+        #expect(ExitStatus.of(ClientError.api(APIError(.notFound, "no server named x"))) == 2)
+        #expect(ExitStatus.of(ClientError.api(APIError(.portInUse, "taken"))) == 4)
+        #expect(ExitStatus.of(ClientError.api(APIError(.invalidRequest, "bad"))) == 64)
+        #expect(ExitStatus.of(ClientError.badResponse("?")) == 1)
+        #expect(ExitStatus.of(CancellationError()) == 1)
+        #expect(ServerEnv.shellQuoted("a'b c") == "'a'\\''b c'")
+    }
 }

@@ -426,7 +426,7 @@ struct ControlRouteTests {
         .inspect(name: "llama-3.2-1b"), .wait(name: "llama", seconds: "0.25"), .wait(name: "llama", seconds: "1e+300"),
         .remove(name: "llama", force: false), .remove(name: "llama", force: true),
         .stop(name: "llama", timeout: nil), .stop(name: "llama", timeout: "30.0"), .stop(name: "llama", timeout: "2 m"),
-        .restart(name: "q.w_e-r"), .logs(name: "llama", tail: nil, follow: false),
+        .restart(name: "q.w_e-r"), .connection(name: "qwen"), .logs(name: "llama", tail: nil, follow: false),
         .logs(name: "llama", tail: "100", follow: true),
         .logs(name: "llama", tail: "5", follow: false), .logs(name: "llama", tail: nil, follow: true),
         // Names and values no valid profile has still arrive whole.
@@ -460,6 +460,7 @@ struct ControlRouteTests {
         ("POST", "/v1/servers/llama/stop", .stop(name: "llama", timeout: nil)),
         ("POST", "/v1/servers/llama/stop?timeout=30.0", .stop(name: "llama", timeout: "30.0")),
         ("POST", "/v1/servers/llama/restart", .restart(name: "llama")),
+        ("GET", "/v1/servers/llama/connection", .connection(name: "llama")),
         ("GET", "/v1/servers/llama/logs?tail=100", .logs(name: "llama", tail: "100", follow: false)),
         ("GET", "/v1/servers/llama/logs?tail=100&follow=true", .logs(name: "llama", tail: "100", follow: true)),
     ])

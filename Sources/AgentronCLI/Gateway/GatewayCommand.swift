@@ -36,7 +36,7 @@ struct GatewayCommand: AsyncParsableCommand {
             }
             return
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         if json {
             Output.json(status)

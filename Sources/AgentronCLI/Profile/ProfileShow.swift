@@ -18,7 +18,7 @@ struct ProfileShow: AsyncParsableCommand {
         do {
             resolved = try CLIContext().catalog.resolve(profile)
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         if json {
             Output.json(resolved)

@@ -35,7 +35,7 @@ struct ProviderList: AsyncParsableCommand {
             }
             return
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         if json {
             Output.json(status)

@@ -51,7 +51,7 @@ struct ServerDown: AsyncParsableCommand {
                 }
                 return
             } catch {
-                throw fail("\(error)")
+                throw fail(error)
             }
         }
         let timeout = self.timeout

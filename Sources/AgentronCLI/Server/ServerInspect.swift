@@ -20,7 +20,7 @@ struct ServerInspect: AsyncParsableCommand {
         do {
             info = try await CLIContext().client.inspect(name)
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         if json {
             Output.json(info)

@@ -33,7 +33,7 @@ struct ServerLogs: AsyncParsableCommand {
                 Output.writeStdout(try await client.logs(name, tail: tail))
             }
         } catch let error as ClientError {
-            throw fail("\(error)")
+            throw fail(error)
         } catch {
             throw fail("log stream ended: \(error)")
         }

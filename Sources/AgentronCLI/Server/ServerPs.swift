@@ -26,7 +26,7 @@ struct ServerPs: AsyncParsableCommand {
             // Nothing runs without the daemon: an empty list is the true answer.
             servers = []
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         if json {
             Output.json(

@@ -38,7 +38,7 @@ struct ServerRemove: AsyncParsableCommand {
                 targets = try await client.list(all: true).filter { $0.state == .stopped || $0.state == .failed }.map(
                     \.name)
             } catch {
-                throw fail("\(error)")
+                throw fail(error)
             }
         }
         var removed: [ServerInfo] = []

@@ -24,7 +24,7 @@ struct ServerRestart: AsyncParsableCommand {
                 info = try await client.wait(name, seconds: 5)
             }
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         if info.state == .failed || (info.state == .stopped && !detach) {
             throw fail(

@@ -118,7 +118,7 @@ struct ServerUp: AsyncParsableCommand {
         do {
             profile = try resolveProfile(context)
         } catch let error as ProfileError {
-            throw fail("\(error)")
+            throw fail(error)
         }
 
         let clock = ContinuousClock()
@@ -128,14 +128,14 @@ struct ServerUp: AsyncParsableCommand {
                 Output.note($0)
             }
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         let client = context.client
         var info: ServerInfo
         do {
             info = try await client.start(profile)
         } catch {
-            throw fail("\(error)")
+            throw fail(error)
         }
         if detach {
             if json {
@@ -155,7 +155,7 @@ struct ServerUp: AsyncParsableCommand {
                 info = try await client.wait(profile.name, seconds: progress.pollSeconds)
             } catch {
                 progress.finish()
-                throw fail("\(error)")
+                throw fail(error)
             }
         }
         progress.finish()
@@ -182,7 +182,7 @@ struct ServerUp: AsyncParsableCommand {
                 Output.note("last log lines (agentron logs \(info.name)):")
                 for line in tail { Output.note("  \(line)") }
             }
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.startFailed)
         default:
             throw fail("server \"\(info.name)\" is \(info.state.rawValue)")
         }

@@ -75,7 +75,7 @@ struct ServiceInstall: AsyncParsableCommand {
         if let envFile {
             let text: String
             do throws(EnvironmentFileError) { text = try Self.readEnvironmentFile(envFile) } catch {
-                throw fail("\(error)")
+                throw fail(error)
             }
             files.append((scope.environmentFilePath, text, 0o600))
         }
@@ -112,7 +112,7 @@ struct ServiceInstall: AsyncParsableCommand {
             do throws(ServiceFileError) {
                 try writeFileAtomically(file.text, to: file.path, mode: file.mode)
             } catch {
-                throw fail("\(error)")
+                throw fail(error)
             }
             say("wrote \(file.path)")
         }
