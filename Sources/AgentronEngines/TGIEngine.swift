@@ -155,7 +155,7 @@ public struct TGIEngine: EngineDriver {
         return "agentron-\(server)-\(String(hash, radix: 16))"
     }
 
-    /// The shim installed next to the running daemon. The daemon's path is read here, not
+    /// The shim next to the running daemon, or in the install's libexec. The daemon's path is read here, not
     /// through AgentronConfig's `AgentronPaths`: the drivers sit below the profile reader,
     /// which asks them what each engine takes.
     static func shimPath() -> String? {
@@ -164,8 +164,12 @@ public struct TGIEngine: EngineDriver {
         guard count > 0 else { return nil }
         let exe = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard let slash = exe.lastIndex(of: "/") else { return nil }
-        let path = String(exe[..<slash]) + "/agentron-container-shim"
-        return access(path, X_OK) == 0 ? path : nil
+        let bin = String(exe[..<slash])
+        // Built: next to the daemon. Installed (scripts/install): <prefix>/libexec/agentron.
+        let prefix = bin.lastIndex(of: "/").map { String(bin[..<$0]) } ?? ""
+        let name = "agentron-container-shim"
+        let candidates = [bin + "/" + name, prefix + "/libexec/agentron/" + name]
+        return candidates.first { access($0, X_OK) == 0 }
     }
 
     // MARK: What clients and apps are told

@@ -77,3 +77,23 @@ struct ExitStatusTests {
         #expect(ServerEnv.shellQuoted("a'b c") == "'a'\\''b c'")
     }
 }
+
+/// The system unit runs its agentrond as root: one in a tree another user can change is
+/// refused (issue #13, "Install like a package").
+struct ServiceInstallPathTests {
+    @Test func aBinaryInATreeOthersCanWriteIsFound() throws {
+        try #require(getuid() == 0, "ownership checks need root-owned files (CI runs as root)")
+        let directory = NSTemporaryDirectory() + "agentron-owned-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let binary = directory + "/agentrond"
+        FileManager.default.createFile(atPath: binary, contents: Data(), attributes: [.posixPermissions: 0o755])
+        #expect(chmod(directory, 0o755) == 0)
+        #expect(ServiceInstall.writableByOthers(binary) == nil, "root's, in the sticky /tmp: fine")
+        #expect(chmod(directory, 0o777) == 0)
+        #expect(ServiceInstall.writableByOthers(binary) == directory)
+        #expect(chmod(directory, 0o755) == 0)
+        #expect(chown(binary, 65534, 65534) == 0)
+        #expect(ServiceInstall.writableByOthers(binary) == binary)
+    }
+}

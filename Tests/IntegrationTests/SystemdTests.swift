@@ -235,6 +235,9 @@ struct SystemdTests {
         #expect(install.code == 0, "\(install.stderr)")
         #expect(install.stdout.contains("wrote \(unitPath)"))
         #expect(install.stdout.contains("systemd is not running on this machine"))
+        // Enabled offline, as `systemctl enable` would: it starts at the next boot.
+        let wants = config + "/systemd/user/default.target.wants/agentrond.service"
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: wants) == unitPath, "\(install.stdout)")
         #expect(
             install.stdout.contains("no agentrond answers on \(userSocket): nothing started one"), "\(install.stdout)")
         let agentrond = harness.binDirectory.appendingPathComponent("agentrond").path
@@ -263,6 +266,7 @@ struct SystemdTests {
         #expect(uninstall.code == 0, "\(uninstall.stderr)")
         #expect(uninstall.stdout.contains("removed \(unitPath)"))
         #expect(!FileManager.default.fileExists(atPath: unitPath))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: wants)) == nil, "the wants link is gone")
         let again = try await harness.run(["service", "uninstall", "--user"], environment: environment)
         #expect(again.code == 0)
         #expect(again.stderr.contains("nothing to remove"))

@@ -60,6 +60,19 @@ struct ServiceScope {
     static let socketGroup = "agentron"
 
     var servicePath: String { unitDirectory + "/" + Self.serviceName }
+
+    /// The links `systemctl enable` makes from the units' `WantedBy=` targets, which
+    /// `service install` makes itself where systemd is not running (an image build, a
+    /// chroot), so the machine starts agentrond at its first boot.
+    func wantsLinks(socket: Bool) -> [(link: String, target: String)] {
+        let serviceTarget = user ? "default.target" : "multi-user.target"
+        var links = [(unitDirectory + "/\(serviceTarget).wants/" + Self.serviceName, servicePath)]
+        if socket { links.append((unitDirectory + "/sockets.target.wants/" + Self.socketName, socketUnitPath)) }
+        return links
+    }
+
+    /// Every wants link that may exist, for uninstall.
+    var allWantsLinks: [String] { wantsLinks(socket: true).map(\.link) }
     var socketUnitPath: String { unitDirectory + "/" + Self.socketName }
 
     /// The control socket the unit's daemon serves: the paths of AgentronPaths for root or

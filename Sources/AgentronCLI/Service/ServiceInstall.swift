@@ -62,6 +62,12 @@ struct ServiceInstall: AsyncParsableCommand {
             if !dryRun { throw fail(message) }
             Output.note("warning: \(message)")
         }
+        if !user, let writable = Self.writableByOthers(daemon) {
+            let message =
+                "\(writable) can be written by a user other than root, so the system unit would run as root whatever they put at \(daemon); install agentron with scripts/install (to /usr/local), or pass --agentrond with a root-owned path"
+            if !dryRun { throw fail(message) }
+            Output.note("warning: \(message)")
+        }
         if daemon.contains("/.build/") {
             Output.note(
                 "note: \(daemon) is inside a build directory; the unit breaks when it is rebuilt or cleaned. Install a release build (docs/systemd.md) for boot-time use."
@@ -129,11 +135,18 @@ struct ServiceInstall: AsyncParsableCommand {
             )
         }
         guard systemd else {
+            // What `systemctl enable` does offline: the unit starts at the next boot.
+            for (link, target) in scope.wantsLinks(socket: socket) {
+                do throws(ServiceFileError) { try Self.makeLink(link, to: target) } catch {
+                    throw fail("\(error)")
+                }
+                say("enabled: \(link) -> \(target)")
+            }
             say(
-                "systemd is not running on this machine (no /run/systemd/system): the unit is installed but not enabled or started"
+                "systemd is not running on this machine (no /run/systemd/system): the unit is installed and enabled, and starts at the next boot"
             )
             say(
-                "where systemd runs, start it with: "
+                "where systemd runs, start it now with: "
                     + commands.map { $0.joined(separator: " ") }.joined(separator: " && "))
             // Nothing started a daemon here; one may run anyway (started by hand or by the CLI).
             switch await scope.ping(timeout: .zero) {
@@ -203,6 +216,31 @@ struct ServiceInstall: AsyncParsableCommand {
             guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { return String(line) }
             return line[...equals] + "…"
         }.joined(separator: "\n") + "\n"
+    }
+
+    /// A symlink at `link` to `target` (replacing one that is there), its directory made.
+    static func makeLink(_ link: String, to target: String) throws(ServiceFileError) {
+        do { try FileIO.makeDirectories(FileIO.parentDirectory(of: link), mode: 0o755) } catch {
+            throw ServiceFileError(path: error.path, action: error.step, errno: error.code)
+        }
+        unlink(link)
+        guard symlink(target, link) == 0 else { throw ServiceFileError(path: link, action: "link", errno: errno) }
+    }
+
+    /// The first of `path` and its parent directories that a user other than root could
+    /// change (not owned by root, or writable by group or others); nil when none.
+    static func writableByOthers(_ path: String) -> String? {
+        var current = path
+        while true {
+            var info = stat()
+            if stat(current, &info) == 0, info.st_uid != 0 || info.st_mode & 0o022 != 0 {
+                // The sticky /tmp lets others write, but not replace what root owns in it.
+                let sticky = info.st_mode & S_ISVTX != 0 && current != path
+                if !sticky { return current }
+            }
+            guard current != "/", !current.isEmpty else { return nil }
+            current = FileIO.parentDirectory(of: current)
+        }
     }
 
     static func groupExists(_ name: String) -> Bool {

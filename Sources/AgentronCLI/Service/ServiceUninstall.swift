@@ -52,6 +52,10 @@ struct ServiceUninstall: AsyncParsableCommand {
         } else {
             say("systemd is not running on this machine: only removing the files")
         }
+        // The links an offline install made (systemctl disable removes its own).
+        for link in scope.allWantsLinks where unlink(link) == 0 {
+            say("removed \(link)")
+        }
         for file in files {
             guard unlink(file) == 0 || errno == ENOENT else {
                 throw fail("cannot remove \(file): \(String(cString: strerror(errno)))")
