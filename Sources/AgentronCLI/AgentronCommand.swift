@@ -11,10 +11,10 @@ public struct AgentronCommand: AsyncParsableCommand {
         commandName: "agentron",
         abstract: "Run and supervise local LLM inference servers (vLLM, Ollama, TGI, any OpenAI-compatible command).",
         discussion: """
-            Start a model:       agentron up meta-llama/Llama-3.2-1B-Instruct --engine vllm
+            Start a model:       agentron up Qwen/Qwen2.5-1.5B-Instruct --engine vllm
             See what runs:       agentron ps
-            Read its output:     agentron logs llama-3.2-1b-instruct -f
-            Stop it:             agentron down llama-3.2-1b-instruct
+            Read its output:     agentron logs qwen2.5-1.5b-instruct -f
+            Stop it:             agentron down qwen2.5-1.5b-instruct
 
             One OpenAI endpoint for apps: http://127.0.0.1:8400/v1 (`agentron gateway`).
 

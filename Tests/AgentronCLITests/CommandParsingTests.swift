@@ -60,7 +60,11 @@ struct CommandParsingTests {
         (["up", "x", "--port", "http"], "invalid port \"http\""),
         (["up", "x", "--gpus", "0,-1"], "invalid --gpus \"0,-1\"; give GPU indices like 0 or 0,1"),
         (["up", "x", "--gpus", "a"], "invalid --gpus \"a\""),
-        (["up", "x", "--env", "NOEQUALS"], "invalid --env \"NOEQUALS\"; write it as KEY=VALUE"),
+        (
+            ["up", "x", "--env", "AGENTRON_TEST_SURELY_UNSET"],
+            "AGENTRON_TEST_SURELY_UNSET is not set in your environment"
+        ),
+        (["up", "x", "--env", "NOT A NAME"], "invalid --env \"NOT A NAME\"; write it as KEY=VALUE"),
         (["up", "x", "--env", "=v"], "invalid --env \"=v\""),
         (["up", "x", "--startup-timeout", "soon"], "invalid duration \"soon\"; write it like 90s, 30m, 2h or 500ms"),
         (["up", "x", "--stop-timeout=-5s"], "invalid duration \"-5s\""),
@@ -105,13 +109,30 @@ struct CommandParsingTests {
         #expect(all.all && all.json)
         #expect(try parse(["ps", "--all"], as: ServerPs.self).all)
         #expect(refusal(["ps", "extra"])?.contains("Unexpected argument 'extra'") == true)
+        #expect(try parse(["ps", "-q"], as: ServerPs.self).quiet)
+        #expect(try parse(["ps", "--format", "names"], as: ServerPs.self).format == .names)
+        #expect(refusal(["ps", "-q", "--json"]) == "give one of --json, -q/--quiet and --format")
+        #expect(refusal(["ps", "--format", "yaml"])?.contains("yaml") == true)
+    }
+
+    /// The names users bring from docker: `stop` for down, `ls` for ps.
+    @Test func dockerStyleAliases() throws {
+        let command = try AgentronCommand.parseAsRoot(["stop", "a", "b"])
+        #expect((command as? ServerDown)?.names == ["a", "b"])
+        #expect(try AgentronCommand.parseAsRoot(["ls", "-a"]) is ServerPs)
+        #expect(try AgentronCommand.takeHost(from: ["--host", "/run/a.sock", "ps"]) == ["ps"])
+        #expect(
+            try AgentronCommand.takeHost(from: ["ps", "--host=/x.sock", "--", "--host", "y"]) == [
+                "ps", "--", "--host", "y",
+            ])
     }
 
     @Test func logsTailAndFollow() throws {
         let logs = try parse(["logs", "llama"], as: ServerLogs.self)
         #expect(logs.name == "llama" && logs.tail == 100 && !logs.follow)
-        let follow = try parse(["logs", "llama", "-f", "-t", "5"], as: ServerLogs.self)
+        let follow = try parse(["logs", "llama", "-f", "-n", "5"], as: ServerLogs.self)
         #expect(follow.follow && follow.tail == 5)
+        #expect(refusal(["logs", "llama", "-t", "5"]) != nil, "-t is docker's --timestamps, not --tail")
         #expect(try parse(["logs", "llama", "--follow", "--tail", "0"], as: ServerLogs.self).tail == 0)
         #expect(refusal(["logs", "llama", "--tail=-5"]) == "--tail must be 0 or more")
         #expect(refusal(["logs", "llama", "--tail", "many"])?.contains("many") == true)
@@ -184,10 +205,12 @@ struct CommandParsingTests {
     @Test func theRootListsEveryCommandAndItsVersion() throws {
         let help = AgentronCommand.helpMessage(columns: 200)
         for command in [
-            "up", "ps", "down", "rm", "restart", "logs", "inspect", "profiles", "providers", "service", "doctor",
+            "up", "ps, ls", "down, stop", "rm", "restart", "logs", "inspect", "env", "gateway", "profiles", "providers",
+            "service", "doctor",
         ] {
             #expect(help.contains("\n  \(command) "), "\(command) is listed: \(help)")
         }
+        #expect(help.contains("--host <socket>"))
         #expect(help.contains("AGENTRON_HOME"))
         #expect(refusal(["frobnicate"])?.contains("frobnicate") == true)
         #expect(AgentronCommand.configuration.version == agentronVersion)

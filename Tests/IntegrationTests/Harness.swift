@@ -9,6 +9,8 @@ final class Harness: @unchecked Sendable {
     let fakeBin: URL
     let binDirectory: URL
     var daemon: Process?
+    /// The `agentron` that `run` runs (default: this build's).
+    var cli: URL?
     /// Pids a test learned of (engine pid files), killed at shutdown if still alive.
     private var extraPids: Set<Int32> = []
     let lock = NSLock()
@@ -84,9 +86,11 @@ final class Harness: @unchecked Sendable {
     /// Starts agentrond and waits until its socket answers. `unsetting` removes variables
     /// the test process has (HOME: the system unit sets none).
     @discardableResult
-    func startDaemon(environment overrides: [String: String] = [:], unsetting: [String] = []) async throws -> Process {
+    func startDaemon(
+        environment overrides: [String: String] = [:], unsetting: [String] = [], executable: URL? = nil
+    ) async throws -> Process {
         let process = Process()
-        process.executableURL = binDirectory.appendingPathComponent("agentrond")
+        process.executableURL = executable ?? binDirectory.appendingPathComponent("agentrond")
         var daemonEnvironment = environment.merging(overrides) { $1 }
         for name in unsetting { daemonEnvironment.removeValue(forKey: name) }
         process.environment = daemonEnvironment
@@ -142,7 +146,7 @@ final class Harness: @unchecked Sendable {
         async throws -> Result
     {
         let process = Process()
-        let cli = binDirectory.appendingPathComponent("agentron")
+        let cli = self.cli ?? binDirectory.appendingPathComponent("agentron")
         if let program = wrapper.first {
             // Run through another program (setpriv, to act as another user).
             process.executableURL = URL(fileURLWithPath: program)

@@ -7,7 +7,7 @@ struct ProfileShow: AsyncParsableCommand {
         abstract: "Print a profile with every default filled in."
     )
 
-    @Argument(help: "A profile name or file.")
+    @Argument(help: "A profile name or file.", completion: Completion.profiles)
     var profile: String
 
     @Flag(help: "Print JSON.")

@@ -8,7 +8,7 @@ struct ProfileValidate: AsyncParsableCommand {
         discussion: "With no argument every profile on the search path is checked."
     )
 
-    @Argument(help: "Profile names or files (default: all on the search path).")
+    @Argument(help: "Profile names or files (default: all on the search path).", completion: Completion.profiles)
     var profiles: [String] = []
 
     @Flag(help: "Print JSON.")

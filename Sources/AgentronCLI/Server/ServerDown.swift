@@ -17,10 +17,11 @@ struct ServerDown: AsyncParsableCommand {
             (the profile's stop_timeout, or --timeout) everything left of its process tree
             gets SIGKILL, including processes that left the group. `down` returns when no
             process of the engine remains.
-            """
+            """,
+        aliases: ["stop"]
     )
 
-    @Argument(help: "Names of the servers to stop.")
+    @Argument(help: "Names of the servers to stop.", completion: Completion.servers)
     var names: [String] = []
 
     @Flag(help: "Stop every server.")

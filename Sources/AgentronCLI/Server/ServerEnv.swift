@@ -18,7 +18,7 @@ struct ServerEnv: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "A server's name, or a model name the gateway routes.")
+    @Argument(help: "A server's name, or a model name the gateway routes.", completion: Completion.servers)
     var name: String
 
     @Flag(help: "Also print the server's API key.")

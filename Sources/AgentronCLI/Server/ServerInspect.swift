@@ -9,7 +9,7 @@ struct ServerInspect: AsyncParsableCommand {
         abstract: "Show a server in detail: resolved profile (secrets redacted), state history, last exit, last probes."
     )
 
-    @Argument(help: "The server's name.")
+    @Argument(help: "The server's name.", completion: Completion.servers)
     var name: String
 
     @Flag(help: "Print JSON.")

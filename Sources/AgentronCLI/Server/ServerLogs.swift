@@ -9,13 +9,14 @@ struct ServerLogs: AsyncParsableCommand {
         discussion: "The daemon keeps each engine's output in size-capped rotating files in its state directory."
     )
 
-    @Argument(help: "The server's name.")
+    @Argument(help: "The server's name.", completion: Completion.servers)
     var name: String
 
     @Flag(name: .shortAndLong, help: "Keep printing new output until interrupted.")
     var follow = false
 
-    @Option(name: .shortAndLong, help: "How many of the last lines to print first.")
+    // -n as in tail(1) and docker; not -t, which is docker's --timestamps.
+    @Option(name: [.customShort("n"), .long], help: "How many of the last lines to print first.")
     var tail: Int = 100
 
     func validate() throws {

@@ -8,14 +8,30 @@ struct ServerPs: AsyncParsableCommand {
         commandName: "ps",
         abstract: "List servers: name, engine, model, endpoint, state, age, restarts, pid.",
         discussion:
-            "Stopped servers are hidden unless --all is given; failed ones stay listed with their reason until `down` or a new `up`."
+            "Stopped servers are hidden unless --all is given; failed ones stay listed with their reason until `down` or a new `up`.",
+        aliases: ["ls"]
     )
 
     @Flag(name: .shortAndLong, help: "Include stopped servers.")
     var all = false
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print JSON instead of a table (the same as --format json).")
     var json = false
+
+    @Flag(name: .shortAndLong, help: "Print only the servers' names, one per line (the same as --format names).")
+    var quiet = false
+
+    enum Layout: String, ExpressibleByArgument, CaseIterable {
+        case table, json, names
+    }
+
+    @Option(help: "table (default), json, or names (one per line, for scripts).")
+    var format: Layout?
+
+    func validate() throws {
+        let chosen = [json, quiet, format != nil].filter { $0 }.count
+        guard chosen <= 1 else { throw ValidationError("give one of --json, -q/--quiet and --format") }
+    }
 
     func run() async throws {
         let context = CLIContext()
@@ -28,7 +44,12 @@ struct ServerPs: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
-        if json {
+        let layout = format ?? (json ? .json : quiet ? .names : .table)
+        if layout == .names {
+            Output.writeStdout(Array(servers.map { $0.name + "\n" }.joined().utf8))
+            return
+        }
+        if layout == .json {
             Output.json(
                 ServerList(
                     servers: servers, daemon: context.target.socketPath, daemonKind: context.target.kind.rawValue))

@@ -13,7 +13,7 @@ struct ServerRemove: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "Names of the servers to remove.")
+    @Argument(help: "Names of the servers to remove.", completion: Completion.servers)
     var names: [String] = []
 
     @Flag(help: "Remove every stopped or failed server.")

@@ -9,11 +9,14 @@ struct ServerRestart: AsyncParsableCommand {
         discussion: "Waits until the server is ready again, like `up`."
     )
 
-    @Argument(help: "The server's name.")
+    @Argument(help: "The server's name.", completion: Completion.servers)
     var name: String
 
     @Flag(help: "Return once the daemon has accepted; do not wait for ready.")
     var detach = false
+
+    @Flag(help: "Print the server as JSON.")
+    var json = false
 
     func run() async throws {
         let client = CLIContext().client
@@ -26,11 +29,12 @@ struct ServerRestart: AsyncParsableCommand {
         } catch {
             throw fail(error)
         }
+        if json { Output.json(info) }
         if info.state == .failed || (info.state == .stopped && !detach) {
             throw fail(
-                "server \"\(name)\" \(info.state.rawValue)\(info.reason.map { ": \($0)" } ?? ""); see: agentron logs \(name)"
-            )
+                "server \"\(name)\" \(info.state.rawValue)\(info.reason.map { ": \($0)" } ?? ""); see: agentron logs \(name)",
+                code: ExitStatus.startFailed)
         }
-        print("\(name): \(info.state.rawValue)")
+        if !json { print("\(name): \(info.state.rawValue)") }
     }
 }

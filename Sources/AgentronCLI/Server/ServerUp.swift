@@ -23,7 +23,8 @@ struct ServerUp: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "A profile name, a profile file, or a model id (with --engine).")
+    @Argument(
+        help: "A profile name, a profile file, or a model id (with --engine).", completion: Completion.profiles)
     var target: String
 
     @Option(help: "Engine: vllm, ollama, tgi or command. Required for a model id.")
