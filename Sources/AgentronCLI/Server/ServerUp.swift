@@ -24,8 +24,12 @@ struct ServerUp: AsyncParsableCommand {
     )
 
     @Argument(
-        help: "A profile name, a profile file, or a model id (with --engine).", completion: Completion.profiles)
-    var target: String
+        help: "A profile name, a profile file, or a model id (with --engine); several start in parallel.",
+        completion: Completion.profiles)
+    var targets: [String] = []
+
+    /// The one target of a single `up`.
+    var target: String { targets.first ?? "" }
 
     @Option(help: "Engine: vllm, ollama, tgi or command. Required for a model id.")
     var engine: String?
@@ -111,13 +115,15 @@ struct ServerUp: AsyncParsableCommand {
                 "invalid --name \"\(name)\"; use letters, digits, '-', '_' or '.', at most 64 characters")
         }
         for pair in envPairs { _ = try Parse.envPair(pair, environment: ProcessEnvironment.current) }
+        try validateTargets()
     }
 
     func run() async throws {
         let context = CLIContext()
+        if targets.count > 1 { return try await runMany(context) }
         let profile: Profile
         do {
-            profile = try resolveProfile(context)
+            profile = try resolveProfile(context, target: target)
         } catch let error as ProfileError {
             throw fail(error)
         }
@@ -190,7 +196,7 @@ struct ServerUp: AsyncParsableCommand {
     }
 
     /// A profile (by name or file) with flags on top, or a profile built from a model id.
-    private func resolveProfile(_ context: CLIContext) throws -> Profile {
+    func resolveProfile(_ context: CLIContext, target: String) throws -> Profile {
         let catalog = context.catalog
         var profile: Profile
         let isProfileFile =
