@@ -83,7 +83,7 @@ struct RegistrarTests {
     @Test func resolvesTheDefaultLocationAndTheOverrides() {
         let paths = AgentronPaths.current(environment: ["AGENTRON_HOME": "/tmp/h"])
         #expect(
-            RegistrarConfig.resolve(paths: paths, environment: [:])
+            RegistrarConfig.resolve(paths: paths, environment: [:], isRoot: false)
                 == RegistrarConfig(providersPath: "/tmp/h/config/providers.json"))
         let custom = RegistrarConfig.resolve(
             paths: paths,
@@ -92,8 +92,12 @@ struct RegistrarTests {
                 "HOME": "/home/u",
             ],
             isRoot: true)
+        // A root daemon also keeps a copy without keys for users, in its runtime directory.
         #expect(
-            custom == RegistrarConfig(providersPath: "/srv/p.json", openClawPath: "/home/u/.openclaw/openclaw.json"))
+            custom
+                == RegistrarConfig(
+                    providersPath: "/srv/p.json", openClawPath: "/home/u/.openclaw/openclaw.json",
+                    publicCopyPath: "/tmp/h/run/providers.json"))
     }
 
     @Test func createsUpdatesAndRemovesItsEntries() async throws {
