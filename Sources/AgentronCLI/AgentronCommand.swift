@@ -54,7 +54,9 @@ extension AgentronCommand {
     public static func runAsync() async {
         let arguments: [String]
         do {
-            arguments = try takeHost(from: Array(CommandLine.arguments.dropFirst()))
+            let taken = try takeHost(from: Array(CommandLine.arguments.dropFirst()))
+            arguments = taken.arguments
+            if let host = taken.host { setenv(DaemonTarget.hostVariable, host, 1) }
             if let host = ProcessEnvironment.current[DaemonTarget.hostVariable], !host.isEmpty {
                 _ = try DaemonTarget.socketPath(fromHost: host)
             }
@@ -66,10 +68,13 @@ extension AgentronCommand {
     }
 
     /// `--host <socket>` (or `--host=<socket>`) anywhere before a `--`, as docker takes
-    /// `-H`: taken out of the arguments and set as AGENTRON_HOST for this process, so every
-    /// command talks to that daemon.
-    static func takeHost(from arguments: [String]) throws(DaemonTarget.Invalid) -> [String] {
+    /// `-H`: taken out of the arguments; `runAsync` sets it as AGENTRON_HOST for this
+    /// process, so every command talks to that daemon.
+    static func takeHost(from arguments: [String]) throws(DaemonTarget.Invalid) -> (
+        arguments: [String], host: String?
+    ) {
         var out: [String] = []
+        var host: String?
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
@@ -94,9 +99,9 @@ extension AgentronCommand {
             }
             if let value {
                 _ = try DaemonTarget.socketPath(fromHost: value)
-                setenv(DaemonTarget.hostVariable, value, 1)
+                host = value
             }
         }
-        return out
+        return (out, host)
     }
 }

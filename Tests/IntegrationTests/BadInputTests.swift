@@ -11,7 +11,7 @@ struct BadInputTests {
         let up = try await harness.run([
             "up", "nobody/no-such-model", "--engine", "vllm", "--env", "FAKE_EXIT_AT_START=bad-model",
         ])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         #expect(up.stderr.contains("failed to start"))
         #expect(up.stderr.contains("during startup"))
         #expect(up.stderr.contains("is not a valid model identifier"))
@@ -45,7 +45,7 @@ struct BadInputTests {
         let port = Int(UInt16(bigEndian: address.sin_port))
 
         let up = try await harness.run(["up", "org/m", "--engine", "vllm", "--port", String(port)])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         #expect(up.stderr.contains("port \(port) on 127.0.0.1 is already in use by pid \(getpid())"), "\(up.stderr)")
         #expect(harness.daemon?.isRunning == true)
     }
@@ -55,7 +55,7 @@ struct BadInputTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         let up = try await harness.run(["up", "org/m", "--engine", "vllm"])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         #expect(up.stderr.contains("vllm: command not found on PATH"))
         #expect(up.stderr.contains("pip install vllm"))
         #expect(up.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }.count == 1, "one line: \(up.stderr)")
@@ -99,7 +99,7 @@ struct BadInputTests {
         defer { harness.shutdown() }
         try await harness.startDaemon()
         let down = try await harness.run(["down", "nope"])
-        #expect(down.code == 1)
+        #expect(down.code == 2)
         #expect(down.stderr.contains("no server named \"nope\""))
     }
 
@@ -114,7 +114,7 @@ struct BadInputTests {
         #expect(ps.code == 0)
         #expect(try harness.json(ps.stdout)["servers"] as? [Any] != nil)
         let down = try await harness.run(["down", "x"])
-        #expect(down.code == 1)
+        #expect(down.code == 3)  // the daemon is unreachable (docs/cli.md)
         #expect(down.stderr.contains("agentrond is not running"))
     }
 

@@ -135,7 +135,7 @@ struct HousekeepingTests {
               HF_TOKEN: hf_environment_secret_2
             """)
         let up = try await harness.run(["up", profile])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         let inspect = try await harness.run(["inspect", "leaky", "--json"])
         let logs = try await harness.run(["logs", "leaky"])
         for (what, text) in [("up's failure tail", up.stderr), ("inspect", inspect.stdout), ("logs", logs.stdout)] {

@@ -48,7 +48,7 @@ struct OllamaAdoptTests {
         try #require(answering)
 
         let refused = try await harness.run(["up", "llama3.2:1b", "--engine", "ollama", "--port", String(port)])
-        #expect(refused.code == 1)
+        #expect(refused.code == 4)
         #expect(
             refused.stderr.contains("already in use by pid \(service.processIdentifier) (ollama)"), "\(refused.stderr)")
         #expect(refused.stderr.contains("add --adopt"))

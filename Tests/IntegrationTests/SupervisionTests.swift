@@ -175,7 +175,7 @@ struct SupervisionTests {
         let path = try Self.profile(
             harness, name: "portrace", env: ["FAKE_EXIT_AT_START": "OSError: [Errno 98] Address already in use"])
         let up = try await harness.run(["up", path])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         #expect(up.stderr.contains("is already in use"), "\(up.stderr)")
         let server = try #require(try await harness.servers().first)
         #expect(server["state"] as? String == "failed")

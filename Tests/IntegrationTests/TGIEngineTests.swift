@@ -113,7 +113,7 @@ struct TGIEngineTests {
             "up",
             try Self.profile(harness, name: "tgi3", image: "agentron-test/no-such-image:1", extra: "pull: never\n"),
         ])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         #expect(
             up.stderr.contains("image agentron-test/no-such-image:1 is not present and the profile says pull: never"),
             "\(up.stderr)")
@@ -125,7 +125,7 @@ struct TGIEngineTests {
         defer { harness.shutdown() }
         try await harness.startDaemon(environment: ["DOCKER_HOST": "unix:///nonexistent/docker.sock"])
         let up = try await harness.run(["up", try Self.profile(harness, name: "tgi4")])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         #expect(up.stderr.contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"), "\(up.stderr)")
     }
 
@@ -193,7 +193,7 @@ struct TGIEngineTests {
                 harness, name: "tgi6", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache],
                 extra: "pull: never\n"),
         ])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         var info = stat()
         #expect(stat(cache, &info) == 0, "the cache directory was created")
         #expect(info.st_uid == getuid(), "owned by the daemon's user")
@@ -217,7 +217,7 @@ struct TGIEngineTests {
                 harness, name: "tgi7", image: "agentron-test/no-such-image:1", env: ["HF_HOME": cache],
                 extra: "pull: never\n"),
         ])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         for path in [userHome + "/.cache", cache] {
             var info = stat()
             #expect(lstat(path, &info) == 0 && info.st_uid == 65534, "\(path) is the user's")
@@ -243,7 +243,7 @@ struct TGIEngineTests {
         try await harness.startDaemon()
         // The default policy, missing: the absent image is pulled.
         let up = try await harness.run(["up", try Self.profile(harness, name: "tgi7", image: image)])
-        #expect(up.code == 1)
+        #expect(up.code == 4)
         #expect(up.stderr.contains("pulling \(image) failed: \(docker)"), "Docker's words, not only ours: \(up.stderr)")
     }
 
@@ -269,7 +269,7 @@ struct TGIEngineTests {
                 "up",
                 try Self.profile(harness, name: name, env: ["AGENTRON_GPU_DEVICES_DIR": devices.path], extra: extra),
             ])
-            #expect(up.code == 1, "the fake refuses the start")
+            #expect(up.code == 4, "the fake refuses the start")
             let body = fake.requests[before...].first { $0.method == "POST" && $0.path.hasPrefix("/containers/create") }
             let data = try #require(body?.body, "no create for \(name): \(up.stderr)")
             return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

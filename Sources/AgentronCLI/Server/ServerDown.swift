@@ -6,6 +6,8 @@ struct StopOutcome: Sendable {
     var name: String
     var info: ServerInfo?
     var error: String?
+    /// The exit status the error means (ExitStatus).
+    var status: Int32 = ExitStatus.success
 }
 
 struct ServerDown: AsyncParsableCommand {
@@ -65,7 +67,7 @@ struct ServerDown: AsyncParsableCommand {
                     do {
                         return StopOutcome(name: name, info: try await client.stop(name, timeout: timeout), error: nil)
                     } catch {
-                        return StopOutcome(name: name, info: nil, error: "\(error)")
+                        return StopOutcome(name: name, info: nil, error: "\(error)", status: ExitStatus.of(error))
                     }
                 }
             }
@@ -73,18 +75,18 @@ struct ServerDown: AsyncParsableCommand {
             for await result in group { collected.append(result) }
             return collected.sorted { $0.name < $1.name }
         }
-        var failed = false
+        var status = ExitStatus.success
         var stopped: [ServerInfo] = []
         for result in results {
             if let info = result.info {
                 stopped.append(info)
                 if !json { print("\(result.name): \(info.state.rawValue)") }
             } else {
-                failed = true
+                status = max(status, result.status)
                 Output.error(result.error ?? "cannot stop \(result.name)")
             }
         }
         if json { Output.json(ServerList(servers: stopped)) }
-        if failed { throw ExitCode(1) }
+        if status != ExitStatus.success { throw ExitCode(status) }
     }
 }

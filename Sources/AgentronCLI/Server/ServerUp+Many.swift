@@ -16,7 +16,9 @@ extension ServerUp {
             throw ValidationError("--name names one server; give one target, or set each name in its profile")
         }
         if case .fixed = port {
-            throw ValidationError("--port \(port.map { "\($0)" } ?? "") would be the same for every target; give one target, or use --port auto")
+            throw ValidationError(
+                "--port \(port.map { "\($0)" } ?? "") would be the same for every target; give one target, or use --port auto"
+            )
         }
         if adopt { throw ValidationError("--adopt takes one server on its port; give one target") }
         if Set(targets).count != targets.count { throw ValidationError("a target is named twice") }
@@ -48,53 +50,68 @@ extension ServerUp {
         if !json { Output.note("starting \(names.joined(separator: ", ")) in parallel") }
         let clock = ContinuousClock()
         let started = clock.now
-        var outcomes = [Result<ServerInfo, ClientError>?](repeating: nil, count: profiles.count)
-        await withTaskGroup(of: (Int, Result<ServerInfo, ClientError>).self) { group in
+        // Children return plain values (the error as its message and exit status): a
+        // typed-throws Result crossing a task group crashed release builds (see ServerDown).
+        var outcomes = [StartOutcome?](repeating: nil, count: profiles.count)
+        await withTaskGroup(of: (Int, StartOutcome).self) { group in
             for (index, profile) in profiles.enumerated() {
                 group.addTask {
-                    do throws(ClientError) {
+                    do {
                         var info = try await client.start(profile)
                         while !detach && !info.state.isSettled {
                             info = try await client.wait(profile.name, seconds: 5)
                         }
-                        return (index, .success(info))
+                        return (index, StartOutcome(name: profile.name, info: info, error: nil, status: 0))
                     } catch {
-                        return (index, .failure(error))
+                        return (
+                            index,
+                            StartOutcome(
+                                name: profile.name, info: nil, error: "\(error)", status: ExitStatus.of(error))
+                        )
                     }
                 }
             }
             for await (index, outcome) in group {
                 outcomes[index] = outcome
-                if !json { Self.report(outcome, name: names[index], elapsed: started.duration(to: clock.now)) }
+                if !json { Self.report(outcome, elapsed: started.duration(to: clock.now)) }
             }
         }
         let results = outcomes.compactMap { $0 }
-        if json { Output.json(results.compactMap { try? $0.get() }) }
+        if json { Output.json(results.compactMap(\.info)) }
         var status = ExitStatus.success
         for result in results {
-            switch result {
-            case .failure(let error): status = max(status, ExitStatus.of(error))
-            case .success(let info) where !detach && info.state != .ready: status = max(status, ExitStatus.startFailed)
-            case .success: break
+            if let info = result.info {
+                if !detach && info.state != .ready { status = max(status, ExitStatus.startFailed) }
+            } else {
+                status = max(status, result.status)
             }
         }
         if status != ExitStatus.success { throw ExitCode(status) }
     }
 
+    struct StartOutcome: Sendable {
+        var name: String
+        var info: ServerInfo?
+        var error: String?
+        var status: Int32
+    }
+
     /// One line per server as it settles: ready with its endpoint, or why not.
-    static func report(_ outcome: Result<ServerInfo, ClientError>, name: String, elapsed: Duration) {
-        switch outcome {
-        case .failure(let error):
-            Output.error("\(name): \(error)")
-        case .success(let info) where info.state == .ready:
+    static func report(_ outcome: StartOutcome, elapsed: Duration) {
+        guard let info = outcome.info else {
+            Output.error("\(outcome.name): \(outcome.error ?? "cannot start")")
+            return
+        }
+        switch info.state {
+        case .ready:
             print(
                 "\(info.name) is ready (\(info.engine.rawValue), \(Format.elapsed(elapsed))): \(info.endpoint ?? "?")/v1, model \(info.servedModel)"
             )
-        case .success(let info) where info.state == .failed || info.state == .stopped:
+        case .failed, .stopped:
             Output.error(
                 "server \"\(info.name)\" \(info.state == .failed ? "failed to start" : "stopped before it was ready")"
                     + (info.reason.map { ": \($0)" } ?? "") + "; see: agentron logs \(info.name)")
-        case .success(let info):
+        default:
             print("\(info.name): \(info.state.rawValue) (accepted)")
         }
     }
