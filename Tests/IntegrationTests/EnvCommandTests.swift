@@ -8,19 +8,9 @@ import Testing
 struct EnvCommandTests {
     /// Runs `script` in sh with the CLI on PATH and the harness's environment.
     static func shell(_ harness: Harness, _ script: String) throws -> (code: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
         var environment = harness.environment
         environment["PATH"] = harness.binDirectory.path + ":" + (environment["PATH"] ?? "")
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        return try Harness.capture("/bin/sh", ["-c", script], environment: environment)
     }
 
     /// A chat completion made from nothing but the three variables.

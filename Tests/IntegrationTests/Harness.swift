@@ -176,6 +176,25 @@ final class Harness: @unchecked Sendable {
         return result
     }
 
+    /// Runs a program to its end and returns its exit status and what it printed (stdout
+    /// and stderr together): for scripts and tools beside agentron (sh, python3, scripts/).
+    static func capture(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
+        -> (code: Int32, output: String)
+    {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
     /// Waits, without blocking a thread, for `process` to exit; after `timeout` it is killed
     /// by pid and `message` thrown.
     static func waitForExit(_ process: Process, timeout: Duration, else message: String) async throws {

@@ -14,16 +14,10 @@ struct InstallTests {
         let harness = try Harness()
         defer { harness.shutdown() }
         let prefix = harness.home.appendingPathComponent("prefix")
-        let install = Process()
-        install.executableURL = Self.repository.appendingPathComponent("scripts/install")
-        install.arguments = ["--from", harness.binDirectory.path, "--no-man", "--prefix", prefix.path]
-        let output = Pipe()
-        install.standardOutput = output
-        install.standardError = output
-        try install.run()
-        let log = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        install.waitUntilExit()
-        #expect(install.terminationStatus == 0, "\(log)")
+        let install = try Harness.capture(
+            Self.repository.appendingPathComponent("scripts/install").path,
+            ["--from", harness.binDirectory.path, "--no-man", "--prefix", prefix.path])
+        #expect(install.code == 0, "\(install.output)")
         for file in [
             "bin/agentron", "bin/agentrond", "libexec/agentron/agentron-container-shim",
             "share/agentron/profiles/qwen2.5-1.5b-instruct.yaml", "share/agentron/units/agentrond.service",
@@ -52,12 +46,9 @@ struct InstallTests {
         #expect(try await TGIEngineTests.containers(docker, server: "installed-tgi").isEmpty)
 
         // scripts/uninstall takes back every file.
-        let uninstall = Process()
-        uninstall.executableURL = Self.repository.appendingPathComponent("scripts/uninstall")
-        uninstall.arguments = ["--prefix", prefix.path]
-        try uninstall.run()
-        uninstall.waitUntilExit()
-        #expect(uninstall.terminationStatus == 0)
+        let uninstall = try Harness.capture(
+            Self.repository.appendingPathComponent("scripts/uninstall").path, ["--prefix", prefix.path])
+        #expect(uninstall.code == 0, "\(uninstall.output)")
         let left = FileManager.default.enumerator(atPath: prefix.path)?.allObjects.count ?? 0
         #expect(left == 0, "nothing of the install is left")
     }

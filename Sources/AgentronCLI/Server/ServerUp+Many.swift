@@ -7,6 +7,17 @@ import ArgumentParser
 // target is resolved before anything starts, so a typo starts nothing; then the starts
 // and the waits run in parallel and each server is reported as it settles.
 extension ServerUp {
+    /// The daemon this CLI talks to, started first when it is the user's own and none runs.
+    static func ensureDaemon(_ context: CLIContext) async throws {
+        do {
+            _ = try await DaemonLauncher(paths: context.paths).ensureRunning(target: context.target) {
+                Output.note($0)
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+
     func validateTargets() throws {
         guard !targets.isEmpty else {
             throw ValidationError("name what to start: a profile, a profile file, or a model id with --engine")
@@ -37,13 +48,7 @@ extension ServerUp {
                 "two targets make the same server name (\(names.joined(separator: ", "))); start them one by one with --name",
                 code: ExitStatus.usage)
         }
-        do {
-            _ = try await DaemonLauncher(paths: context.paths).ensureRunning(target: context.target) {
-                Output.note($0)
-            }
-        } catch {
-            throw fail(error)
-        }
+        try await Self.ensureDaemon(context)
         let client = context.client
         let detach = self.detach
         let json = self.json

@@ -130,13 +130,7 @@ struct ServerUp: AsyncParsableCommand {
 
         let clock = ContinuousClock()
         let started = clock.now
-        do {
-            _ = try await DaemonLauncher(paths: context.paths).ensureRunning(target: context.target) {
-                Output.note($0)
-            }
-        } catch {
-            throw fail(error)
-        }
+        try await Self.ensureDaemon(context)
         let client = context.client
         var info: ServerInfo
         do {

@@ -39,21 +39,19 @@ struct ServiceScope {
 
     var name: String { user ? "user" : "system" }
 
-    var unitDirectory: String {
-        if !user { return "/etc/systemd/system" }
-        let config =
-            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+    /// The user's configuration directory (`$XDG_CONFIG_HOME`, else `~/.config`).
+    var userConfigDirectory: String {
+        environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (environment["HOME"] ?? "/root") + "/.config"
-        return config + "/systemd/user"
+    }
+
+    var unitDirectory: String {
+        user ? userConfigDirectory + "/systemd/user" : "/etc/systemd/system"
     }
 
     /// The daemon's environment file, read by the unit's `EnvironmentFile=`.
     var environmentFilePath: String {
-        if !user { return "/etc/agentron/agentrond.env" }
-        let config =
-            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (environment["HOME"] ?? "/root") + "/.config"
-        return config + "/agentron/agentrond.env"
+        user ? userConfigDirectory + "/agentron/agentrond.env" : "/etc/agentron/agentrond.env"
     }
 
     /// The group whose members may use the system daemon's socket.
