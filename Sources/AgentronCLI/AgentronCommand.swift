@@ -56,8 +56,9 @@ extension AgentronCommand {
         do {
             let taken = try takeHost(from: Array(CommandLine.arguments.dropFirst()))
             arguments = taken.arguments
-            if let host = taken.host { setenv(DaemonTarget.hostVariable, host, 1) }
-            if let host = ProcessEnvironment.current[DaemonTarget.hostVariable], !host.isEmpty {
+            if let host = taken.host {
+                setenv(DaemonTarget.hostVariable, host, 1)  // checked by takeHost
+            } else if let host = ProcessEnvironment.current[DaemonTarget.hostVariable], !host.isEmpty {
                 _ = try DaemonTarget.socketPath(fromHost: host)
             }
         } catch {

@@ -17,7 +17,7 @@ struct CLIContext {
         // --host was checked before parsing (AgentronCommand.runAsync): this cannot fail.
         target =
             (try? DaemonTarget.choose(paths: paths, environment: ProcessEnvironment.current))
-            ?? DaemonTarget(kind: .own, socketPath: paths.socketPath, runtimeDirectories: paths.runtimeDirectoriesToOwn)
+            ?? .own(paths)
     }
 
     var catalog: ProfileCatalog { ProfileCatalog(paths: paths) }

@@ -24,9 +24,7 @@ public struct DaemonLauncher: Sendable {
     public func ensureRunning(
         target: DaemonTarget? = nil, progress: (String) -> Void
     ) async throws(ClientError) -> DaemonInfo {
-        let target =
-            target
-            ?? DaemonTarget(kind: .own, socketPath: paths.socketPath, runtimeDirectories: paths.runtimeDirectoriesToOwn)
+        let target = target ?? .own(paths)
         let client = ControlClient(target: target)
         do {
             return try await client.daemonInfo(timeout: .seconds(10))

@@ -38,6 +38,11 @@ public struct DaemonTarget: Sendable, Equatable {
         self.systemRefusal = systemRefusal
     }
 
+    /// The user's own daemon under `paths` (root's own is the system daemon).
+    public static func own(_ paths: AgentronPaths) -> DaemonTarget {
+        DaemonTarget(kind: .own, socketPath: paths.socketPath, runtimeDirectories: paths.runtimeDirectoriesToOwn)
+    }
+
     /// Why a `--host` value cannot be used.
     public struct Invalid: Error, CustomStringConvertible, Sendable {
         public var description: String
@@ -66,8 +71,7 @@ public struct DaemonTarget: Sendable, Equatable {
             let path = try socketPath(fromHost: host)
             return DaemonTarget(kind: .host, socketPath: path, runtimeDirectories: [FileIO.parentDirectory(of: path)])
         }
-        let own = DaemonTarget(
-            kind: .own, socketPath: paths.socketPath, runtimeDirectories: paths.runtimeDirectoriesToOwn)
+        let own = Self.own(paths)
         let system = environment[systemSocketVariable].flatMap { $0.isEmpty ? nil : $0 } ?? defaultSystemSocket
         // AGENTRON_HOME means "this daemon and no other"; root's own daemon is the system one.
         let explicitHome = environment["AGENTRON_HOME"].map { !$0.isEmpty } ?? false
@@ -111,14 +115,5 @@ public struct DaemonTarget: Sendable, Equatable {
 
     static func userName() -> String {
         ProcessEnvironment.current["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "$USER"
-    }
-
-    /// One line for `doctor`: which daemon, and why this one.
-    public var description: String {
-        switch kind {
-        case .host: "the daemon at \(socketPath) (\(Self.hostVariable) or --host)"
-        case .own: "your own daemon at \(socketPath)"
-        case .system: "the system daemon at \(socketPath) (your own is not running)"
-        }
     }
 }

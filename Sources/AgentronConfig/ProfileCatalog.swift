@@ -154,6 +154,11 @@ public struct ProfileCatalog: Sendable {
 
     /// `*.yaml` and `*.yml` regular files (symlinks followed), sorted, hidden files skipped.
     static func profileFiles(in directory: String) -> [String] {
+        profileFileStats(in: directory).map(\.path)
+    }
+
+    /// The same files with what `stat` says of each (ProfileCatalogCache's stamps).
+    static func profileFileStats(in directory: String) -> [(path: String, info: stat)] {
         guard let dir = opendir(directory) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
@@ -165,9 +170,10 @@ public struct ProfileCatalog: Sendable {
             names.append(name)
         }
         let base = directory.hasSuffix("/") ? directory : directory + "/"
-        return names.sorted().map { base + $0 }.filter { path in
+        return names.sorted().compactMap { name in
             var info = stat()
-            return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+            guard stat(base + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+            return (base + name, info)
         }
     }
 }

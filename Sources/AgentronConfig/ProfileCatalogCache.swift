@@ -43,9 +43,7 @@ public struct ProfileCatalogCache: Sendable {
     static func stamps(of catalog: ProfileCatalog) -> [FileStamp] {
         var out: [FileStamp] = []
         for (directory, _) in catalog.searchPath {
-            for path in ProfileCatalog.profileFiles(in: directory) {
-                var info = stat()
-                guard stat(path, &info) == 0 else { continue }
+            for (path, info) in ProfileCatalog.profileFileStats(in: directory) {
                 out.append(
                     FileStamp(
                         path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),

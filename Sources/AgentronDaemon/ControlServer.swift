@@ -1,3 +1,4 @@
+import AgentronConfig
 import AgentronCore
 import CProcessShims
 import Glibc
@@ -38,11 +39,7 @@ struct ControlServer: Service {
     static func socketGroup(environment: [String: String]) -> gid_t? {
         guard geteuid() == 0 else { return nil }
         let name = environment["AGENTRON_SOCKET_GROUP"].flatMap { $0.isEmpty ? nil : $0 } ?? "agentron"
-        var entry = group()
-        var result: UnsafeMutablePointer<group>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return entry.gr_gid
+        return UserDatabase.groupID(named: name)
     }
 
     func run() async throws {

@@ -130,8 +130,7 @@ extension ServerRegistry {
                 throw APIError(
                     .conflict,
                     "\(name) is \(info.state.rawValue), not serving; `agentron up \(name)` starts it"
-                        + (gatewayState?.error == nil && gatewayState != nil
-                            ? ", or use the gateway, which starts it on the first request" : ""))
+                        + (gatewayListening != nil ? ", or use the gateway, which starts it on the first request" : ""))
             }
             let profile = await supervisor.profile
             return ServerConnection(

@@ -14,8 +14,10 @@ struct CallerEngineTests {
         let bin = NSTemporaryDirectory() + "agentron-venv-\(UUID().uuidString.prefix(8))/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         for name in ["vllm", "llama-server"] {
-            FileManager.default.createFile(
-                atPath: bin + "/" + name, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
+            #expect(
+                FileManager.default.createFile(
+                    atPath: bin + "/" + name, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755]
+                ))
         }
         return bin
     }
@@ -87,7 +89,8 @@ struct ServiceInstallPathTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let binary = directory + "/agentrond"
-        FileManager.default.createFile(atPath: binary, contents: Data(), attributes: [.posixPermissions: 0o755])
+        #expect(
+            FileManager.default.createFile(atPath: binary, contents: Data(), attributes: [.posixPermissions: 0o755]))
         #expect(chmod(directory, 0o755) == 0)
         #expect(ServiceInstall.writableByOthers(binary) == nil, "root's, in the sticky /tmp: fine")
         #expect(chmod(directory, 0o777) == 0)

@@ -86,7 +86,7 @@ struct ServiceInstall: AsyncParsableCommand {
             files.append((scope.environmentFilePath, text, 0o600))
         }
         let groupCommand = ["groupadd", "--system", ServiceScope.socketGroup]
-        let needsGroup = !user && !Self.groupExists(ServiceScope.socketGroup)
+        let needsGroup = !user && UserDatabase.groupID(named: ServiceScope.socketGroup) == nil
         let units = socket ? [ServiceScope.socketName, ServiceScope.serviceName] : [ServiceScope.serviceName]
         let commands = [scope.systemctl + ["daemon-reload"], scope.systemctl + ["enable", "--now"] + units]
         let systemd = ServiceScope.systemdIsRunning
@@ -241,13 +241,6 @@ struct ServiceInstall: AsyncParsableCommand {
             guard current != "/", !current.isEmpty else { return nil }
             current = FileIO.parentDirectory(of: current)
         }
-    }
-
-    static func groupExists(_ name: String) -> Bool {
-        var entry = group()
-        var result: UnsafeMutablePointer<group>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        return getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0 && result != nil
     }
 
     /// What this command did, one line each: its result, so stdout.

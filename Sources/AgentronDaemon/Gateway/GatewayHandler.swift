@@ -341,8 +341,7 @@ final class GatewayHandler: ChannelInboundHandler {
             let head = HTTPResponseHead(version: exchange.version, status: response.status, headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .part(.body(let chunk)):
-            if exchange.rewriter != nil {
-                let out = exchange.rewriter!.process(chunk)
+            if let out = exchange.rewriter?.process(chunk) {
                 guard out.readableBytes > 0 else { return }
                 context.write(wrapOutboundOut(.body(.byteBuffer(out))), promise: nil)
             } else {
