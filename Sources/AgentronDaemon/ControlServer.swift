@@ -58,17 +58,27 @@ struct ControlServer: Service {
         if let inheritedSocket {
             server = try await bootstrap.bind(inheritedSocket, childChannelInitializer: initializer)
         } else {
+            // Bound under a temporary name, given its mode and group, then renamed into place:
+            // no client ever finds the socket with the umask's mode or the wrong group.
+            let binding = socketPath + "~"
             server = try await bootstrap.bind(
-                unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
-            chmod(socketPath, 0o600)
+                unixDomainSocketPath: binding, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            chmod(binding, 0o600)
             if let socketGroup {
                 // A root daemon lets its group in (like docker's socket); PeerPolicy checks again.
-                if chown(socketPath, 0, socketGroup) == 0 { chmod(socketPath, 0o660) }
+                if chown(binding, 0, socketGroup) == 0 { chmod(binding, 0o660) }
+            }
+            guard rename(binding, socketPath) == 0 else {
+                let reason = String(cString: strerror(errno))
+                try? await server.channel.close()
+                unlink(binding)
+                throw ControlServerError.cannotPlaceSocket(path: socketPath, reason: reason)
             }
         }
         // The path systemd bound may differ from ours; its group and mode decide who else may connect.
         let policy = PeerPolicy(
-            daemonUID: geteuid(), socketPath: server.channel.localAddress?.pathname ?? socketPath)
+            daemonUID: geteuid(),
+            socketPath: inheritedSocket == nil ? socketPath : server.channel.localAddress?.pathname ?? socketPath)
         logger.info(
             "control API listening",
             metadata: [
@@ -305,6 +315,17 @@ final class RequestDeadline: Sendable {
             guard let deadline else { return timeout }
             let left = ContinuousClock.now.duration(to: deadline)
             return left > .zero ? left : nil
+        }
+    }
+}
+
+enum ControlServerError: Error, CustomStringConvertible {
+    case cannotPlaceSocket(path: String, reason: String)
+
+    var description: String {
+        switch self {
+        case .cannotPlaceSocket(let path, let reason):
+            "cannot put the control socket at \(path): \(reason); check that its directory is writable"
         }
     }
 }
