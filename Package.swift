@@ -21,15 +21,16 @@ let package = Package(
     ],
     targets: [
         // C libraries: module maps, and shims for what Swift cannot import.
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Headers only (no pkgConfig, which would link it): CCurlShims loads libcurl on first use.
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // The Agentron app keeps its providers in SQLite (docs/providers.md).
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        // libcurl's variadic calls; the one shim that links libcurl (only the HTTP client uses it).
+        // libcurl through dlopen on first use, and its variadic calls (only the HTTP client uses it).
         .target(
             name: "CCurlShims",
-            linkerSettings: [.linkedLibrary("curl")]
+            linkerSettings: [.linkedLibrary("dl")]
         ),
         // pidfds, the fork/exec, prctl, per-thread fs identity, peer credentials: libc only, so
         // linking the process layer does not drag libcurl into a binary.
@@ -75,7 +76,10 @@ let package = Package(
             ]
         ),
         .target(
-            name: "AgentronClient", dependencies: ["AgentronCore", "AgentronConfig", "AgentronHTTP", "AgentronProcess"]),
+            name: "AgentronClient",
+            dependencies: [
+                "AgentronCore", "AgentronConfig", "AgentronProcess", "CProcessShims",
+            ]),
         .target(
             name: "AgentronCLI",
             dependencies: [
@@ -88,8 +92,20 @@ let package = Package(
         ),
 
         // Executables: a few lines each.
-        .executableTarget(name: "agentron", dependencies: ["AgentronCLI"]),
-        .executableTarget(name: "agentrond", dependencies: ["AgentronDaemon"]),
+        // Release builds link with lld (shipped with every Swift toolchain for Linux): the CLI
+        // as a fixed-address executable, so the loader applies none of its ~55,000 relative
+        // relocations at each start (like Go's CLIs); the daemon stays position-independent
+        // with packed relocations (docs/PERFORMANCE.md, "Start-up of the CLI").
+        .executableTarget(
+            name: "agentron", dependencies: ["AgentronCLI"],
+            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xclang-linker", "-no-pie"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "agentrond", dependencies: ["AgentronDaemon"],
+            linkerSettings: [
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release))
+            ]
+        ),
         // Runs one container for the daemon, like conmon for podman: the daemon supervises
         // it as an ordinary process (session, pidfd, SIGTERM → docker stop), and it drives
         // the container through the Docker Engine API (issue #5, TGI).

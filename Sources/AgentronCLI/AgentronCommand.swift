@@ -49,6 +49,16 @@ struct ProfileCommand: AsyncParsableCommand {
 }
 
 extension AgentronCommand {
+    /// `agentron --version` alone is answered here, on the main thread, before the argument
+    /// parser (which reflects over every command) and the async runtime's threads start:
+    /// scripts call it to check an install, and it should cost about what starting a process
+    /// costs (issue #14). The output is the argument parser's: the version, one line.
+    public static func answerAtOnce(_ arguments: [String]) -> Bool {
+        guard arguments == ["--version"] else { return false }
+        print(agentronVersion)
+        return true
+    }
+
     /// The entry point for the executable. Called from an async function so that the async
     /// `main()` of AsyncParsableCommand is chosen, not ParsableCommand's synchronous one.
     public static func runAsync() async {

@@ -1,5 +1,4 @@
 import AgentronCore
-import AgentronHTTP
 import FoundationEssentials
 
 extension ControlClient {

@@ -1,6 +1,5 @@
 import AgentronConfig
 import AgentronCore
-import AgentronHTTP
 import FoundationEssentials
 import Glibc
 
@@ -110,12 +109,12 @@ public struct ControlClient: Sendable {
         [UInt8], any Error
     > {
         try checkRuntimeDirectories()
-        let request = HTTPRequest(
-            url: Self.url(.logs(name: name, tail: String(tail), follow: true)),
-            unixSocketPath: socketPath, connectTimeout: .seconds(5), allowedPeerUIDs: Self.trustedUIDs)
-        let response: HTTPStreamingResponse
+        let route = ControlRoute.logs(name: name, tail: String(tail), follow: true)
+        let response: (status: Int, body: AsyncThrowingStream<[UInt8], any Error>)
         do {
-            response = try await HTTPClient.shared.stream(request)
+            response = try await ControlTransport.stream(
+                method: route.method, target: route.target, socketPath: socketPath, trusted: Self.trustedUIDs,
+                connectTimeout: Self.connectTimeout)
         } catch {
             throw mapTransport(error)
         }
@@ -154,17 +153,18 @@ public struct ControlClient: Sendable {
         }
     }
 
-    func send(_ route: ControlRoute, body: [UInt8]?, timeout: Duration) async throws(ClientError) -> HTTPResponse {
+    /// A daemon that accepts at all accepts at once; a full backlog this long means it is stuck.
+    static let connectTimeout: Duration = .seconds(5)
+
+    func send(_ route: ControlRoute, body: [UInt8]?, timeout: Duration) async throws(ClientError)
+        -> ControlTransport.Response
+    {
         try checkRuntimeDirectories()
-        var headers: [(name: String, value: String)] = []
-        if body != nil { headers.append(("Content-Type", "application/json")) }
-        let request = HTTPRequest(
-            method: route.method, url: Self.url(route), unixSocketPath: socketPath,
-            headers: headers, body: body, timeout: timeout, connectTimeout: .seconds(5),
-            allowedPeerUIDs: Self.trustedUIDs)
-        let response: HTTPResponse
+        let response: ControlTransport.Response
         do {
-            response = try await HTTPClient.shared.execute(request)
+            response = try await ControlTransport.execute(
+                method: route.method, target: route.target, body: body, socketPath: socketPath,
+                trusted: Self.trustedUIDs, connectTimeout: Self.connectTimeout, timeout: timeout)
         } catch {
             throw mapTransport(error)
         }
@@ -174,16 +174,15 @@ public struct ControlClient: Sendable {
         return response
     }
 
-    private func mapTransport(_ error: any Error) -> ClientError {
-        switch error as? HTTPClientError {
-        case .connectionRefused:
-            // curl says "could not connect" for both; the kernel's answer tells them apart.
+    private func mapTransport(_ error: ControlTransport.Failure) -> ClientError {
+        switch error {
+        case .cannotConnect:
+            // The kernel's answer to a plain connect tells "not running" from "not allowed".
             DaemonTarget.answers(socketPath) == EACCES
                 ? .notAllowed(socket: socketPath) : .daemonNotRunning(socket: socketPath)
-        case .timedOut(_, let after): .daemonNotAnswering(socket: socketPath, after: after)
-        case .untrustedPeer(_, let uid): .untrustedDaemon(socket: socketPath, uid: uid)
-        case .some(let other): .transport("\(other)")
-        case .none: .transport("\(error)")
+        case .timedOut(let after): .daemonNotAnswering(socket: socketPath, after: after)
+        case .untrustedPeer(let uid): .untrustedDaemon(socket: socketPath, uid: uid)
+        case .broken(let message): .transport(message)
         }
     }
 
@@ -194,10 +193,6 @@ public struct ControlClient: Sendable {
         return .badResponse("daemon answered status \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
     }
 
-    /// The URL of a route on the Unix socket (curl needs a host; the daemon ignores it).
-    static func url(_ route: ControlRoute) -> String {
-        "http://localhost" + route.target
-    }
 }
 
 public enum ClientError: Error, CustomStringConvertible, Sendable {

@@ -34,33 +34,41 @@ final class CurlEventLoop: @unchecked Sendable {
     let inFlightCount = Atomic<Int>(0)
 
     private init() {
-        Self.initializeCurlOnce()
-        guard let multi = curl_multi_init() else {
-            // Only fails when out of memory; there is no HTTP without it.
+        guard let multi = agentron_curl_multi_init() else {
+            // Only fails when out of memory (a Transfer, always made first, loaded curl);
+            // there is no HTTP without it.
             fatalError("agentron: curl_multi_init failed")
         }
         self.multi = multi
         startThread()
     }
 
-    /// curl_global_init is not thread-safe and must run before any other curl call; a
-    /// static let runs it exactly once, on first use.
-    private static let globalInitResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    /// libcurl loaded and curl_global_init run (not thread-safe, and before any other curl
+    /// call) exactly once, on first use; nil when both worked, otherwise why not.
+    private static let curlUnavailable: String? = {
+        guard agentron_curl_load() == 0 else { return String(cString: agentron_curl_load_error()) }
+        let code = agentron_curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return code == 0 ? nil : "curl_global_init failed: " + String(cString: agentron_curl_easy_strerror(code))
+    }()
 
-    static func initializeCurlOnce() {
-        _ = globalInitResult
+    /// Called before a transfer's first curl call: the request fails with the reason when
+    /// libcurl cannot be loaded (not installed), instead of the process failing to start.
+    static func loadCurl(for target: HTTPTarget) throws {
+        if let reason = curlUnavailable {
+            throw HTTPClientError.transport(target, code: Int(CURLE_FAILED_INIT.rawValue), message: reason)
+        }
     }
 
     // MARK: - Any thread
 
     func submit(_ transfer: Transfer) {
         inbox.withLock { $0.added.append(transfer) }
-        curl_multi_wakeup(multi)
+        agentron_curl_multi_wakeup(multi)
     }
 
     func cancel(_ transfer: Transfer) {
         inbox.withLock { $0.cancelled.append(transfer) }
-        curl_multi_wakeup(multi)
+        agentron_curl_multi_wakeup(multi)
     }
 
     // MARK: - Event thread
@@ -89,10 +97,10 @@ final class CurlEventLoop: @unchecked Sendable {
             drainInbox()
 
             var running: Int32 = 0
-            curl_multi_perform(multi, &running)
+            agentron_curl_multi_perform(multi, &running)
             collectFinished()
 
-            curl_multi_poll(multi, nil, 0, Self.idlePollMilliseconds, nil)
+            agentron_curl_multi_poll(multi, Self.idlePollMilliseconds)
         }
     }
 
@@ -118,11 +126,11 @@ final class CurlEventLoop: @unchecked Sendable {
             return
         }
         transfer.startedAt = .now
-        let code = curl_multi_add_handle(multi, easy)
-        guard code == CURLM_OK else {
-            let message = String(cString: curl_multi_strerror(code))
+        let code = agentron_curl_multi_add_handle(multi, easy)
+        guard code == CURLM_OK.rawValue else {
+            let message = String(cString: agentron_curl_multi_strerror(code))
             transfer.finish(
-                throwing: HTTPClientError.transport(transfer.target, code: Int(code.rawValue), message: message))
+                throwing: HTTPClientError.transport(transfer.target, code: Int(code), message: message))
             return
         }
         active[easy] = transfer
@@ -132,18 +140,19 @@ final class CurlEventLoop: @unchecked Sendable {
     /// A cancel for a transfer that already finished is a no-op: it simply is not active.
     private func abort(_ transfer: Transfer) {
         guard let easy = transfer.easy, active.removeValue(forKey: easy) != nil else { return }
-        curl_multi_remove_handle(multi, easy)
+        agentron_curl_multi_remove_handle(multi, easy)
         inFlightCount.subtract(1, ordering: .relaxed)
         transfer.finish(throwing: CancellationError())
     }
 
     private func collectFinished() {
         var queued: Int32 = 0
-        while let message = curl_multi_info_read(multi, &queued) {
+        while let raw = agentron_curl_multi_info_read(multi, &queued) {
+            let message = raw.assumingMemoryBound(to: CURLMsg.self)
             guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
             // Read the result before removing the handle: that invalidates the message.
             let result = message.pointee.data.result
-            curl_multi_remove_handle(multi, easy)
+            agentron_curl_multi_remove_handle(multi, easy)
             guard let transfer = active.removeValue(forKey: easy) else { continue }
             inFlightCount.subtract(1, ordering: .relaxed)
             transfer.finish(result)

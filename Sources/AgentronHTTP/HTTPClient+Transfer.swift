@@ -50,8 +50,8 @@ final class Transfer: @unchecked Sendable {
         target = request.target
         self.bodyStream = bodyStream
         allowedPeerUIDs = request.allowedPeerUIDs
-        CurlEventLoop.initializeCurlOnce()
-        guard let easy = curl_easy_init() else {
+        try CurlEventLoop.loadCurl(for: request.target)
+        guard let easy = agentron_curl_easy_init() else {
             throw HTTPClientError.transport(
                 request.target, code: Int(CURLE_FAILED_INIT.rawValue), message: "curl_easy_init failed")
         }
@@ -166,11 +166,11 @@ final class Transfer: @unchecked Sendable {
             lines.append("Expect:")
         }
         for line in lines {
-            guard let appended = curl_slist_append(headerList, line) else {
+            guard let appended = agentron_curl_slist_append(headerList, line) else {
                 throw HTTPClientError.transport(
                     target, code: Int(CURLE_OUT_OF_MEMORY.rawValue), message: "curl_slist_append failed")
             }
-            headerList = appended
+            headerList = appended.assumingMemoryBound(to: curl_slist.self)
         }
         try check(agentron_curl_setopt_ptr(easy, option(CURLOPT_HTTPHEADER), headerList))
     }
@@ -185,9 +185,8 @@ final class Transfer: @unchecked Sendable {
 
     private func check(_ code: Int32) throws {
         guard code != 0 else { return }
-        let curlCode = CURLcode(rawValue: UInt32(code))
         throw HTTPClientError.transport(
-            target, code: Int(code), message: "setting up the request: " + String(cString: curl_easy_strerror(curlCode))
+            target, code: Int(code), message: "setting up the request: " + String(cString: agentron_curl_easy_strerror(code))
         )
     }
 
@@ -299,11 +298,11 @@ final class Transfer: @unchecked Sendable {
     /// Idempotent; the event loop must have removed the handle from the multi handle first.
     private func releaseHandle() {
         if let easy {
-            curl_easy_cleanup(easy)
+            agentron_curl_easy_cleanup(easy)
             self.easy = nil
         }
         if let headerList {
-            curl_slist_free_all(headerList)
+            agentron_curl_slist_free_all(headerList)
             self.headerList = nil
         }
     }

@@ -1,4 +1,5 @@
 import CCurl
+import CCurlShims
 
 /// What a request was aimed at, for error messages: method, URL, and the Unix socket when
 /// there is one (the URL's host means nothing then).
@@ -74,7 +75,7 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable, Equatable
         case CURLE_GOT_NOTHING:
             self = .emptyReply(target)
         default:
-            let text = message.isEmpty ? String(cString: curl_easy_strerror(curlCode)) : message
+            let text = message.isEmpty ? String(cString: agentron_curl_easy_strerror(Int32(curlCode.rawValue))) : message
             self = .transport(target, code: Int(curlCode.rawValue), message: text)
         }
     }

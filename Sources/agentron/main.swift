@@ -1,3 +1,5 @@
 import AgentronCLI
 
-await AgentronCommand.runAsync()
+if !AgentronCommand.answerAtOnce(Array(CommandLine.arguments.dropFirst())) {
+    await AgentronCommand.runAsync()
+}

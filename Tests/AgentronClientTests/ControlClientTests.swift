@@ -56,6 +56,26 @@ struct ControlClientTests {
         #expect(info.version == "1.2.3" && info.pid == 77 && info.socket == peer.socketPath)
     }
 
+    /// The daemon answers with Content-Length or chunks; either arrives in pieces of any
+    /// size, and an answer cut short or not HTTP at all is one clear error.
+    @Test func chunkedAnswersInPiecesAreDecodedAndBrokenOnesAreClearErrors() async throws {
+        let chunked = try ControlPeer.start(mode: "chunked")
+        defer { chunked.stop() }
+        let info = try await ControlClient(socketPath: chunked.socketPath).daemonInfo()
+        #expect(info.version == "1.2.3" && info.pid == 77 && info.socket == chunked.socketPath)
+
+        for (mode, expected) in [("truncated", "in the middle of its answer"), ("not-http", "HTTP/1.x status line")] {
+            let peer = try ControlPeer.start(mode: mode)
+            defer { peer.stop() }
+            do {
+                _ = try await ControlClient(socketPath: peer.socketPath).daemonInfo()
+                Issue.record("\(mode): no error")
+            } catch {
+                #expect("\(error)".contains(expected), "\(mode): \(error)")
+            }
+        }
+    }
+
     @Test func noDaemonIsTheClearMessage() async throws {
         let peer = try ControlPeer.start(mode: "echo")
         defer { peer.stop() }
@@ -262,6 +282,28 @@ private let peerScript = #"""
                 self.reply(200, b"this is not json", "text/plain")
             elif mode == "hang":
                 time.sleep(300)
+            elif mode == "chunked":
+                # The daemon's info in odd-sized chunks, with an extension and a trailer,
+                # written in pieces that split lines and the CRLFs between them.
+                data = json.dumps({"version": "1.2.3", "pid": 77, "socket": path,
+                                   "stateDirectory": "/tmp", "startedAt": 1.5}).encode()
+                wire = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                for start in range(0, len(data), 7):
+                    piece = data[start:start + 7]
+                    wire += b"%x;ext=1\r\n" % len(piece) + piece + b"\r\n"
+                wire += b"0\r\nX-Trailer: yes\r\n\r\n"
+                for start in range(0, len(wire), 5):
+                    self.wfile.write(wire[start:start + 5])
+                    self.wfile.flush()
+                    time.sleep(0.001)
+                self.close_connection = True
+            elif mode == "truncated":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"version\"")
+                self.wfile.flush()
+                self.close_connection = True
+            elif mode == "not-http":
+                self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+                self.close_connection = True
 
         do_GET = do_POST = do_DELETE = handle_any
 

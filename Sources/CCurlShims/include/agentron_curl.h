@@ -6,6 +6,7 @@
 // own declarations through the CCurl module, and a second copy through this module would
 // clash. Handles are `void *` (CURL is `typedef void CURL`), option and info codes are the
 // raw values of CURLoption / CURLINFO, and every function returns the CURLcode as an int.
+// Each goes through the library agentron_curl_load() opened.
 
 #include <stddef.h>
 
@@ -31,6 +32,30 @@ typedef int (*agentron_curl_prereq_callback)(
 
 int agentron_curl_setopt_sockopt_callback(void *easy, agentron_curl_sockopt_callback callback);
 int agentron_curl_setopt_prereq_callback(void *easy, agentron_curl_prereq_callback callback);
+
+/// libcurl is loaded on first use (dlopen of libcurl.so.4), not linked: a command that makes
+/// no HTTP request (most of the CLI) never pays for curl and the thirty libraries it brings.
+/// 0 when loaded; otherwise -1, and agentron_curl_load_error() says why.
+int agentron_curl_load(void);
+const char *agentron_curl_load_error(void);
+
+/// The curl calls agentron makes, through the loaded library. Call agentron_curl_load()
+/// first; each returns curl's own result (CURLcode / CURLMcode as int, handles as void *).
+int agentron_curl_global_init(long flags);
+void *agentron_curl_easy_init(void);
+void agentron_curl_easy_cleanup(void *easy);
+const char *agentron_curl_easy_strerror(int code);
+void *agentron_curl_slist_append(void *list, const char *line);
+void agentron_curl_slist_free_all(void *list);
+void *agentron_curl_multi_init(void);
+int agentron_curl_multi_add_handle(void *multi, void *easy);
+int agentron_curl_multi_remove_handle(void *multi, void *easy);
+int agentron_curl_multi_perform(void *multi, int *running);
+int agentron_curl_multi_poll(void *multi, int timeout_ms);
+int agentron_curl_multi_wakeup(void *multi);
+/// A CURLMsg *, or NULL when none is queued.
+void *agentron_curl_multi_info_read(void *multi, int *queued);
+const char *agentron_curl_multi_strerror(int code);
 
 /// Names the calling thread (pthread_setname_np is a GNU extension Swift's Glibc module
 /// does not show), so the HTTP event thread is recognisable in `ps -L` and debuggers.
