@@ -342,7 +342,9 @@ final class ResponseReader: @unchecked Sendable {
                     throw .broken("the daemon closed the connection in the middle of its answer")
                 }
                 let piece = take(min(left, buffer.count - position))
-                if case .length = framing { framing = .length(left - piece.count) } else {
+                if case .length = framing {
+                    framing = .length(left - piece.count)
+                } else {
                     framing = .chunkData(left - piece.count)
                 }
                 return piece

@@ -46,6 +46,7 @@ public enum Daemon {
             return 2
         }
 
+        raiseFileLimit()
         let paths = AgentronPaths.current(environment: environment)
         let logLevel = Logger.Level(rawValue: environment["AGENTRON_LOG_LEVEL"] ?? "") ?? .info
         // Under systemd with stderr on the journal: structured entries (issue #6); plain lines otherwise.
@@ -159,6 +160,19 @@ public enum Daemon {
         }
         logger.info("agentrond stopped")
         return 0
+    }
+
+    /// Each server holds a pidfd, its log pipe and a probe connection: a thousand servers
+    /// need more descriptors than a shell's usual soft limit of 1,024. Raised to the hard
+    /// limit, at most 65,536 (what the systemd units set), never lowered.
+    static func raiseFileLimit() {
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0 else { return }
+        let wanted = min(limit.rlim_max, 65536)
+        guard limit.rlim_cur < wanted else { return }
+        limit.rlim_cur = wanted
+        _ = setrlimit(resource, &limit)
     }
 
     static let usage = """

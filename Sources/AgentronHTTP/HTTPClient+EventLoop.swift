@@ -20,6 +20,8 @@ final class CurlEventLoop: @unchecked Sendable {
     /// (curl_multi_wakeup) and curl shortens the wait to its own timers while transfers
     /// run, so this only bounds how often an idle daemon wakes up.
     private static let idlePollMilliseconds: Int32 = 60_000
+    /// Idle keep-alive connections kept across transfers, in all.
+    private static let idleConnections = 1024
 
     private struct Inbox {
         var added: [Transfer] = []
@@ -40,6 +42,10 @@ final class CurlEventLoop: @unchecked Sendable {
             fatalError("agentron: curl_multi_init failed")
         }
         self.multi = multi
+        // One idle connection per engine stays open for its next probe (curl's default
+        // cache holds four times the transfers in flight, a handful, so each probe of a
+        // hundred servers paid a new TCP connection).
+        _ = agentron_curl_multi_setopt_long(multi, Int32(CURLMOPT_MAXCONNECTS.rawValue), Self.idleConnections)
         startThread()
     }
 

@@ -186,7 +186,8 @@ final class Transfer: @unchecked Sendable {
     private func check(_ code: Int32) throws {
         guard code != 0 else { return }
         throw HTTPClientError.transport(
-            target, code: Int(code), message: "setting up the request: " + String(cString: agentron_curl_easy_strerror(code))
+            target, code: Int(code),
+            message: "setting up the request: " + String(cString: agentron_curl_easy_strerror(code))
         )
     }
 

@@ -75,7 +75,8 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable, Equatable
         case CURLE_GOT_NOTHING:
             self = .emptyReply(target)
         default:
-            let text = message.isEmpty ? String(cString: agentron_curl_easy_strerror(Int32(curlCode.rawValue))) : message
+            let text =
+                message.isEmpty ? String(cString: agentron_curl_easy_strerror(Int32(curlCode.rawValue))) : message
             self = .transport(target, code: Int(curlCode.rawValue), message: text)
         }
     }

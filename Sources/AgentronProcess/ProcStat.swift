@@ -37,6 +37,28 @@ public struct ProcStat: Sendable, Equatable {
         return ProcStat(pid: pid, comm: comm, state: state, ppid: ppid, pgrp: pgrp, session: session, startTime: start)
     }
 
+    /// The children of `pid` (zombies included) from /proc/<pid>/task/*/children: a few
+    /// small reads instead of one per process on the machine. Nil when the kernel does not
+    /// offer those files (CONFIG_PROC_CHILDREN), so the caller scans /proc instead.
+    public static func childPIDs(of pid: Int32) -> [Int32]? {
+        guard let dir = opendir("/proc/\(pid)/task") else { return nil }
+        defer { closedir(dir) }
+        var result: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            guard Int32(name) != nil else { continue }
+            // A thread that has just exited has no file any more; that is not "unsupported".
+            guard let text = readSmallFile("/proc/\(pid)/task/\(name)/children") else {
+                if access("/proc/\(pid)/task/\(name)", F_OK) == 0 { return nil }
+                continue
+            }
+            result += text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
+        }
+        return result
+    }
+
     /// Every process visible in /proc.
     public static func all() -> [ProcStat] {
         guard let dir = opendir("/proc") else { return [] }

@@ -25,6 +25,7 @@ static struct {
     CURLMcode (*multi_perform)(CURLM *, int *);
     CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned int, int, int *);
     CURLMcode (*multi_wakeup)(CURLM *);
+    CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
     CURLMsg *(*multi_info_read)(CURLM *, int *);
     const char *(*multi_strerror)(CURLMcode);
 } curl;
@@ -42,13 +43,18 @@ static int resolve(void *library, const char *name, void **slot) {
 
 static void load(void) {
     void *library = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    // Debian's other flavour (libcurl3-gnutls) has the same API under another name.
-    if (library == NULL) library = dlopen("libcurl-gnutls.so.4", RTLD_NOW | RTLD_LOCAL);
     if (library == NULL) {
+        // The first name's error is the one to show: libcurl4 is what to install.
         const char *reason = dlerror();
-        snprintf(load_error, sizeof load_error, "cannot load libcurl (%s); install libcurl4 (apt install libcurl4)",
-                 reason ? reason : "dlopen failed");
-        return;
+        char first[256];
+        snprintf(first, sizeof first, "%s", reason ? reason : "libcurl.so.4: cannot open");
+        // Debian's other flavour (libcurl3-gnutls) has the same API under another name.
+        library = dlopen("libcurl-gnutls.so.4", RTLD_NOW | RTLD_LOCAL);
+        if (library == NULL) {
+            snprintf(load_error, sizeof load_error, "cannot load libcurl (%s); install libcurl4 (apt install libcurl4)",
+                     first);
+            return;
+        }
     }
     if (resolve(library, "curl_global_init", (void **)&curl.global_init) ||
         resolve(library, "curl_easy_init", (void **)&curl.easy_init) ||
@@ -64,6 +70,7 @@ static void load(void) {
         resolve(library, "curl_multi_perform", (void **)&curl.multi_perform) ||
         resolve(library, "curl_multi_poll", (void **)&curl.multi_poll) ||
         resolve(library, "curl_multi_wakeup", (void **)&curl.multi_wakeup) ||
+        resolve(library, "curl_multi_setopt", (void **)&curl.multi_setopt) ||
         resolve(library, "curl_multi_info_read", (void **)&curl.multi_info_read) ||
         resolve(library, "curl_multi_strerror", (void **)&curl.multi_strerror)) {
         return;
@@ -100,6 +107,9 @@ int agentron_curl_multi_poll(void *multi, int timeout_ms) {
     return (int)curl.multi_poll((CURLM *)multi, NULL, 0, timeout_ms, NULL);
 }
 int agentron_curl_multi_wakeup(void *multi) { return (int)curl.multi_wakeup((CURLM *)multi); }
+int agentron_curl_multi_setopt_long(void *multi, int option, long value) {
+    return (int)curl.multi_setopt((CURLM *)multi, (CURLMoption)option, value);
+}
 void *agentron_curl_multi_info_read(void *multi, int *queued) { return curl.multi_info_read((CURLM *)multi, queued); }
 const char *agentron_curl_multi_strerror(int code) { return curl.multi_strerror((CURLMcode)code); }
 

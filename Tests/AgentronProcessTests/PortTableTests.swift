@@ -93,6 +93,39 @@ struct ListenAddressTests {
         #expect(
             Ports.ownership(ofPort: listener.port, host: "127.0.0.1", check: .user) { [] } == .ours, "our own user's")
     }
+
+    /// The kernel's socket table over netlink and /proc/net/tcp describe the same sockets:
+    /// a listener, and a connection in the states `isFree` asks about.
+    @Test func netlinkAndProcAgree() throws {
+        let listener = try #require(TCPListen(host: "127.0.0.1"))
+        defer { close(listener.fd) }
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(listener.port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(connected == 0)
+        for states in [[Ports.listenState], Ports.connectionStates] {
+            let viaNetlink = try #require(
+                Ports.diagSockets(family: AF_INET, port: listener.port, states: Self.mask(states)))
+            let viaProc = Ports.procSockets(port: listener.port, states: Set(states))
+            #expect(!viaNetlink.isEmpty)
+            #expect(Set(viaNetlink.map(\.inode)) == Set(viaProc.map(\.inode)))
+            #expect(viaNetlink.map(\.address) == viaProc.map(\.address))
+            #expect(viaNetlink.map(\.uid) == viaProc.map(\.uid))
+        }
+        #expect(Ports.diagSockets(family: AF_INET, port: 0, states: 0x400) == [])
+    }
+
+    static func mask(_ states: some Sequence<String>) -> UInt32 {
+        states.reduce(0) { $0 | (1 << UInt32(Int($1, radix: 16)!)) }
+    }
 }
 
 struct TCPListen {

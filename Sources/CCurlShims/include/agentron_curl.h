@@ -53,6 +53,8 @@ int agentron_curl_multi_remove_handle(void *multi, void *easy);
 int agentron_curl_multi_perform(void *multi, int *running);
 int agentron_curl_multi_poll(void *multi, int timeout_ms);
 int agentron_curl_multi_wakeup(void *multi);
+/// curl_multi_setopt with a long value (CURLMOPT_MAXCONNECTS, ...).
+int agentron_curl_multi_setopt_long(void *multi, int option, long value);
 /// A CURLMsg *, or NULL when none is queued.
 void *agentron_curl_multi_info_read(void *multi, int *queued);
 const char *agentron_curl_multi_strerror(int code);
