@@ -98,12 +98,15 @@ let package = Package(
         // with packed relocations (docs/PERFORMANCE.md, "Start-up of the CLI").
         .executableTarget(
             name: "agentron", dependencies: ["AgentronCLI"],
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xclang-linker", "-no-pie"], .when(configuration: .release))]
+            linkerSettings: [
+                .unsafeFlags(["-use-ld=lld", "-Xclang-linker", "-no-pie"], .when(configuration: .release))
+            ]
         ),
         .executableTarget(
             name: "agentrond", dependencies: ["AgentronDaemon"],
             linkerSettings: [
-                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release))
+                .unsafeFlags(
+                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release))
             ]
         ),
         // Runs one container for the daemon, like conmon for podman: the daemon supervises
