@@ -106,7 +106,8 @@ let package = Package(
             name: "agentrond", dependencies: ["AgentronDaemon"],
             linkerSettings: [
                 .unsafeFlags(
-                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release))
+                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                    .when(configuration: .release))
             ]
         ),
         // Runs one container for the daemon, like conmon for podman: the daemon supervises
