@@ -219,3 +219,17 @@ struct SupervisorTests {
         #expect(await supervisor.info(detailed: false).restarts == 1)
     }
 }
+
+/// Liveness probes of every server with one interval share one grid (issue #14).
+struct ProbeGridTests {
+    @Test(arguments: [(100.0, 2.0, 102.0), (101.9, 2.0, 104.0), (100.3, 10.0, 110.0), (0.0, 0.5, 0.5)])
+    func theNextTickIsOnTheIntervalsGridAndNotAtOnce(now: Double, interval: Double, expected: Double) {
+        #expect(Supervisor.nextTick(after: now, interval: interval) == expected)
+    }
+
+    @Test func nonsenseNeverTraps() {
+        #expect(Supervisor.nextTick(after: 5, interval: 0) == 5)
+        #expect(Supervisor.nextTick(after: .infinity, interval: 2) == .infinity)
+        #expect(Supervisor.nextTick(after: 1e308, interval: 1e308) >= 1e308)
+    }
+}

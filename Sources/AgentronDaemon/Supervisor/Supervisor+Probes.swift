@@ -163,8 +163,12 @@ extension Supervisor {
         probeTask?.cancel()
         probeTask = Task { [weak self] in
             // A fixed rate: the next probe is due `interval` after the last one began, so a
-            // probe that times out does not stretch the cycle to interval + timeout.
-            var next = clock.now + settings.interval.seconds
+            // probe that times out does not stretch the cycle to interval + timeout. The
+            // times sit on a grid of the interval, shared by every server with that
+            // interval: a hundred servers wake the daemon once per tick and their probes go
+            // out together through the one HTTP thread, not a hundred wakeups spread over
+            // the interval (issue #14).
+            var next = Self.nextTick(after: clock.now, interval: settings.interval.seconds)
             while !Task.isCancelled {
                 let wait = next - clock.now
                 if wait > 0 {
@@ -178,6 +182,14 @@ extension Supervisor {
                 next = max(next, clock.now)
             }
         }
+    }
+
+    /// The first multiple of `interval` after `now` (at least a tenth of an interval away,
+    /// so a server that just became ready is not probed at once).
+    static func nextTick(after now: Double, interval: Double) -> Double {
+        guard interval > 0, now.isFinite else { return now + max(interval, 0) }
+        let tick = ((now + interval / 10) / interval).rounded(.up) * interval
+        return tick.isFinite ? tick : now + interval
     }
 
     private func livenessResult(_ outcome: ProbeOutcome, run: Int) {
