@@ -195,9 +195,13 @@ struct ServerUp: AsyncParsableCommand {
         var profile: Profile
         let isProfileFile =
             target.hasSuffix(".yaml") || target.hasSuffix(".yml") || (engine == nil && Self.isRegularFile(target))
-        let known = catalog.entries().first { $0.name == target }
-        if isProfileFile || (known != nil && engine == nil) {
+        // A file is read alone; a name is looked up in one pass over the search path (each
+        // profile file parsed once: the catalog is most of what `up` costs, issue #14).
+        let known = isProfileFile ? nil : catalog.entries().first { $0.name == target }
+        if isProfileFile {
             profile = try catalog.resolve(target)
+        } else if let known, engine == nil {
+            profile = try known.result.get()
         } else if let engineName = engine, let kind = EngineKind(rawValue: engineName) {
             // A local model directory is passed absolute: the engine runs in the daemon's
             // working directory, not this shell's.
