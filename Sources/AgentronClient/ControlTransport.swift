@@ -96,10 +96,12 @@ enum ControlTransport {
         return (status, body)
     }
 
-    /// The request's bytes: the daemon ignores Host, HTTP/1.1 requires one; the connection
-    /// closes after the answer (one call, one connection).
+    /// The request's bytes: the daemon ignores Host, HTTP/1.1 requires one. The client
+    /// closes the connection once it has read the whole answer (one call, one connection);
+    /// it does not ask the daemon to: earlier daemons cut a long answer short when they
+    /// closed the connection after it.
     static func encode(method: String, target: String, body: [UInt8]?) -> [UInt8] {
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: localhost\r\n"
         if let body {
             head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
         }

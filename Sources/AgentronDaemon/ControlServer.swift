@@ -136,6 +136,7 @@ struct ControlServer: Service {
                                     body: Array(
                                         #"{"error":{"code":"invalid_request","message":"request body too large"}}"#.utf8
                                     )), to: outbound, keepAlive: false)
+                            await Self.flushAndShutOutput(channel)
                             return
                         }
                         body += buffer.readBytes(length: buffer.readableBytes) ?? []
@@ -146,7 +147,10 @@ struct ControlServer: Service {
                         let request = Self.request(from: requestHead, body: body)
                         let reply = await api.handle(request)
                         try await write(reply, to: outbound, keepAlive: requestHead.isKeepAlive, channel: channel)
-                        if !requestHead.isKeepAlive { return }
+                        if !requestHead.isKeepAlive {
+                            await Self.flushAndShutOutput(channel)
+                            return
+                        }
                         deadline.waitForNext()
                         head = nil
                     }
@@ -168,12 +172,21 @@ struct ControlServer: Service {
                 for try await part in inbound {
                     guard case .end = part else { continue }
                     try await write(reply, to: outbound, keepAlive: false)
+                    await Self.flushAndShutOutput(connection.channel)
                     return
                 }
             }
         } catch {
             logger.debug("refused control connection ended: \(error)")
         }
+    }
+
+    /// Before a connection is closed after an answer: its output is shut once every byte
+    /// written has gone out. Closing at once (what leaving `executeThenClose` does) drops
+    /// what the socket's buffer could not take yet, and a client asking `Connection: close`
+    /// got `ps` of a thousand servers cut short (issue #14).
+    private static func flushAndShutOutput(_ channel: any Channel) async {
+        try? await channel.close(mode: .output).get()
     }
 
     private static func request(from head: HTTPRequestHead, body: [UInt8]) -> ControlAPI.Request {

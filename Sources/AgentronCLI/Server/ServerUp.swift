@@ -130,11 +130,15 @@ struct ServerUp: AsyncParsableCommand {
 
         let clock = ContinuousClock()
         let started = clock.now
-        try await Self.ensureDaemon(context)
         let client = context.client
         var info: ServerInfo
+        // Straight to the start: a daemon that answers needs no separate check first (one
+        // round trip, not two); only when none runs is it started and asked again.
         do {
             info = try await client.start(profile)
+        } catch .daemonNotRunning {
+            try await Self.ensureDaemon(context)
+            do { info = try await client.start(profile) } catch { throw fail(error) }
         } catch {
             throw fail(error)
         }
