@@ -77,6 +77,10 @@ public struct ProcessTree: Sendable, Equatable {
 
     /// How often stop checks whether the tree is gone. Short, so `down` returns promptly.
     public static let pollInterval: Duration = .milliseconds(20)
+    /// The first check comes this soon and the pause doubles up to `pollInterval`: most
+    /// engines are gone within a millisecond or two of the signal, and a restart waits for
+    /// the old tree (a fixed 20 ms first pause was most of a crash's restart time, issue #14).
+    static let firstPoll: Duration = .milliseconds(1)
     /// How long SIGKILL may take to clear the tree before we give up and report leftovers.
     public static let killTimeout: Duration = .seconds(5)
     /// Once the engine's main process has exited, what is left of its group gets at most
@@ -98,8 +102,10 @@ public struct ProcessTree: Sendable, Equatable {
         // `down` takes: they are SIGKILLed right after.
         var waiting = currentMembers().filter { $0.pgrp == leader || $0.pid == leader || $0.session == leader }
         var leaderGone = false
+        var pause = Self.firstPoll
         while !waiting.isEmpty, clock.now < graceEnd {
-            try? await Task.sleep(for: Self.pollInterval)
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, Self.pollInterval)
             waiting = waiting.filter { isAlive($0) }
             if !leaderGone, !waiting.contains(where: { $0.pid == leader }) {
                 leaderGone = true
@@ -114,12 +120,14 @@ public struct ProcessTree: Sendable, Equatable {
             // Atomic with respect to forks: nothing in the cgroup can escape it.
             cgroup.kill()
         }
+        pause = Self.firstPoll
         while !remaining.isEmpty {
             for process in remaining where isAlive(process) {
                 if kill(process.pid, SIGKILL) == 0, !killed.contains(process.pid) { killed.append(process.pid) }
             }
             guard clock.now < killEnd else { break }
-            try? await Task.sleep(for: Self.pollInterval)
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, Self.pollInterval)
             // A fresh look: something may have forked between the scan and the kill.
             remaining = currentMembers()
         }
