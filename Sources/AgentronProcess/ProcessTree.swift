@@ -25,12 +25,20 @@ public struct ProcessTree: Sendable, Equatable {
     /// remembered after its parent died; the supervisor calls it now and then. With a cgroup
     /// there is nothing to remember: the cgroup holds every descendant.
     public mutating func refresh() {
-        guard cgroup == nil else { return }
+        _ = refreshMembers()
+    }
+
+    /// `refresh`, returning the live members it found (nil with a cgroup, which needs no
+    /// remembering), so a caller that wants both pays for one scan of /proc, not two.
+    mutating func refreshMembers() -> [ProcStat]? {
+        guard cgroup == nil else { return nil }
         let table = ProcStat.all()
-        for member in members(in: table) { known[member.pid] = member.startTime }
+        let found = members(in: table)
+        for member in found { known[member.pid] = member.startTime }
         // Forget the dead, so the map does not grow for ever with short-lived helpers.
         let alive = Dictionary(table.map { ($0.pid, $0.startTime) }, uniquingKeysWith: { first, _ in first })
         known = known.filter { alive[$0.key] == $0.value }
+        return found
     }
 
     /// The tree's live members now. With a cgroup that is its member list (cheap: no scan of
@@ -92,7 +100,7 @@ public struct ProcessTree: Sendable, Equatable {
     /// SIGTERM to the engine's group, up to `grace` for the group to exit, then SIGKILL to
     /// everything left of the tree, including processes that left the group or session.
     public mutating func terminate(grace: Duration, pidfd: Int32?) async -> TerminationReport {
-        refresh()
+        let members = refreshMembers()
         if let pidfd, pidfd >= 0 { _ = agentron_pidfd_send_signal(pidfd, SIGTERM) }
         kill(-leader, SIGTERM)
 
@@ -100,7 +108,9 @@ public struct ProcessTree: Sendable, Equatable {
         var graceEnd = clock.now.advanced(by: grace)
         // Wait for the group (and the leader) to go; escaped helpers get no say in how long
         // `down` takes: they are SIGKILLed right after.
-        var waiting = currentMembers().filter { $0.pgrp == leader || $0.pid == leader || $0.session == leader }
+        var waiting = (members ?? currentMembers()).filter {
+            $0.pgrp == leader || $0.pid == leader || $0.session == leader
+        }
         var leaderGone = false
         var pause = Self.firstPoll
         while !waiting.isEmpty, clock.now < graceEnd {
@@ -138,9 +148,11 @@ public struct ProcessTree: Sendable, Equatable {
         if remaining.isEmpty, let cgroup {
             // Empty now; rmdir can race the kernel's last exit bookkeeping, so retry briefly.
             var attempts = 0
+            pause = Self.firstPoll
             while !cgroup.remove(), attempts < 50 {
                 attempts += 1
-                try? await Task.sleep(for: Self.pollInterval)
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, Self.pollInterval)
             }
         }
         return TerminationReport(killed: killed, leftovers: remaining.map(\.pid))
