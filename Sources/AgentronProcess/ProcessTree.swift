@@ -101,6 +101,14 @@ public struct ProcessTree: Sendable, Equatable {
     /// everything left of the tree, including processes that left the group or session.
     public mutating func terminate(grace: Duration, pidfd: Int32?) async -> TerminationReport {
         let members = refreshMembers()
+        if let members, members.isEmpty {
+            // Nothing of the tree is alive (a crash took it all down), so nothing can have
+            // forked since the scan: no signal to send, nothing to wait for or scan again
+            // (the second scan of /proc was most of a restart's time without cgroups).
+            known = [:]
+            ExitWatcher.shared.reapOrphans()
+            return TerminationReport(killed: [], leftovers: [])
+        }
         if let pidfd, pidfd >= 0 { _ = agentron_pidfd_send_signal(pidfd, SIGTERM) }
         kill(-leader, SIGTERM)
 
