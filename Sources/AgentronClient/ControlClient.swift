@@ -192,7 +192,6 @@ public struct ControlClient: Sendable {
         }
         return .badResponse("daemon answered status \(status): \(String(decoding: body.prefix(200), as: UTF8.self))")
     }
-
 }
 
 public enum ClientError: Error, CustomStringConvertible, Sendable {
