@@ -191,14 +191,10 @@ public enum Ports {
 
     /// Which of `inodes` `pid` holds; nil when its descriptors cannot be read.
     static func socketsHeld(by pid: Int32, among inodes: Set<String>) -> Set<String>? {
-        guard let fdDir = opendir("/proc/\(pid)/fd") else { return errno == ENOENT ? [] : nil }
-        defer { closedir(fdDir) }
+        guard let descriptors = directoryEntries("/proc/\(pid)/fd") else { return errno == ENOENT ? [] : nil }
         var found: Set<String> = []
         var buffer = [CChar](repeating: 0, count: 256)
-        while let fdEntry = readdir(fdDir) {
-            let fdName = withUnsafePointer(to: fdEntry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+        for fdName in descriptors {
             let count = readlink("/proc/\(pid)/fd/\(fdName)", &buffer, buffer.count - 1)
             guard count > 0 else { continue }
             let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -213,12 +209,8 @@ public enum Ports {
     /// "pid 1234 (python3)". Nil when the holder is not visible (another user's process).
     public static func holder(ofPort port: Int) -> String? {
         let inodes = Set(listeningSockets(port: port).map(\.inode))
-        guard !inodes.isEmpty, let proc = opendir("/proc") else { return nil }
-        defer { closedir(proc) }
-        while let entry = readdir(proc) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+        guard !inodes.isEmpty, let processes = directoryEntries("/proc") else { return nil }
+        for name in processes {
             guard let pid = Int32(name), socketsHeld(by: pid, among: inodes)?.isEmpty == false else { continue }
             let comm = ProcStat.read(pid: pid)?.comm ?? "?"
             return "pid \(pid) (\(comm))"

@@ -41,14 +41,9 @@ public struct ProcStat: Sendable, Equatable {
     /// small reads instead of one per process on the machine. Nil when the kernel does not
     /// offer those files (CONFIG_PROC_CHILDREN), so the caller scans /proc instead.
     public static func childPIDs(of pid: Int32) -> [Int32]? {
-        guard let dir = opendir("/proc/\(pid)/task") else { return nil }
-        defer { closedir(dir) }
+        guard let threads = directoryEntries("/proc/\(pid)/task") else { return nil }
         var result: [Int32] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            guard Int32(name) != nil else { continue }
+        for name in threads where Int32(name) != nil {
             // A thread that has just exited has no file any more; that is not "unsupported".
             guard let text = readSmallFile("/proc/\(pid)/task/\(name)/children") else {
                 if access("/proc/\(pid)/task/\(name)", F_OK) == 0 { return nil }
@@ -61,17 +56,7 @@ public struct ProcStat: Sendable, Equatable {
 
     /// Every process visible in /proc.
     public static func all() -> [ProcStat] {
-        guard let dir = opendir("/proc") else { return [] }
-        defer { closedir(dir) }
-        var result: [ProcStat] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            guard let pid = Int32(name), let stat = read(pid: pid) else { continue }
-            result.append(stat)
-        }
-        return result
+        (directoryEntries("/proc") ?? []).compactMap { name in Int32(name).flatMap { read(pid: $0) } }
     }
 
     /// The pids below `root` in `table`, following parent links (children, grandchildren, ...).
@@ -104,4 +89,19 @@ public func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
         bytes.append(contentsOf: buffer[0..<n])
     }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The names in a directory (`.` and `..` included); nil, with errno from opendir(3), when
+/// it cannot be opened.
+func directoryEntries(_ path: String) -> [String]? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        names.append(
+            withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            })
+    }
+    return names
 }

@@ -89,6 +89,12 @@ public struct ProcessTree: Sendable, Equatable {
     /// engines are gone within a millisecond or two of the signal, and a restart waits for
     /// the old tree (a fixed 20 ms first pause was most of a crash's restart time, issue #14).
     static let firstPoll: Duration = .milliseconds(1)
+    /// Sleeps `pause`, then doubles it up to `pollInterval`: the waits of a stop.
+    static func pause(_ pause: inout Duration) async {
+        try? await Task.sleep(for: pause)
+        pause = min(pause * 2, pollInterval)
+    }
+
     /// How long SIGKILL may take to clear the tree before we give up and report leftovers.
     public static let killTimeout: Duration = .seconds(5)
     /// Once the engine's main process has exited, what is left of its group gets at most
@@ -122,8 +128,7 @@ public struct ProcessTree: Sendable, Equatable {
         var leaderGone = false
         var pause = Self.firstPoll
         while !waiting.isEmpty, clock.now < graceEnd {
-            try? await Task.sleep(for: pause)
-            pause = min(pause * 2, Self.pollInterval)
+            await Self.pause(&pause)
             waiting = waiting.filter { isAlive($0) }
             if !leaderGone, !waiting.contains(where: { $0.pid == leader }) {
                 leaderGone = true
@@ -144,8 +149,7 @@ public struct ProcessTree: Sendable, Equatable {
                 if kill(process.pid, SIGKILL) == 0, !killed.contains(process.pid) { killed.append(process.pid) }
             }
             guard clock.now < killEnd else { break }
-            try? await Task.sleep(for: pause)
-            pause = min(pause * 2, Self.pollInterval)
+            await Self.pause(&pause)
             // A fresh look: something may have forked between the scan and the kill.
             remaining = currentMembers()
         }
@@ -159,8 +163,7 @@ public struct ProcessTree: Sendable, Equatable {
             pause = Self.firstPoll
             while !cgroup.remove(), attempts < 50 {
                 attempts += 1
-                try? await Task.sleep(for: pause)
-                pause = min(pause * 2, Self.pollInterval)
+                await Self.pause(&pause)
             }
         }
         return TerminationReport(killed: killed, leftovers: remaining.map(\.pid))
