@@ -62,6 +62,10 @@ let package = Package(
             name: "AgentronEngines",
             dependencies: ["AgentronCore", "AgentronHTTP", "AgentronProcess"]
         ),
+        // `agentron export kubernetes`: profiles as manifests. Asks the engine drivers for
+        // everything engine-specific (`EngineDriver.container`), so an engine brings its
+        // export with it (docs/kubernetes.md).
+        .target(name: "AgentronExport", dependencies: ["AgentronCore", "AgentronEngines"]),
         .target(
             name: "AgentronDaemon",
             dependencies: [
@@ -83,8 +87,8 @@ let package = Package(
         .target(
             name: "AgentronCLI",
             dependencies: [
-                "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronEngines", "AgentronHTTP",
-                "AgentronProcess",
+                "AgentronCore", "AgentronConfig", "AgentronClient", "AgentronEngines", "AgentronExport",
+                "AgentronHTTP", "AgentronProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // `service install` writes units/*.service|socket, embedded at build time.
@@ -144,6 +148,9 @@ let package = Package(
         .testTarget(
             name: "AgentronEnginesTests",
             dependencies: ["AgentronEngines", "AgentronConfig", "AgentronCore", "AgentronHTTP"]),
+        .testTarget(
+            name: "AgentronExportTests",
+            dependencies: ["AgentronExport", "AgentronEngines", "AgentronConfig", "AgentronCore"]),
         .testTarget(name: "AgentronClientTests", dependencies: ["AgentronClient", "AgentronCore"]),
         .testTarget(
             name: "AgentronCLITests",

@@ -28,7 +28,8 @@ public struct AgentronCommand: AsyncParsableCommand {
         subcommands: [
             ServerUp.self, ServerPs.self, ServerDown.self, ServerRemove.self, ServerRestart.self, ServerLogs.self,
             ServerInspect.self, ServerEnv.self,
-            GatewayCommand.self, ProfileCommand.self, ProviderList.self, ServiceCommand.self, Doctor.self,
+            GatewayCommand.self, ProfileCommand.self, ProviderList.self, ExportCommand.self, ServiceCommand.self,
+            Doctor.self,
         ]
     )
 

@@ -57,8 +57,9 @@ extension Profile {
     /// The keys a profile file may contain, in the order `yamlText` writes them.
     public static let yamlKeys = [
         "name", "engine", "model", "host", "port", "gpus", "args", "env", "startup_timeout", "stop_timeout",
-        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image", "executable",
-        "adopt",
+        "probe", "restart", "autostart", "register", "command", "health_path", "health_status", "image",
+        "image_program",
+        "executable", "adopt",
         "pull", "aliases", "ttl", "group",
     ]
     public static let yamlProbeKeys = ["interval", "timeout", "failure_threshold"]
@@ -280,6 +281,10 @@ struct ProfileReader {
                     node, "image",
                     "the image name is empty; write it like image: ghcr.io/huggingface/text-generation-inference:3.3.5")
             }
+        }
+        if let node = top["image_program"] {
+            profile.imageProgram = try text(
+                node, "image_program", hint: "write it like image_program: /app/llama-server")
         }
 
         if model.isEmpty {

@@ -49,6 +49,7 @@ extension Profile {
         if let healthPath { line("health_path", YAMLRender.scalar(healthPath)) }
         if let healthStatus { line("health_status", "\(healthStatus)") }
         if let image { line("image", YAMLRender.scalar(image)) }
+        if let imageProgram { line("image_program", YAMLRender.scalar(imageProgram)) }
         if let executable { line("executable", YAMLRender.scalar(executable)) }
         if adopt == true { line("adopt", "true") }
         if let pull { line("pull", pull.rawValue) }
@@ -60,9 +61,9 @@ extension Profile {
 }
 
 /// Scalar formatting for block-context YAML.
-enum YAMLRender {
+public enum YAMLRender {
     /// The text plain when YAML reads it back as the same string, double-quoted otherwise.
-    static func scalar(_ text: String) -> String {
+    public static func scalar(_ text: String) -> String {
         isSafePlain(text) ? text : doubleQuoted(text)
     }
 
@@ -99,7 +100,7 @@ enum YAMLRender {
         return !text.contains(": ") && !text.contains(" #") && !text.contains("\t")
     }
 
-    static func doubleQuoted(_ text: String) -> String {
+    public static func doubleQuoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

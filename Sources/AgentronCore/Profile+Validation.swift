@@ -147,6 +147,7 @@ extension Profile {
             }
         }
         if let image { try Self.checkText(image, "image", allowEmpty: false) }
+        if let imageProgram { try Self.checkText(imageProgram, "image_program", allowEmpty: false) }
         if let executable {
             try Self.checkText(executable, "executable", allowEmpty: false)
             guard executable.hasPrefix("/") else {

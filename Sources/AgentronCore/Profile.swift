@@ -209,8 +209,12 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
     /// The health path and the status that means healthy.
     public var healthPath: String?
     public var healthStatus: Int?
-    /// The container image.
+    /// The container image (TGI's; for the command engine, the one `export kubernetes`
+    /// runs it in).
     public var image: String?
+    /// Where the command's program is inside `image` (`/app/llama-server`), when it is not
+    /// the command's first word there.
+    public var imageProgram: String?
     /// The engine's program as an absolute path (`/opt/venv/bin/vllm`), instead of the
     /// engine's name looked up on the daemon's PATH. `up` sets it to what the caller's PATH
     /// finds (docs/configuration.md).
@@ -253,6 +257,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         healthPath: String? = nil,
         healthStatus: Int? = nil,
         image: String? = nil,
+        imageProgram: String? = nil,
         executable: String? = nil,
         adopt: Bool? = nil,
         pull: PullPolicy? = nil,
@@ -279,6 +284,7 @@ public struct Profile: Codable, Sendable, Equatable, Hashable {
         self.healthPath = healthPath
         self.healthStatus = healthStatus
         self.image = image
+        self.imageProgram = imageProgram
         self.executable = executable
         self.adopt = adopt
         self.pull = pull

@@ -27,8 +27,11 @@ public struct CommandEngine: EngineDriver {
     }
     public let modelExample = "/models/model.gguf"
     public let modelDescription = "the model the server loads and lists"
-    /// The argv, and the probe that tells it is healthy.
-    public let profileKeys: [EngineProfileKey: String] = [.command: "", .healthPath: "", .healthStatus: ""]
+    /// The argv, the probe that tells it is healthy, and the image `export kubernetes` runs
+    /// it in (with where its program is in that image).
+    public let profileKeys: [EngineProfileKey: String] = [
+        .command: "", .healthPath: "", .healthStatus: "", .image: "the image export runs it in", .imageProgram: "",
+    ]
     /// The flags that set the context length: llama-server's `-c`/`--ctx-size`, SGLang's
     /// `--context-length`.
     static let contextLengthFlags = ["-c", "--ctx-size", "--context-length"]
@@ -41,20 +44,53 @@ public struct CommandEngine: EngineDriver {
 
     public func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
         let profile = context.profile
+        let arguments = try argv(profile, host: profile.host, port: context.port)
+        let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
+        return LaunchSpec(arguments: arguments, environment: environment)
+    }
+
+    /// `command` + `args` with the placeholders filled in: the one argv of a local launch and
+    /// of a container.
+    func argv(_ profile: Profile, host: String, port: Int) throws(EngineError) -> [String] {
         guard let command = profile.command, let first = command.first, !first.trimmingSpaces.isEmpty else {
             throw .invalidProfile(
                 "server \"\(profile.name)\": engine command needs the server's argv in `command`, e.g. command: [llama-server, -m, \"{model}\", --host, \"{host}\", --port, \"{port}\"]"
             )
         }
         let values = [
-            "{host}": profile.host,
-            "{port}": String(context.port),
+            "{host}": host,
+            "{port}": String(port),
             "{model}": profile.model,
             "{name}": profile.name,
         ]
-        let arguments = (command + profile.args).map { Self.substitute($0, values) }
-        let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
-        return LaunchSpec(arguments: arguments, environment: environment)
+        return (command + profile.args).map { Self.substitute($0, values) }
+    }
+
+    // MARK: On a cluster
+
+    /// The port a container listens on when the profile fixes none (llama-server's default).
+    static let containerPort = 8080
+
+    /// The profile's argv in the profile's `image` (the program as `image_program` names it
+    /// there, when it differs from the local one), probed on its health path.
+    public func container(_ profile: Profile, gpus: Int) throws(EngineError) -> ClusterContainer {
+        let port: Int
+        if case .fixed(let fixed) = profile.port { port = fixed } else { port = Self.containerPort }
+        var command = try argv(profile, host: ClusterContainer.host, port: port)
+        if let program = profile.imageProgram { command[0] = program }
+        let health = ClusterProbe.http(path: Self.healthPath(profile))
+        return ClusterContainer(
+            image: profile.image,
+            command: command,
+            args: [],
+            environment: ClusterContainer.profileEnvironment(profile),
+            optionalSecrets: ["HF_TOKEN"],
+            port: port,
+            cachePath: ClusterContainer.huggingFaceCache,
+            startup: health,
+            readiness: health,
+            liveness: health
+        )
     }
 
     /// Replaces every placeholder in one argument; text around it stays (`--port={port}`).

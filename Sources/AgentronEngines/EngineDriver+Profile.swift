@@ -12,6 +12,7 @@ public enum EngineProfileKey: String, Sendable, CaseIterable {
     case healthPath = "health_path"
     case healthStatus = "health_status"
     case image
+    case imageProgram = "image_program"
     case executable
     case adopt
     case pull
@@ -24,6 +25,7 @@ public enum EngineProfileKey: String, Sendable, CaseIterable {
         case .healthPath: profile.healthPath != nil
         case .healthStatus: profile.healthStatus != nil
         case .image: profile.image != nil
+        case .imageProgram: profile.imageProgram != nil
         case .executable: profile.executable != nil
         case .adopt: profile.adopt == true
         case .pull: profile.pull != nil

@@ -100,6 +100,17 @@ public protocol EngineDriver: Sendable {
     var modelExample: String { get }
     /// What `model:` names for this engine: "an Ollama model name".
     var modelDescription: String { get }
+
+    // MARK: On a cluster
+
+    /// The engine in a container of its own (`agentron export kubernetes`,
+    /// docs/kubernetes.md), built by the code that builds the local launch. `gpus` is how
+    /// many GPUs the pod is given. Throws what a local launch of the profile would, and
+    /// when the engine has no image and the profile names none.
+    func container(_ profile: Profile, gpus: Int) throws(EngineError) -> ClusterContainer
+    /// How many GPUs a pod asks for when the profile lists none: 1 for an engine that
+    /// cannot run without one.
+    var clusterGPUs: Int { get }
 }
 
 /// A program `agentron doctor` looks for on PATH, and how it asks for the version.
@@ -150,4 +161,6 @@ extension EngineDriver {
 
     public var profileKeys: [EngineProfileKey: String] { [:] }
     public func validate(_ profile: Profile) throws(ProfileProblem) {}
+
+    public var clusterGPUs: Int { 0 }
 }

@@ -46,25 +46,38 @@ public struct OllamaEngine: EngineDriver {
 
     public func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
         let profile = context.profile
-        var environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
+        var environment = try serveEnvironment(
+            ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile), profile: profile,
+            host: profile.host, port: context.port)
+        Self.applyHomeDefaults(&environment, stateDirectory: context.stateDirectory, host: .current())
+        return LaunchSpec(arguments: [profile.executable ?? program] + Self.serveArguments, environment: environment)
+    }
+
+    /// `ollama serve` takes its settings from the environment and refuses any argument
+    /// (cobra.ExactArgs(0)).
+    static let serveArguments = ["serve"]
+
+    /// `base` with what agentron sets for `ollama serve`, locally and in a container: the
+    /// address (OLLAMA_HOST) and the keep-alive.
+    func serveEnvironment(_ base: [String: String], profile: Profile, host: String, port: Int) throws(EngineError)
+        -> [String: String]
+    {
+        var environment = base
         if profile.env["OLLAMA_HOST"] != nil {
             throw .invalidProfile(
                 "env: OLLAMA_HOST is set by agentron from the profile's host and port; remove it from env")
         }
         // The daemon's own OLLAMA_HOST (inherited through the OLLAMA_ allow-list) would point
         // the engine at the system Ollama's port: the profile's address always wins.
-        environment["OLLAMA_HOST"] = Self.hostValue(host: profile.host, port: context.port)
+        environment["OLLAMA_HOST"] = Self.hostValue(host: host, port: port)
         environment["OLLAMA_KEEP_ALIVE"] = keepAlive(environment)
-        Self.applyHomeDefaults(&environment, stateDirectory: context.stateDirectory, host: .current())
-        // `ollama serve` takes its settings from the environment and refuses any argument
-        // (cobra.ExactArgs(0)); validation refuses args, this catches a profile restored
-        // from an older state file.
+        // Validation refuses args; this catches a profile restored from an older state file.
         guard profile.args.isEmpty else {
             throw .invalidProfile(
                 "args: ollama serve takes no arguments (it reads its settings from OLLAMA_* variables); remove args and set them under env:"
             )
         }
-        return LaunchSpec(arguments: [profile.executable ?? program, "serve"], environment: environment)
+        return environment
     }
 
     // MARK: What a profile may say

@@ -82,23 +82,58 @@ public struct TGIEngine: EngineDriver {
         // it sees NVIDIA_VISIBLE_DEVICES=all (launcher find_num_shards splits it on ','),
         // so the shim passes --num-shard with the real count unless the args set it.
         arguments += ["--gpus", profile.gpus.isEmpty ? "auto" : profile.gpus.map(String.init).joined(separator: ",")]
-        // The launcher reads NUM_SHARD and SHARDED from its environment too.
-        let shardingSet =
-            ProfileArguments.contains("--num-shard", in: profile.args)
-            || ProfileArguments.contains("--sharded", in: profile.args)
-            || profile.env["NUM_SHARD"] != nil || profile.env["SHARDED"] != nil
-        if !shardingSet {
+        if !Self.setsSharding(profile) {
             // One word: the value starts with "--", which the parser would take for a flag.
             arguments += ["--gpu-count-arg=--num-shard"]
         }
         // The profile's `pull:` (`up --pull-policy`): the shim pulls through the API, with
         // progress in the log.
         arguments += ["--pull-policy", profile.pullPolicy.rawValue]
+        arguments += ["--"] + (try launcherArguments(profile))
+        return LaunchSpec(arguments: arguments, environment: environment)
+    }
+
+    /// `text-generation-launcher`'s arguments, the container's command after the image's
+    /// entrypoint: `--model-id <model> --port 80` + the profile's args. The same in the
+    /// shim's container and on a cluster.
+    func launcherArguments(_ profile: Profile) throws(EngineError) -> [String] {
         for flag in ["--port", "--hostname", "--model-id"] where ProfileArguments.contains(flag, in: profile.args) {
             throw .invalidProfile("args: \(flag) is set by agentron for TGI; remove it from args")
         }
-        arguments += ["--", "--model-id", profile.model, "--port", String(Self.containerPort)] + profile.args
-        return LaunchSpec(arguments: arguments, environment: environment)
+        return ["--model-id", profile.model, "--port", String(Self.containerPort)] + profile.args
+    }
+
+    /// Whether the profile sets the shard count itself (the launcher also reads NUM_SHARD
+    /// and SHARDED from its environment).
+    static func setsSharding(_ profile: Profile) -> Bool {
+        ProfileArguments.contains("--num-shard", in: profile.args)
+            || ProfileArguments.contains("--sharded", in: profile.args)
+            || profile.env["NUM_SHARD"] != nil || profile.env["SHARDED"] != nil
+    }
+
+    // MARK: On a cluster
+
+    public var clusterGPUs: Int { 1 }
+
+    /// The image's entrypoint (the launcher) with the shim's arguments; one shard per GPU
+    /// the pod is given, as the shim does locally, unless the profile says otherwise.
+    public func container(_ profile: Profile, gpus: Int) throws(EngineError) -> ClusterContainer {
+        var args = try launcherArguments(profile)
+        if gpus > 1, !Self.setsSharding(profile) { args += ["--num-shard", String(gpus)] }
+        return ClusterContainer(
+            image: profile.image ?? Self.defaultImage,
+            command: nil,
+            args: args,
+            environment: ClusterContainer.profileEnvironment(profile),
+            optionalSecrets: ["HF_TOKEN"],
+            port: Self.containerPort,
+            // The image makes /data its HF_HOME (TGI's Dockerfile).
+            cachePath: "/data",
+            startup: .http(path: Self.healthPath),
+            readiness: .http(path: Self.healthPath),
+            liveness: .http(path: Self.healthPath),
+            imagePull: profile.pull
+        )
     }
 
     // MARK: Probes

@@ -26,12 +26,16 @@ public struct VLLMEngine: EngineDriver {
 
     public func launch(_ context: EngineContext) throws(EngineError) -> LaunchSpec {
         let profile = context.profile
-        var arguments = [
-            profile.executable ?? program, "serve", profile.model,
-            "--host", profile.host,
-            "--port", String(context.port),
-            "--served-model-name", servedModelName(profile),
-        ]
+        let arguments =
+            [profile.executable ?? program]
+            + (try serveArguments(profile, host: profile.host, port: context.port))
+        let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
+        return LaunchSpec(arguments: arguments, environment: environment)
+    }
+
+    /// `serve <model> --host H --port P --served-model-name <name>` + the profile's args: the
+    /// one argv of a local launch and of a container.
+    func serveArguments(_ profile: Profile, host: String, port: Int) throws(EngineError) -> [String] {
         for flag in ["--host", "--port", "--served-model-name"] where ProfileArguments.contains(flag, in: profile.args)
         {
             throw .invalidProfile("args: \(flag) is set by agentron from the profile's fields; remove it from args")
@@ -40,9 +44,38 @@ public struct VLLMEngine: EngineDriver {
             throw .invalidProfile(
                 "args: --api-key would show the key to every user in `ps`; set env VLLM_API_KEY instead")
         }
-        arguments += profile.args
-        let environment = ChildEnvironment.build(daemon: context.daemonEnvironment, profile: profile)
-        return LaunchSpec(arguments: arguments, environment: environment)
+        return [
+            "serve", profile.model,
+            "--host", host,
+            "--port", String(port),
+            "--served-model-name", servedModelName(profile),
+        ] + profile.args
+    }
+
+    // MARK: On a cluster
+
+    /// vLLM's OpenAI server image, the release the real-vLLM test tier runs (docs/real-vllm.md).
+    public static let image = "vllm/vllm-openai:v0.32.0"
+    /// vLLM's own default port.
+    static let containerPort = 8000
+    public var clusterGPUs: Int { 1 }
+
+    /// The image's `vllm` with the local argv. Readiness asks /v1/models (served only once
+    /// the model is); with an API key that route wants the key, which a probe cannot send
+    /// without writing it into the manifest, so /health (open) stands in.
+    public func container(_ profile: Profile, gpus: Int) throws(EngineError) -> ClusterContainer {
+        ClusterContainer(
+            image: Self.image,
+            command: [program] + (try serveArguments(profile, host: ClusterContainer.host, port: Self.containerPort)),
+            args: [],
+            environment: ClusterContainer.profileEnvironment(profile),
+            optionalSecrets: ["HF_TOKEN"],
+            port: Self.containerPort,
+            cachePath: ClusterContainer.huggingFaceCache,
+            startup: .http(path: Self.healthPath),
+            readiness: .http(path: apiKey(profile) == nil ? Self.modelsPath : Self.healthPath),
+            liveness: .http(path: Self.healthPath)
+        )
     }
 
     // MARK: Probes
