@@ -30,7 +30,8 @@ public struct CommandEngine: EngineDriver {
     /// The argv, the probe that tells it is healthy, and the image `export kubernetes` runs
     /// it in (with where its program is in that image).
     public let profileKeys: [EngineProfileKey: String] = [
-        .command: "", .healthPath: "", .healthStatus: "", .image: "the image export runs it in", .imageProgram: "",
+        .command: "", .healthPath: "", .healthStatus: "", .image: "the image `export kubernetes` runs it in",
+        .imageProgram: "",
     ]
     /// The flags that set the context length: llama-server's `-c`/`--ctx-size`, SGLang's
     /// `--context-length`.

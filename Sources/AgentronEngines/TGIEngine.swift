@@ -25,7 +25,7 @@ public struct TGIEngine: EngineDriver {
     public let modelExample = "Qwen/Qwen2.5-1.5B-Instruct"
     public let modelDescription = "a Hugging Face model id"
     /// `image:` names the container image; `pull:` says when it is pulled.
-    public let profileKeys: [EngineProfileKey: String] = [.image: "", .pull: "the image"]
+    public let profileKeys: [EngineProfileKey: String] = [.image: "the container it runs in", .pull: "the image"]
 
     static let healthPath = "/health"
     /// TGI describes itself here: `{"model_id": ..., "version": ...}`.

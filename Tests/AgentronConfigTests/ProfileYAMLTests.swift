@@ -356,7 +356,10 @@ private let minimal = "engine: vllm\nmodel: Qwen/Qwen2.5-1.5B-Instruct\n"
 
     @Test func engineSpecificKeysElsewhere() throws {
         let error = try #require(failure(minimal + "image: ghcr.io/x:1\n"))
-        #expect(error.description == "p.yaml:3:1: image: only used with engine: tgi; remove it, or set engine: tgi")
+        #expect(
+            error.description
+                == "p.yaml:3:1: image: only used with engine: tgi (the container it runs in) or command (the image `export kubernetes` runs it in); remove it"
+        )
         #expect(
             failure(minimal + "command: [x]\n")?.message
                 == "only used with engine: command; remove it, or set engine: command")

@@ -170,4 +170,8 @@ final class FakeDriver: EngineDriver, Sendable {
     func probeLiveness(_ context: EngineContext, timeout: Duration) async -> ProbeOutcome {
         liveness(livenessCount.add(1, ordering: .relaxed).newValue)
     }
+
+    func container(_ profile: Profile, gpus: Int) throws(EngineError) -> ClusterContainer {
+        throw .unsupported(engine: kind, what: "a cluster")
+    }
 }

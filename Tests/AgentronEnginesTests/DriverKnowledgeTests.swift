@@ -154,7 +154,11 @@ struct EngineValidationTests {
         vllm.image = "ghcr.io/x:1"
         #expect(
             Self.problem(vllm)
-                == ProfileProblem(field: "image", message: "only used with engine: tgi; remove it, or set engine: tgi"))
+                == ProfileProblem(
+                    field: "image",
+                    message:
+                        "only used with engine: tgi (the container it runs in) or command (the image `export kubernetes` runs it in); remove it"
+                ))
         vllm = Profile(name: "x", engine: .vllm, model: "m", command: ["x"])
         #expect(
             Self.problem(vllm)

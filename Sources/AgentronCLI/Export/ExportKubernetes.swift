@@ -89,6 +89,7 @@ struct ExportKubernetes: AsyncParsableCommand {
         do {
             results = try KubernetesExport.export(profiles, options: options)
         } catch {
+            if case .option = error { throw fail("\(error)", code: ExitStatus.usage) }
             throw fail("\(error)", code: ExitStatus.failure)
         }
         let header =
