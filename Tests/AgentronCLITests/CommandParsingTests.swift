@@ -201,11 +201,27 @@ struct CommandParsingTests {
         #expect(refusal(["doctor", "--port", "70000"]) == "invalid --port 70000; give a number from 1 to 65535")
     }
 
+    @Test func exportKubernetesTakesSeveralTargetsAndItsOptions() throws {
+        let export = try parse(
+            [
+                "export", "k8s", "a", "b.yaml", "-o", "out.yaml", "--namespace", "ml", "--replicas", "3", "--cache",
+                "none", "--cache-size", "10Gi", "--storage-class", "fast", "--shm-size", "2Gi", "--image", "x:1",
+                "--service-type", "NodePort", "--gpus", "2",
+            ], as: ExportKubernetes.self)
+        #expect(export.targets == ["a", "b.yaml"] && export.output == "out.yaml" && export.namespace == "ml")
+        #expect(export.replicas == 3 && export.cache == "none" && export.cacheSize == "10Gi")
+        #expect(export.storageClass == "fast" && export.shmSize == "2Gi" && export.image == "x:1")
+        #expect(export.serviceType == "NodePort" && export.gpus == 2)
+        let plain = try parse(["export", "kubernetes", "a"], as: ExportKubernetes.self)
+        #expect(plain.replicas == 1 && plain.cache == "pvc" && plain.serviceType == "ClusterIP" && plain.gpus == nil)
+        #expect(refusal(["export", "kubernetes"])?.contains("<targets>") == true)
+    }
+
     @Test func theRootListsEveryCommandAndItsVersion() throws {
         let help = AgentronCommand.helpMessage(columns: 200)
         for command in [
             "up", "ps, ls", "down, stop", "rm", "restart", "logs", "inspect", "env", "gateway", "profiles", "providers",
-            "service", "doctor",
+            "export", "service", "doctor",
         ] {
             #expect(help.contains("\n  \(command) "), "\(command) is listed: \(help)")
         }
