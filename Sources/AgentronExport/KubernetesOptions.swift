@@ -55,7 +55,7 @@ public struct KubernetesOptions: Sendable, Equatable {
     public func validate() throws(ExportError) {
         if let namespace, !KubernetesNames.isLabel(namespace) {
             throw .option(
-                "--namespace", "\"\(namespace.clippedForMessage)\" is not a Kubernetes namespace name",
+                "--namespace", "\(namespace.shownInMessage) is not a Kubernetes namespace name",
                 fix: "use lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit")
         }
         guard (1...1000).contains(replicas) else {
@@ -63,17 +63,17 @@ public struct KubernetesOptions: Sendable, Equatable {
         }
         for (flag, size) in [("--cache-size", cacheSize), ("--shm-size", shmSize)] where !Self.isQuantity(size) {
             throw .option(
-                flag, "\"\(size.clippedForMessage)\" is not a size Kubernetes reads", fix: "write it like 50Gi or 512Mi"
+                flag, "\(size.shownInMessage) is not a size Kubernetes reads", fix: "write it like 50Gi or 512Mi"
             )
         }
         if let storageClass, !KubernetesNames.isSubdomain(storageClass) {
             throw .option(
-                "--storage-class", "\"\(storageClass.clippedForMessage)\" is not a storage class name",
+                "--storage-class", "\(storageClass.shownInMessage) is not a storage class name",
                 fix: "use the name `kubectl get storageclass` lists")
         }
         if let image, image.isEmpty || image.contains(where: { $0 == " " || $0.isNewline }) {
             throw .option(
-                "--image", "\"\(image.clippedForMessage)\" is not an image reference",
+                "--image", "\(image.shownInMessage) is not an image reference",
                 fix: "write it like ghcr.io/org/server:1.0")
         }
         if let gpus, !(0...64).contains(gpus) {
@@ -114,4 +114,10 @@ public enum ExportError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(first) and \(second) both become \"\(name)\" in Kubernetes; export them separately or rename one"
         }
     }
+}
+
+extension String {
+    /// Untrusted text in a one-line message: clipped, and in double quotes with its line
+    /// breaks and control characters escaped.
+    public var shownInMessage: String { YAMLRender.doubleQuoted(clippedForMessage) }
 }

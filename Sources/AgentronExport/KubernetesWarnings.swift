@@ -16,7 +16,7 @@ enum KubernetesWarnings {
         }
         if let group = profile.group {
             warn(
-                "group: \(group.clippedForMessage) dropped: pods do not stop one another; give each Deployment its own GPUs, or scale the others to zero (kubectl scale deployment <name> --replicas=0) first"
+                "group: \(group.inWarning) dropped: pods do not stop one another; give each Deployment its own GPUs, or scale the others to zero (kubectl scale deployment <name> --replicas=0) first"
             )
         }
         if profile.adopt == true {
@@ -25,7 +25,7 @@ enum KubernetesWarnings {
             )
         }
         if let executable = profile.executable {
-            warn("executable: \(executable.clippedForMessage) dropped: it is this machine's program; the image's runs")
+            warn("executable: \(executable.inWarning) dropped: it is this machine's program; the image's runs")
         }
         if profile.restart.mode == .never {
             warn(
@@ -39,12 +39,12 @@ enum KubernetesWarnings {
         }
         if isHostPath(profile.model) {
             warn(
-                "model: \(profile.model.clippedForMessage) is a path on this machine, which the pod cannot see: mount a volume holding it at that path, or use a model id the engine downloads"
+                "model: \(profile.model.inWarning) is a path on this machine, which the pod cannot see: mount a volume holding it at that path, or use a model id the engine downloads"
             )
         }
         for argument in hostPathArguments(profile) {
             warn(
-                "\(argument.field): \(argument.value.clippedForMessage) is a path on this machine: mount it into the pod at that path (a ConfigMap or a volume), or the server will not find it"
+                "\(argument.field): \(argument.value.inWarning) is a path on this machine: mount it into the pod at that path (a ConfigMap or a volume), or the server will not find it"
             )
         }
         for key in profile.env.keys.sorted() {
@@ -52,7 +52,7 @@ enum KubernetesWarnings {
                 warn("env: \(key) is not passed: \(reason)")
             } else if !Profile.isSecretKey(key), let value = profile.env[key], isHostPath(value) {
                 warn(
-                    "env: \(key)=\(value.clippedForMessage) is a path on this machine: mount it into the pod at that path"
+                    "env: \(key)=\(value.inWarning) is a path on this machine: mount it into the pod at that path"
                 )
             }
         }
@@ -87,5 +87,14 @@ enum KubernetesWarnings {
             }
         }
         return found
+    }
+}
+
+extension String {
+    /// A profile's value in a warning: as it is, or quoted with its escapes when it holds a
+    /// line break or a control character, so a warning stays one line.
+    var inWarning: String {
+        let clipped = clippedForMessage
+        return clipped.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } ? shownInMessage : clipped
     }
 }

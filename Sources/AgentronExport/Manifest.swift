@@ -75,9 +75,11 @@ public indirect enum Manifest: Sendable, Equatable {
                 switch item {
                 case .map(let pairs) where !pairs.isEmpty:
                     // The first key on the dash's line, the others under it.
+                    // Written at the item's indent, then the dash takes the place of the
+                    // first line's indent: what nests under the first key lines up under it.
                     var first = ""
-                    write(.map([pairs[0]]), indent: "", into: &first)
-                    out += " " + first
+                    write(.map([pairs[0]]), indent: indent + "  ", into: &first)
+                    out += " " + first.dropFirst(indent.count + 2)
                     write(.map(Array(pairs.dropFirst())), indent: indent + "  ", into: &out)
                 case .list(let inner) where !inner.isEmpty:
                     out += "\n"

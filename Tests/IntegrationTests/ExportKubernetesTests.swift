@@ -8,12 +8,6 @@ import Testing
 /// scripts/check-kubernetes, and field by field by AgentronExportTests.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct ExportKubernetesTests {
-    static func profile(_ harness: Harness, _ name: String, _ yaml: String) throws {
-        let directory = harness.home.appendingPathComponent("config/profiles")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try yaml.write(to: directory.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
-    }
-
     @Test func aBuiltInProfileBecomesManifestsOnStdoutOrInAFile() async throws {
         let harness = try Harness()
         defer { harness.shutdown() }
@@ -42,8 +36,8 @@ struct ExportKubernetesTests {
     @Test func settingsWithNoKubernetesEquivalentWarnAndSecretsStayOut() async throws {
         let harness = try Harness()
         defer { harness.shutdown() }
-        try Self.profile(
-            harness, "chatty",
+        try harness.writeProfile(
+            "chatty",
             """
             engine: vllm
             model: Qwen/Qwen2.5-0.5B-Instruct
@@ -76,8 +70,8 @@ struct ExportKubernetesTests {
     @Test func whatCannotBeExportedIsOneClearLineAndNoOutput() async throws {
         let harness = try Harness()
         defer { harness.shutdown() }
-        try Self.profile(
-            harness, "script",
+        try harness.writeProfile(
+            "script",
             """
             engine: command
             model: tiny

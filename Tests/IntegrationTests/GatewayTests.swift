@@ -44,9 +44,7 @@ struct GatewayTests {
 
     /// Writes a profile into the harness's profile directory.
     static func profile(_ harness: Harness, _ name: String, _ yaml: String) throws {
-        let directory = harness.home.appendingPathComponent("config/profiles")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try yaml.write(to: directory.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+        try harness.writeProfile(name, yaml)
     }
 
     @Test func routesByNameAliasAndModelIdAndRewritesTheModel() async throws {

@@ -211,6 +211,13 @@ final class Harness: @unchecked Sendable {
     }
 
     /// A pid file the FakeEngine writes: "main enginecore helper" (0 when absent).
+    /// Writes a profile into this home's profile directory (`config/profiles/<name>.yaml`).
+    func writeProfile(_ name: String, _ yaml: String) throws {
+        let directory = home.appendingPathComponent("config/profiles")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try yaml.write(to: directory.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+    }
+
     func pidFile(_ name: String) -> URL { home.appendingPathComponent("\(name).pids") }
 
     func readPids(_ name: String) async throws -> [Int32] {

@@ -71,11 +71,11 @@ struct ExportKubernetes: AsyncParsableCommand {
     func run() async throws {
         guard let cacheMode = KubernetesOptions.Cache(rawValue: cache) else {
             throw fail(
-                "--cache: \"\(cache.clippedForMessage)\" is not a cache mode; use pvc or none", code: ExitStatus.usage)
+                "--cache: \(cache.shownInMessage) is not a cache mode; use pvc or none", code: ExitStatus.usage)
         }
         guard let service = KubernetesOptions.ServiceType(rawValue: serviceType) else {
             throw fail(
-                "--service-type: \"\(serviceType.clippedForMessage)\" is not a Service type; use ClusterIP, NodePort or LoadBalancer",
+                "--service-type: \(serviceType.shownInMessage) is not a Service type; use ClusterIP, NodePort or LoadBalancer",
                 code: ExitStatus.usage)
         }
         let options = KubernetesOptions(
